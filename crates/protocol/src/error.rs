@@ -1,0 +1,165 @@
+//! Errors, in three tiers (see `docs/ARCHITECTURE.md`):
+//!
+//! - [`SessionError`]: fatal; reported exactly once, as [`Event::Disconnected`](crate::Event).
+//! - [`UsageError`]: a command called at the wrong time; returned synchronously.
+//! - [`DropReason`]: one received stanza could not be used; it is dropped and reported as
+//!   [`Event::StanzaDropped`](crate::Event), and the session carries on.
+
+use std::fmt;
+
+/// Why received bytes are not acceptable XMPP XML (RFC 6120 §11).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum XmlError {
+    /// The bytes are not well-formed XML.
+    #[error("XML not well-formed: {0}")]
+    NotWellFormed(&'static str),
+    /// The XML uses a construct that XMPP forbids (comment, PI, DTD, entity declaration).
+    #[error("restricted XML: {0} is not allowed in XMPP")]
+    Restricted(&'static str),
+    /// A stanza exceeds the configured size limit.
+    #[error("stanza larger than the limit of {limit} bytes")]
+    TooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// A stanza nests deeper than the configured limit.
+    #[error("stanza nested deeper than the limit of {limit} levels")]
+    TooDeep {
+        /// The limit in levels.
+        limit: usize,
+    },
+    /// The XML parser refused the element (attribute syntax, entity, namespace, UTF-8, ...).
+    #[error("XML not well-formed: {0}")]
+    Parse(String),
+}
+
+impl XmlError {
+    /// The stream error condition (RFC 6120 §4.9.3) we send to the peer for this error.
+    pub fn stream_condition(&self) -> &'static str {
+        match self {
+            Self::NotWellFormed(_) | Self::Parse(_) => "not-well-formed",
+            Self::Restricted(_) => "restricted-xml",
+            Self::TooLarge { .. } | Self::TooDeep { .. } => "policy-violation",
+        }
+    }
+}
+
+/// A SASL failure condition (RFC 6120 §6.5).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SaslFailure {
+    /// The condition element's name, e.g. `not-authorized`.
+    pub condition: String,
+    /// The server's human-readable text, if any.
+    pub text: Option<String>,
+}
+
+impl fmt::Display for SaslFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.condition)?;
+        if let Some(t) = &self.text {
+            write!(f, " ({t})")?;
+        }
+        Ok(())
+    }
+}
+
+/// A fatal session error: the stream is over. Reported once, as `Event::Disconnected`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// The peer sent bytes that are not acceptable XMPP XML.
+    #[error("malformed stream: {0}")]
+    Xml(#[from] XmlError),
+    /// The server sent a stream error (RFC 6120 §4.9).
+    #[error("stream error from server: {condition}{}", text.as_deref().map(|t| format!(" ({t})")).unwrap_or_default())]
+    StreamError {
+        /// The condition element's name, e.g. `conflict`.
+        condition: String,
+        /// The server's text, if any.
+        text: Option<String>,
+    },
+    /// The server refused our credentials.
+    #[error("authentication failed: {0}")]
+    Auth(SaslFailure),
+    /// The server proved it does not know our password (SCRAM server signature mismatch),
+    /// or sent a SCRAM message we cannot accept.
+    #[error("SCRAM exchange invalid: {0}")]
+    Scram(&'static str),
+    /// None of the SASL mechanisms we are allowed to use is offered.
+    #[error("no usable SASL mechanism: server offers [{offered}]{}", if *plain_refused { "; PLAIN refused without TLS (allow it explicitly for loopback)" } else { "" })]
+    NoMechanism {
+        /// What the server offered, comma separated.
+        offered: String,
+        /// PLAIN was offered but refused because the stream is not encrypted.
+        plain_refused: bool,
+    },
+    /// The stream is not encrypted, TLS is not offered, and plaintext was not allowed.
+    #[error("the server does not offer TLS and plaintext was not allowed")]
+    TlsUnavailable,
+    /// The server refused STARTTLS.
+    #[error("the server refused STARTTLS")]
+    TlsRefused,
+    /// The peer broke the protocol in a way we cannot recover from.
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+    /// Resource binding failed.
+    #[error("resource binding failed: {0}")]
+    Bind(String),
+    /// Nothing arrived from the server within the deadline (negotiation or keep-alive).
+    #[error("timed out: {0}")]
+    Timeout(&'static str),
+    /// The transport closed without a stream close from the server.
+    #[error("connection lost")]
+    ConnectionLost,
+}
+
+impl SessionError {
+    /// True when reconnecting with the same configuration cannot help (bad credentials,
+    /// missing TLS, no common mechanism): a driver must not retry these in a loop.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            Self::Auth(_)
+                | Self::NoMechanism { .. }
+                | Self::TlsUnavailable
+                | Self::TlsRefused
+                | Self::Scram(_)
+        )
+    }
+}
+
+/// A command called when the session cannot take it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UsageError {
+    /// The session is not bound yet (or is resuming): stanzas cannot be sent.
+    #[error("not connected: the session is still negotiating")]
+    NotConnected,
+    /// The session has ended.
+    #[error("the session has ended")]
+    Ended,
+    /// The element is not a stanza (`message`, `presence` or `iq` in `jabber:client`).
+    #[error("not a stanza: <{0}/>")]
+    NotAStanza(String),
+    /// The stanza could not be serialized.
+    #[error("the stanza could not be serialized: {0}")]
+    Serialize(String),
+}
+
+/// Why a received stanza was dropped (never fatal).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DropReason {
+    /// A top-level element we do not understand.
+    #[error("unknown top-level element <{name} xmlns='{ns}'>")]
+    Unknown {
+        /// The element's local name.
+        name: String,
+        /// The element's namespace.
+        ns: String,
+    },
+    /// A stream-management element that makes no sense now.
+    #[error("unexpected stream-management element: {0}")]
+    UnexpectedSm(String),
+}

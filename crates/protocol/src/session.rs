@@ -1,0 +1,1125 @@
+//! The sans-IO client session: one XMPP stream, from the first byte to the close.
+//!
+//! RFC 6120 (stream, STARTTLS signalling, SASL, bind), RFC 7395 (WebSocket framing) and
+//! XEP-0198 (stream management) as one state machine. See the crate docs for the drive loop.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use bytes::Bytes;
+use jid::{FullJid, Jid};
+use minidom::Element;
+use sha2::{Digest, Sha256};
+
+use crate::error::{DropReason, SaslFailure, SessionError, UsageError, XmlError};
+use crate::ns;
+use crate::sasl::{self, Mechanism, Password};
+use crate::xml::{Limits, Scanner, Token};
+
+/// How elements are delimited on the wire; fixed for the life of a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Framing {
+    /// TCP: one `<stream:stream>` document, received in arbitrary chunks.
+    Stream,
+    /// WebSocket (RFC 7395): each frame holds one complete element; `<open/>` / `<close/>`.
+    WebSocket,
+}
+
+/// Whether and how the transport is encrypted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Tls {
+    /// Plain TCP upgraded with STARTTLS; the session asks for it with [`Output::StartTls`].
+    StartTls,
+    /// The transport is already encrypted: direct TLS (XEP-0368) or `wss://`.
+    Encrypted,
+    /// No encryption at all. Explicit opt-in, meant for loopback test servers.
+    InsecurePlaintext,
+}
+
+/// Everything a [`Session`] needs to log in. `Debug` never shows the password.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Config {
+    /// The account; a resource in a full JID is requested at bind time.
+    pub jid: Jid,
+    /// The account's password.
+    pub password: Password,
+    /// Wire framing.
+    pub framing: Framing,
+    /// Transport encryption.
+    pub tls: Tls,
+    /// Allow SASL PLAIN on an unencrypted stream (loopback tests only).
+    pub allow_plain_without_tls: bool,
+    /// SASL mechanisms we may use, in order of preference.
+    pub mechanisms: Vec<Mechanism>,
+    /// Enable XEP-0198 stream management when the server offers it.
+    pub stream_management: bool,
+    /// State of a previous session to resume (XEP-0198), from [`Session::resumption`].
+    pub resume: Option<Resumption>,
+    /// Size and depth limits for received stanzas.
+    pub limits: Limits,
+    /// Time allowed from the first byte to a bound (or resumed) session.
+    pub negotiation_timeout: Duration,
+    /// Send a keep-alive after this long without sending anything.
+    pub keepalive_interval: Duration,
+    /// With stream management, how long to wait for `<a/>` after `<r/>`.
+    pub ack_timeout: Duration,
+    /// Fresh random bytes from the driver: SCRAM nonces and ids are derived from them.
+    pub entropy: [u8; 32],
+}
+
+impl Config {
+    /// A configuration with secure defaults: STARTTLS required, every mechanism allowed
+    /// (PLAIN only under TLS), stream management on, 256 KiB stanza limit.
+    pub fn new(jid: Jid, password: impl Into<Password>, framing: Framing, entropy: [u8; 32]) -> Self {
+        Self {
+            jid,
+            password: password.into(),
+            tls: match framing {
+                Framing::Stream => Tls::StartTls,
+                Framing::WebSocket => Tls::Encrypted,
+            },
+            framing,
+            allow_plain_without_tls: false,
+            mechanisms: Mechanism::ALL.to_vec(),
+            stream_management: true,
+            resume: None,
+            limits: Limits::default(),
+            negotiation_timeout: Duration::from_secs(30),
+            keepalive_interval: Duration::from_secs(60),
+            ack_timeout: Duration::from_secs(30),
+            entropy,
+        }
+    }
+}
+
+/// Identifies a stanza handed to [`Session::send`]; increases by one per stanza.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SendId(pub u64);
+
+/// A stanza the server has not acknowledged yet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unacked {
+    /// The id [`Session::send`] returned.
+    pub id: SendId,
+    /// The stanza as serialized on the wire.
+    pub bytes: Bytes,
+}
+
+/// XEP-0198 state carried from a lost session into the next one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resumption {
+    id: String,
+    jid: FullJid,
+    inbound: u32,
+    outbound_acked: u32,
+    unacked: VecDeque<Unacked>,
+    next_send_id: u64,
+}
+
+impl Resumption {
+    /// The full JID the session was bound to.
+    pub fn jid(&self) -> &FullJid {
+        &self.jid
+    }
+
+    /// Stanzas sent but not acknowledged: replayed on resumption.
+    pub fn unacked(&self) -> impl ExactSizeIterator<Item = &Unacked> {
+        self.unacked.iter()
+    }
+}
+
+/// What the driver feeds in.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub enum Input<'a> {
+    /// Bytes read from the transport. With WebSocket framing: exactly one text frame.
+    Received {
+        /// When they were read.
+        now: Instant,
+        /// The bytes.
+        data: &'a [u8],
+    },
+    /// The deadline from [`Output::Timeout`] (or a later time) has come.
+    Timeout(Instant),
+    /// The driver finished the TLS handshake requested by [`Output::StartTls`].
+    TlsEstablished(Instant),
+    /// The transport closed or failed (EOF, reset, I/O error).
+    TransportClosed(Instant),
+}
+
+/// What the session asks the driver to do; drain until [`Output::Timeout`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Output {
+    /// Write these bytes. With WebSocket framing: send them as one text frame.
+    Transmit(Bytes),
+    /// Something happened.
+    Event(Event),
+    /// Perform a TLS handshake on the transport now, then feed [`Input::TlsEstablished`].
+    /// Feed no received bytes until then: they belong to the TLS layer.
+    StartTls,
+    /// Nothing more to do; call [`Input::Timeout`] at this instant (or never, if `None`).
+    Timeout(Option<Instant>),
+}
+
+/// Something the application should know.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event {
+    /// The session is bound (or resumed) and can send and receive stanzas.
+    Connected {
+        /// Our full JID.
+        jid: FullJid,
+        /// True when a previous session was resumed (XEP-0198) rather than started fresh.
+        resumed: bool,
+    },
+    /// A stanza (`message`, `presence` or `iq`) arrived.
+    Stanza(Element),
+    /// The server acknowledged every stanza up to and including this one.
+    Acked {
+        /// The last acknowledged stanza.
+        up_to: SendId,
+    },
+    /// Resumption was refused; a fresh session follows. These stanzas may or may not have
+    /// reached the server: the application decides whether to send them again.
+    ResumeFailed {
+        /// Stanzas that were never acknowledged.
+        unacked: Vec<Unacked>,
+    },
+    /// A stanza was received but not understood; it was dropped.
+    StanzaDropped {
+        /// Why.
+        reason: DropReason,
+    },
+    /// The stream was closed cleanly after [`Session::close`].
+    Closed,
+    /// The session ended with an error. Reported once; see [`Session::resumption`].
+    Disconnected {
+        /// Why.
+        reason: SessionError,
+    },
+}
+
+#[derive(Debug)]
+enum Phase {
+    /// Waiting for the server's stream header (or `<open/>`).
+    Header,
+    /// Waiting for `<stream:features/>`.
+    Features,
+    /// Sent `<starttls/>`.
+    Proceed,
+    /// Asked the driver for TLS; waiting for `TlsEstablished`.
+    Tls,
+    /// In a SASL exchange.
+    Auth(AuthState),
+    /// Sent `<resume/>`.
+    Resume,
+    /// Sent the bind IQ.
+    Bind,
+    /// Sent the (non-optional) RFC 3921 session IQ.
+    LegacySession,
+    /// Bound: stanzas flow.
+    Established,
+    /// We sent our stream close; waiting for the server's.
+    Closing,
+    /// Over. Only [`Output::Timeout(None)`] from here on.
+    Ended,
+}
+
+struct AuthState(sasl::Client);
+
+impl fmt::Debug for AuthState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AuthState(..)")
+    }
+}
+
+#[derive(Debug, Default)]
+struct Features {
+    starttls: bool,
+    mechanisms: Vec<String>,
+    bind: bool,
+    session_required: bool,
+    sm: bool,
+}
+
+/// XEP-0198 counters and the replay queue.
+#[derive(Debug, Default)]
+struct StreamMgmt {
+    /// `<enable/>` was sent: outbound stanzas are counted and queued.
+    enabled: bool,
+    /// `<enabled/>` (or `<resumed/>`) arrived: inbound stanzas are counted.
+    counting_inbound: bool,
+    /// The id to resume with, when the server allows resumption.
+    resume_id: Option<String>,
+    inbound: u32,
+    outbound_acked: u32,
+    unacked: VecDeque<Unacked>,
+    /// An `<r/>` is outstanding since this instant.
+    ack_requested_at: Option<Instant>,
+}
+
+const BIND_ID: &str = "gc-bind";
+const SESSION_ID: &str = "gc-session";
+
+/// One XMPP client session, driven by the caller's I/O loop.
+///
+/// Methods come in three groups: getters; [`handle_input`](Self::handle_input) and commands
+/// ([`send`](Self::send), [`close`](Self::close)), which only enqueue work; and
+/// [`poll_output`](Self::poll_output), which the driver calls until it returns
+/// [`Output::Timeout`].
+pub struct Session {
+    config: Config,
+    phase: Phase,
+    scanner: Scanner,
+    /// Namespace context of the current stream header, for decoding stanzas.
+    prefixes: BTreeMap<Option<String>, String>,
+    encrypted: bool,
+    authenticated: bool,
+    features: Features,
+    sm: StreamMgmt,
+    jid: Option<FullJid>,
+    out: VecDeque<Output>,
+    now: Instant,
+    negotiation_deadline: Option<Instant>,
+    close_deadline: Option<Instant>,
+    last_sent: Instant,
+    next_send_id: u64,
+    entropy_counter: u64,
+    /// Resumption that is being attempted, until `<resumed/>` or `<failed/>`.
+    resuming: Option<Resumption>,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("jid", &self.config.jid)
+            .field("phase", &self.phase)
+            .field("encrypted", &self.encrypted)
+            .field("queued_outputs", &self.out.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// Starts a session: the stream header is queued for sending at once.
+    pub fn new(mut config: Config, now: Instant) -> Self {
+        let resume = config.resume.take();
+        let next_send_id = resume.as_ref().map_or(0, |r| r.next_send_id);
+        let mut s = Self {
+            scanner: Scanner::new(config.framing == Framing::Stream, config.limits),
+            phase: Phase::Header,
+            prefixes: BTreeMap::new(),
+            encrypted: config.tls == Tls::Encrypted,
+            authenticated: false,
+            features: Features::default(),
+            sm: StreamMgmt::default(),
+            jid: None,
+            out: VecDeque::new(),
+            now,
+            negotiation_deadline: Some(now + config.negotiation_timeout),
+            close_deadline: None,
+            last_sent: now,
+            next_send_id,
+            entropy_counter: 0,
+            resuming: resume,
+            config,
+        };
+        s.open_stream();
+        s
+    }
+
+    /// The bound full JID, once connected.
+    pub fn jid(&self) -> Option<&FullJid> {
+        self.jid.as_ref()
+    }
+
+    /// True while stanzas can be sent.
+    pub fn is_connected(&self) -> bool {
+        matches!(self.phase, Phase::Established)
+    }
+
+    /// True once the session has ended (cleanly or not).
+    pub fn is_ended(&self) -> bool {
+        matches!(self.phase, Phase::Ended)
+    }
+
+    /// Stanzas sent but not yet acknowledged by the server (XEP-0198).
+    pub fn unacked(&self) -> impl ExactSizeIterator<Item = &Unacked> {
+        self.sm.unacked.iter()
+    }
+
+    /// The state needed to resume this session in a new one (set it as
+    /// [`Config::resume`]), when the server granted resumption.
+    pub fn resumption(&self) -> Option<Resumption> {
+        let id = self.sm.resume_id.clone()?;
+        Some(Resumption {
+            id,
+            jid: self.jid.clone()?,
+            inbound: self.sm.inbound,
+            outbound_acked: self.sm.outbound_acked,
+            unacked: self.sm.unacked.clone(),
+            next_send_id: self.next_send_id,
+        })
+    }
+
+    /// Feeds an input. Then drain [`poll_output`](Self::poll_output).
+    pub fn handle_input(&mut self, input: Input<'_>) {
+        match input {
+            Input::Received { now, data } => {
+                self.now = now;
+                self.received(data);
+            }
+            Input::Timeout(now) => {
+                self.now = now;
+                self.timeout();
+            }
+            Input::TlsEstablished(now) => {
+                self.now = now;
+                if matches!(self.phase, Phase::Tls) {
+                    self.encrypted = true;
+                    self.open_stream();
+                } else {
+                    self.fail(SessionError::Protocol("TLS established without a request".into()));
+                }
+            }
+            Input::TransportClosed(now) => {
+                self.now = now;
+                match self.phase {
+                    Phase::Ended => {}
+                    Phase::Closing => self.end(None),
+                    _ => self.end(Some(SessionError::ConnectionLost)),
+                }
+            }
+        }
+    }
+
+    /// The next thing to do. Idle cost is O(1): a queue pop and three comparisons.
+    pub fn poll_output(&mut self) -> Output {
+        if let Some(o) = self.out.pop_front() {
+            return o;
+        }
+        Output::Timeout(self.deadline())
+    }
+
+    /// Sends a stanza (`message`, `presence` or `iq`). With stream management it is kept
+    /// until the server acknowledges it, and replayed on resumption.
+    pub fn send(&mut self, stanza: &Element) -> Result<SendId, UsageError> {
+        match self.phase {
+            Phase::Established => {}
+            Phase::Closing | Phase::Ended => return Err(UsageError::Ended),
+            _ => return Err(UsageError::NotConnected),
+        }
+        if !matches!(stanza.name(), "message" | "presence" | "iq") || stanza.ns() != ns::CLIENT {
+            return Err(UsageError::NotAStanza(stanza.name().to_owned()));
+        }
+        let mut buf = Vec::with_capacity(256);
+        stanza
+            .write_to(&mut buf)
+            .map_err(|e| UsageError::Serialize(e.to_string()))?;
+        Ok(self.send_stanza_bytes(Bytes::from(buf)))
+    }
+
+    /// Asks the server to acknowledge what it has received (XEP-0198 `<r/>`).
+    pub fn request_ack(&mut self) {
+        if self.sm.enabled && matches!(self.phase, Phase::Established) {
+            self.request_ack_now();
+        }
+    }
+
+    /// Closes the stream cleanly; [`Event::Closed`] follows when the server agrees.
+    pub fn close(&mut self) {
+        match self.phase {
+            Phase::Closing | Phase::Ended => return,
+            Phase::Tls => {
+                self.end(None);
+                return;
+            }
+            _ => {}
+        }
+        if self.sm.counting_inbound {
+            // Let the server drop what we handled, so nothing is redelivered offline.
+            self.transmit_str(&format!("<a xmlns='{}' h='{}'/>", ns::SM, self.sm.inbound));
+        }
+        self.transmit_close();
+        // A clean close ends resumability: the server discards the session.
+        self.sm.resume_id = None;
+        self.phase = Phase::Closing;
+        self.close_deadline = Some(self.now + Duration::from_secs(5));
+    }
+
+    // ---- internals -------------------------------------------------------------------
+
+    fn deadline(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Ended => None,
+            Phase::Closing => self.close_deadline,
+            Phase::Established => {
+                let keepalive = self.last_sent + self.config.keepalive_interval;
+                let ack = self.sm.ack_requested_at.map(|t| t + self.config.ack_timeout);
+                Some(ack.map_or(keepalive, |a| a.min(keepalive)))
+            }
+            _ => self.negotiation_deadline,
+        }
+    }
+
+    fn timeout(&mut self) {
+        let now = self.now;
+        match self.phase {
+            Phase::Ended => {}
+            Phase::Closing => {
+                if self.close_deadline.is_some_and(|d| now >= d) {
+                    self.end(None);
+                }
+            }
+            Phase::Established => {
+                if let Some(t) = self.sm.ack_requested_at
+                    && now >= t + self.config.ack_timeout
+                {
+                    self.fail(SessionError::Timeout("no stream management ack from the server"));
+                    return;
+                }
+                if now >= self.last_sent + self.config.keepalive_interval {
+                    if self.sm.enabled {
+                        if self.sm.ack_requested_at.is_none() {
+                            self.request_ack_now();
+                        } else {
+                            self.last_sent = now;
+                        }
+                    } else if self.config.framing == Framing::Stream {
+                        // RFC 6120 §4.6.1: whitespace keeps NATs and the server happy.
+                        self.transmit(Bytes::from_static(b" "));
+                    } else {
+                        // WebSocket keep-alive is the driver's ping; nothing to send here.
+                        self.last_sent = now;
+                    }
+                }
+            }
+            _ => {
+                if self.negotiation_deadline.is_some_and(|d| now >= d) {
+                    self.fail(SessionError::Timeout("stream negotiation did not finish"));
+                }
+            }
+        }
+    }
+
+    fn received(&mut self, data: &[u8]) {
+        match self.phase {
+            Phase::Ended => return,
+            Phase::Tls => {
+                self.fail(SessionError::Protocol(
+                    "stream data received while TLS was being established".into(),
+                ));
+                return;
+            }
+            _ => {}
+        }
+        self.scanner.push(data);
+        loop {
+            if matches!(self.phase, Phase::Ended | Phase::Tls) {
+                return;
+            }
+            let token = match self.scanner.next_token() {
+                Ok(Some(t)) => t,
+                Ok(None) => break,
+                Err(e) => {
+                    self.fail(e.into());
+                    return;
+                }
+            };
+            match token {
+                Token::StreamOpen(header) => self.stream_header(&header),
+                Token::StreamClose => self.stream_closed(),
+                Token::Element(bytes) => self.element(&bytes),
+            }
+        }
+        if self.config.framing == Framing::WebSocket
+            && !matches!(self.phase, Phase::Ended | Phase::Tls)
+            && !self.scanner.at_boundary()
+        {
+            self.fail(SessionError::Xml(XmlError::NotWellFormed(
+                "WebSocket frame does not hold one complete element",
+            )));
+        }
+    }
+
+    fn stream_header(&mut self, header: &[u8]) {
+        if !matches!(self.phase, Phase::Header) {
+            self.fail(SessionError::Protocol("unexpected stream header".into()));
+            return;
+        }
+        // Parse the start tag as an empty element to read its attributes and prefixes.
+        let mut tag = header.to_vec();
+        let last = tag.len() - 1;
+        tag[last] = b'/';
+        tag.push(b'>');
+        let el = match Element::from_reader(&tag[..]) {
+            Ok(el) => el,
+            Err(e) => {
+                self.fail(XmlError::Parse(e.to_string()).into());
+                return;
+            }
+        };
+        if el.ns() != ns::STREAM {
+            self.fail(SessionError::Protocol("stream header in the wrong namespace".into()));
+            return;
+        }
+        if el.attr("version").is_none_or(|v| !v.starts_with("1.")) {
+            self.fail(SessionError::Protocol("server does not speak XMPP 1.0".into()));
+            return;
+        }
+        self.prefixes = el.prefixes.declared_prefixes().clone();
+        self.phase = Phase::Features;
+    }
+
+    fn stream_closed(&mut self) {
+        if matches!(self.phase, Phase::Closing) {
+            self.end(None);
+        } else {
+            self.transmit_close();
+            self.end(Some(SessionError::Protocol("server closed the stream".into())));
+        }
+    }
+
+    fn element(&mut self, bytes: &[u8]) {
+        let el = match Element::from_reader_with_prefixes(bytes, self.prefixes.clone()) {
+            Ok(el) => el,
+            Err(e) => {
+                self.fail(XmlError::Parse(e.to_string()).into());
+                return;
+            }
+        };
+        let ns = el.ns();
+        match (ns.as_str(), el.name()) {
+            (ns::CLIENT, "message" | "presence" | "iq") => self.stanza(el),
+            (ns::STREAM, "features") => self.features(&el),
+            (ns::STREAM, "error") => {
+                let (condition, text) = condition_and_text(&el, ns::STREAMS);
+                self.end(Some(SessionError::StreamError { condition, text }));
+            }
+            (ns::FRAMING, "open") if self.config.framing == Framing::WebSocket => {
+                if matches!(self.phase, Phase::Header) {
+                    self.phase = Phase::Features;
+                } else {
+                    self.fail(SessionError::Protocol("unexpected <open/>".into()));
+                }
+            }
+            (ns::FRAMING, "close") if self.config.framing == Framing::WebSocket => {
+                self.stream_closed();
+            }
+            (ns::TLS, "proceed") if matches!(self.phase, Phase::Proceed) => {
+                self.phase = Phase::Tls;
+                self.out.push_back(Output::StartTls);
+            }
+            (ns::TLS, "failure") => self.fail(SessionError::TlsRefused),
+            (ns::SASL, name) => self.sasl(name, &el),
+            (ns::SM, name) => self.stream_mgmt(name, &el),
+            _ => self.drop_stanza(DropReason::Unknown {
+                name: el.name().to_owned(),
+                ns,
+            }),
+        }
+    }
+
+    fn drop_stanza(&mut self, reason: DropReason) {
+        self.event(Event::StanzaDropped { reason });
+    }
+
+    fn stanza(&mut self, el: Element) {
+        match self.phase {
+            Phase::Established | Phase::Closing => {
+                if self.sm.counting_inbound {
+                    self.sm.inbound = self.sm.inbound.wrapping_add(1);
+                }
+                self.event(Event::Stanza(el));
+            }
+            Phase::Bind if el.name() == "iq" && el.attr("id") == Some(BIND_ID) => self.bound(&el),
+            Phase::LegacySession if el.name() == "iq" && el.attr("id") == Some(SESSION_ID) => {
+                if el.attr("type") == Some("result") {
+                    self.established();
+                } else {
+                    let (c, t) = stanza_error(&el);
+                    self.fail(SessionError::Bind(format!("session establishment: {c}{t}")));
+                }
+            }
+            _ => self.fail(SessionError::Protocol(format!(
+                "<{}/> received before the session was bound",
+                el.name()
+            ))),
+        }
+    }
+
+    fn features(&mut self, el: &Element) {
+        if !matches!(self.phase, Phase::Features) {
+            self.fail(SessionError::Protocol("unexpected stream features".into()));
+            return;
+        }
+        let mut f = Features::default();
+        for child in el.children() {
+            match (child.ns().as_str(), child.name()) {
+                (ns::TLS, "starttls") => f.starttls = true,
+                (ns::SASL, "mechanisms") => {
+                    f.mechanisms = child
+                        .children()
+                        .filter(|m| m.is("mechanism", ns::SASL))
+                        .map(|m| m.text().trim().to_owned())
+                        .collect();
+                }
+                (ns::BIND, "bind") => f.bind = true,
+                (ns::SESSION, "session") => {
+                    f.session_required = !child.has_child("optional", ns::SESSION);
+                }
+                (ns::SM, "sm") => f.sm = true,
+                _ => {}
+            }
+        }
+        self.features = f;
+        if !self.encrypted {
+            if self.features.starttls && self.config.tls == Tls::StartTls {
+                self.transmit_str(&format!("<starttls xmlns='{}'/>", ns::TLS));
+                self.phase = Phase::Proceed;
+                return;
+            }
+            if self.config.tls != Tls::InsecurePlaintext {
+                self.fail(SessionError::TlsUnavailable);
+                return;
+            }
+        }
+        if !self.authenticated {
+            self.start_auth();
+            return;
+        }
+        if let Some(r) = &self.resuming {
+            if self.features.sm {
+                let msg = format!(
+                    "<resume xmlns='{}' h='{}' previd='{}'/>",
+                    ns::SM,
+                    r.inbound,
+                    escape(&r.id)
+                );
+                self.transmit_str(&msg);
+                self.phase = Phase::Resume;
+                return;
+            }
+            self.resume_failed(None);
+        }
+        self.bind();
+    }
+
+    fn start_auth(&mut self) {
+        let plain_allowed = self.encrypted || self.config.allow_plain_without_tls;
+        let offered = &self.features.mechanisms;
+        let mut plain_refused = false;
+        let choice = self.config.mechanisms.iter().copied().find(|m| {
+            let on_offer = offered.iter().any(|o| o == m.name());
+            if on_offer && *m == Mechanism::Plain && !plain_allowed {
+                plain_refused = true;
+                return false;
+            }
+            on_offer
+        });
+        let Some(mechanism) = choice else {
+            let offered = offered.join(",");
+            self.fail(SessionError::NoMechanism {
+                offered,
+                plain_refused,
+            });
+            return;
+        };
+        let username = match &self.config.jid.node() {
+            Some(n) => n.as_str().to_owned(),
+            None => {
+                self.fail(SessionError::Protocol("the account JID has no local part".into()));
+                return;
+            }
+        };
+        let nonce = B64.encode(&self.random(18));
+        match sasl::Client::start(mechanism, &username, &self.config.password, &nonce) {
+            Ok((client, initial)) => {
+                let data = if initial.is_empty() {
+                    "=".to_owned()
+                } else {
+                    B64.encode(&initial)
+                };
+                self.transmit_str(&format!(
+                    "<auth xmlns='{}' mechanism='{}'>{data}</auth>",
+                    ns::SASL,
+                    mechanism.name()
+                ));
+                self.phase = Phase::Auth(AuthState(client));
+            }
+            Err(e) => self.fail(e),
+        }
+    }
+
+    fn sasl(&mut self, name: &str, el: &Element) {
+        let Phase::Auth(AuthState(client)) = &mut self.phase else {
+            self.fail(SessionError::Protocol(format!("unexpected SASL <{name}/>")));
+            return;
+        };
+        let text = el.text();
+        let data = match text.trim() {
+            "" | "=" => Ok(Vec::new()),
+            t => B64.decode(t),
+        };
+        let Ok(data) = data else {
+            self.fail(SessionError::Protocol("SASL payload is not base64".into()));
+            return;
+        };
+        match name {
+            "challenge" => match client.respond(&data) {
+                Ok(resp) => {
+                    let msg = format!("<response xmlns='{}'>{}</response>", ns::SASL, B64.encode(resp));
+                    self.transmit_str(&msg);
+                }
+                Err(e) => self.fail(e),
+            },
+            "success" => match client.finish(&data) {
+                Ok(()) => {
+                    self.authenticated = true;
+                    self.open_stream();
+                }
+                Err(e) => self.fail(e),
+            },
+            "failure" => {
+                let (condition, text) = condition_and_text(el, ns::SASL);
+                self.fail(SessionError::Auth(SaslFailure { condition, text }));
+            }
+            _ => self.fail(SessionError::Protocol(format!("unexpected SASL <{name}/>"))),
+        }
+    }
+
+    fn bind(&mut self) {
+        if !self.features.bind {
+            self.fail(SessionError::Bind("the server does not offer resource binding".into()));
+            return;
+        }
+        let resource = match self.config.jid.resource() {
+            Some(r) => format!("<resource>{}</resource>", escape(r.as_str())),
+            None => String::new(),
+        };
+        self.transmit_str(&format!(
+            "<iq xmlns='{}' type='set' id='{BIND_ID}'><bind xmlns='{}'>{resource}</bind></iq>",
+            ns::CLIENT,
+            ns::BIND
+        ));
+        self.phase = Phase::Bind;
+    }
+
+    fn bound(&mut self, iq: &Element) {
+        if iq.attr("type") != Some("result") {
+            let (c, t) = stanza_error(iq);
+            self.fail(SessionError::Bind(format!("{c}{t}")));
+            return;
+        }
+        let jid = iq
+            .get_child("bind", ns::BIND)
+            .and_then(|b| b.get_child("jid", ns::BIND))
+            .map(Element::text)
+            .and_then(|t| FullJid::new(t.trim()).ok());
+        let Some(jid) = jid else {
+            self.fail(SessionError::Bind("the bind result holds no valid full JID".into()));
+            return;
+        };
+        if jid.to_bare() != self.config.jid.to_bare() {
+            self.fail(SessionError::Bind(format!("the server bound a foreign JID {jid}")));
+            return;
+        }
+        self.jid = Some(jid);
+        if self.features.session_required {
+            self.transmit_str(&format!(
+                "<iq xmlns='{}' type='set' id='{SESSION_ID}'><session xmlns='{}'/></iq>",
+                ns::CLIENT,
+                ns::SESSION
+            ));
+            self.phase = Phase::LegacySession;
+            return;
+        }
+        self.established();
+    }
+
+    fn established(&mut self) {
+        self.phase = Phase::Established;
+        self.negotiation_deadline = None;
+        if self.config.stream_management && self.features.sm {
+            self.transmit_str(&format!("<enable xmlns='{}' resume='true'/>", ns::SM));
+            self.sm.enabled = true;
+        }
+        let jid = self.jid.clone().expect("bound before established");
+        self.event(Event::Connected { jid, resumed: false });
+    }
+
+    fn resume_failed(&mut self, h: Option<u32>) {
+        let Some(mut r) = self.resuming.take() else {
+            return;
+        };
+        if let Some(h) = h {
+            ack_queue(&mut r.outbound_acked, &mut r.unacked, h);
+        }
+        let unacked: Vec<Unacked> = r.unacked.into_iter().collect();
+        self.event(Event::ResumeFailed { unacked });
+    }
+
+    fn stream_mgmt(&mut self, name: &str, el: &Element) {
+        let h = el.attr("h").and_then(|h| h.parse::<u32>().ok());
+        match (name, &self.phase) {
+            ("enabled", Phase::Established) if self.sm.enabled && !self.sm.counting_inbound => {
+                self.sm.counting_inbound = true;
+                if matches!(el.attr("resume"), Some("true" | "1")) {
+                    self.sm.resume_id = el.attr("id").map(str::to_owned);
+                }
+            }
+            ("failed", Phase::Established) if self.sm.enabled && !self.sm.counting_inbound => {
+                // Enabling was refused: no counting, no replay queue.
+                self.sm = StreamMgmt::default();
+            }
+            ("resumed", Phase::Resume) => {
+                let r = self.resuming.take().expect("resuming in Resume phase");
+                let Some(h) = h else {
+                    self.fail(SessionError::Protocol("<resumed/> without h".into()));
+                    return;
+                };
+                self.jid = Some(r.jid.clone());
+                self.sm = StreamMgmt {
+                    enabled: true,
+                    counting_inbound: true,
+                    resume_id: el.attr("previd").map_or(Some(r.id), |p| Some(p.to_owned())),
+                    inbound: r.inbound,
+                    outbound_acked: r.outbound_acked,
+                    unacked: r.unacked,
+                    ack_requested_at: None,
+                };
+                if !self.acknowledge(h) {
+                    return;
+                }
+                self.phase = Phase::Established;
+                self.negotiation_deadline = None;
+                // Replay what the server did not get, in order, under the same ids.
+                let replay: Vec<Bytes> = self.sm.unacked.iter().map(|u| u.bytes.clone()).collect();
+                for b in replay {
+                    self.transmit(b);
+                }
+                if !self.sm.unacked.is_empty() {
+                    self.request_ack_now();
+                }
+                self.event(Event::Connected {
+                    jid: self.jid.clone().expect("set above"),
+                    resumed: true,
+                });
+            }
+            ("failed", Phase::Resume) => {
+                self.resume_failed(h);
+                self.bind();
+            }
+            ("r", Phase::Established | Phase::Closing) if self.sm.counting_inbound => {
+                self.transmit_str(&format!("<a xmlns='{}' h='{}'/>", ns::SM, self.sm.inbound));
+            }
+            ("a", Phase::Established | Phase::Closing) if self.sm.enabled => {
+                let Some(h) = h else {
+                    self.fail(SessionError::Protocol("<a/> without a valid h".into()));
+                    return;
+                };
+                self.sm.ack_requested_at = None;
+                self.acknowledge(h);
+            }
+            _ => self.drop_stanza(DropReason::UnexpectedSm(name.to_owned())),
+        }
+    }
+
+    /// Applies the server's count `h`; false (and the session failed) if it is impossible.
+    fn acknowledge(&mut self, h: u32) -> bool {
+        let new = h.wrapping_sub(self.sm.outbound_acked);
+        if new as usize > self.sm.unacked.len() {
+            // XEP-0198 §4: the server claims stanzas we never sent.
+            self.transmit_str(&format!(
+                "<stream:error><undefined-condition xmlns='{}'/><handled-count-too-high xmlns='{}' h='{h}' send-count='{}'/></stream:error>",
+                ns::STREAMS,
+                ns::SM,
+                self.sm.outbound_acked.wrapping_add(self.sm.unacked.len() as u32)
+            ));
+            self.transmit_close();
+            self.end(Some(SessionError::Protocol(format!(
+                "server acknowledged {h} stanzas, more than we sent"
+            ))));
+            return false;
+        }
+        let last = ack_queue(&mut self.sm.outbound_acked, &mut self.sm.unacked, h);
+        if let Some(up_to) = last {
+            self.event(Event::Acked { up_to });
+        }
+        true
+    }
+
+    fn send_stanza_bytes(&mut self, bytes: Bytes) -> SendId {
+        let id = SendId(self.next_send_id);
+        self.next_send_id += 1;
+        if self.sm.enabled {
+            self.sm.unacked.push_back(Unacked {
+                id,
+                bytes: bytes.clone(),
+            });
+        }
+        self.transmit(bytes);
+        if self.sm.enabled && self.sm.ack_requested_at.is_none() {
+            self.request_ack_now();
+        }
+        id
+    }
+
+    fn request_ack_now(&mut self) {
+        self.transmit_str(&format!("<r xmlns='{}'/>", ns::SM));
+        self.sm.ack_requested_at = Some(self.now);
+    }
+
+    fn open_stream(&mut self) {
+        self.scanner = Scanner::new(self.config.framing == Framing::Stream, self.config.limits);
+        // TCP: the server's header declares the context. WebSocket: every frame declares its
+        // own; default to jabber:client for servers that leave it out.
+        self.prefixes = BTreeMap::from([(None, ns::CLIENT.to_owned())]);
+        let domain = escape(self.config.jid.domain().as_str());
+        let header = match self.config.framing {
+            Framing::Stream => format!(
+                "<?xml version='1.0'?><stream:stream xmlns='{}' xmlns:stream='{}' to='{domain}' version='1.0' xml:lang='en'>",
+                ns::CLIENT,
+                ns::STREAM
+            ),
+            Framing::WebSocket => {
+                format!("<open xmlns='{}' to='{domain}' version='1.0' xml:lang='en'/>", ns::FRAMING)
+            }
+        };
+        self.transmit_str(&header);
+        self.phase = Phase::Header;
+    }
+
+    fn transmit_close(&mut self) {
+        match self.config.framing {
+            Framing::Stream => self.transmit(Bytes::from_static(b"</stream:stream>")),
+            Framing::WebSocket => self.transmit_str(&format!("<close xmlns='{}'/>", ns::FRAMING)),
+        }
+    }
+
+    fn transmit_str(&mut self, s: &str) {
+        self.transmit(Bytes::copy_from_slice(s.as_bytes()));
+    }
+
+    fn transmit(&mut self, b: Bytes) {
+        self.last_sent = self.now;
+        self.out.push_back(Output::Transmit(b));
+    }
+
+    fn event(&mut self, e: Event) {
+        self.out.push_back(Output::Event(e));
+    }
+
+    /// A fatal error: tell the server why (for XML errors), close, report once.
+    fn fail(&mut self, reason: SessionError) {
+        if matches!(self.phase, Phase::Ended) {
+            return;
+        }
+        if let SessionError::Xml(x) = &reason {
+            let err = match self.config.framing {
+                Framing::Stream => format!(
+                    "<stream:error><{} xmlns='{}'/></stream:error>",
+                    x.stream_condition(),
+                    ns::STREAMS
+                ),
+                Framing::WebSocket => format!(
+                    "<stream:error xmlns:stream='{}'><{} xmlns='{}'/></stream:error>",
+                    ns::STREAM,
+                    x.stream_condition(),
+                    ns::STREAMS
+                ),
+            };
+            self.transmit_str(&err);
+        }
+        if !matches!(self.phase, Phase::Tls) && !matches!(reason, SessionError::ConnectionLost) {
+            self.transmit_close();
+        }
+        self.end(Some(reason));
+    }
+
+    fn end(&mut self, reason: Option<SessionError>) {
+        if matches!(self.phase, Phase::Ended) {
+            return;
+        }
+        self.phase = Phase::Ended;
+        self.sm.ack_requested_at = None;
+        if reason.as_ref().is_some_and(SessionError::is_permanent) {
+            self.sm.resume_id = None;
+        }
+        self.event(match reason {
+            None => Event::Closed,
+            Some(reason) => Event::Disconnected { reason },
+        });
+    }
+
+    /// Deterministic bytes derived from the driver's entropy (SHA-256 in counter mode).
+    fn random(&mut self, n: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            let mut h = Sha256::new();
+            h.update(self.config.entropy);
+            h.update(self.entropy_counter.to_le_bytes());
+            self.entropy_counter += 1;
+            out.extend_from_slice(&h.finalize());
+        }
+        out.truncate(n);
+        out
+    }
+}
+
+/// Drops acknowledged stanzas; returns the id of the last one dropped.
+fn ack_queue(acked: &mut u32, queue: &mut VecDeque<Unacked>, h: u32) -> Option<SendId> {
+    let n = (h.wrapping_sub(*acked) as usize).min(queue.len());
+    let mut last = None;
+    for _ in 0..n {
+        last = queue.pop_front().map(|u| u.id);
+    }
+    *acked = acked.wrapping_add(n as u32);
+    last
+}
+
+/// The first child in `ns` (other than `text`) and the `text` child, of an error element.
+fn condition_and_text(el: &Element, ns: &str) -> (String, Option<String>) {
+    let condition = el
+        .children()
+        .find(|c| c.ns() == ns && c.name() != "text")
+        .map_or_else(|| "undefined-condition".to_owned(), |c| c.name().to_owned());
+    let text = el.get_child("text", ns).map(Element::text);
+    (condition, text)
+}
+
+fn stanza_error(el: &Element) -> (String, String) {
+    match el.get_child("error", ns::CLIENT) {
+        Some(e) => {
+            let (c, t) = condition_and_text(e, ns::STANZAS);
+            (c, t.map(|t| format!(" ({t})")).unwrap_or_default())
+        }
+        None => ("no error condition".to_owned(), String::new()),
+    }
+}
+
+/// Escapes text for an attribute value or character data.
+pub(crate) fn escape(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.bytes().any(|b| matches!(b, b'<' | b'>' | b'&' | b'\'' | b'"')) {
+        return s.into();
+    }
+    let mut o = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '&' => o.push_str("&amp;"),
+            '\'' => o.push_str("&apos;"),
+            '"' => o.push_str("&quot;"),
+            c => o.push(c),
+        }
+    }
+    o.into()
+}

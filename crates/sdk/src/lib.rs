@@ -1,0 +1,3 @@
+//! groupchat-sdk
+//!
+//! An empty shell for now: the driver lands with its own issue. See `docs/ARCHITECTURE.md`.
