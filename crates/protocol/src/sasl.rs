@@ -164,7 +164,9 @@ impl Hash {
 
     fn hi(self, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
         match self {
-            Self::Sha1 => pbkdf2::pbkdf2_hmac_array::<Sha1, 20>(password, salt, iterations).to_vec(),
+            Self::Sha1 => {
+                pbkdf2::pbkdf2_hmac_array::<Sha1, 20>(password, salt, iterations).to_vec()
+            }
             Self::Sha256 => {
                 pbkdf2::pbkdf2_hmac_array::<Sha256, 32>(password, salt, iterations).to_vec()
             }
@@ -221,8 +223,8 @@ impl Scram {
         if !matches!(self.state, ScramState::Initial) {
             return Err(SessionError::Scram("unexpected second challenge"));
         }
-        let server_first =
-            std::str::from_utf8(challenge).map_err(|_| SessionError::Scram("challenge is not UTF-8"))?;
+        let server_first = std::str::from_utf8(challenge)
+            .map_err(|_| SessionError::Scram("challenge is not UTF-8"))?;
         let mut nonce = None;
         let mut salt = None;
         let mut iterations = None;
@@ -231,13 +233,17 @@ impl Scram {
                 Some(("r=", v)) => nonce = Some(v),
                 Some(("s=", v)) => salt = Some(v),
                 Some(("i=", v)) => iterations = Some(v),
-                Some(("m=", _)) => return Err(SessionError::Scram("mandatory extension not supported")),
+                Some(("m=", _)) => {
+                    return Err(SessionError::Scram("mandatory extension not supported"));
+                }
                 _ => {}
             }
         }
         let nonce = nonce.ok_or(SessionError::Scram("challenge without nonce"))?;
         if !nonce.starts_with(&self.client_nonce) || nonce.len() == self.client_nonce.len() {
-            return Err(SessionError::Scram("server nonce does not extend the client nonce"));
+            return Err(SessionError::Scram(
+                "server nonce does not extend the client nonce",
+            ));
         }
         let salt = B64
             .decode(salt.ok_or(SessionError::Scram("challenge without salt"))?)
@@ -269,9 +275,12 @@ impl Scram {
 
     fn finish(&mut self, data: &[u8]) -> Result<(), SessionError> {
         let ScramState::SentFinal { server_signature } = &self.state else {
-            return Err(SessionError::Scram("success before the SCRAM exchange finished"));
+            return Err(SessionError::Scram(
+                "success before the SCRAM exchange finished",
+            ));
         };
-        let text = std::str::from_utf8(data).map_err(|_| SessionError::Scram("server final is not UTF-8"))?;
+        let text = std::str::from_utf8(data)
+            .map_err(|_| SessionError::Scram("server final is not UTF-8"))?;
         let v = text
             .split(',')
             .find_map(|p| p.strip_prefix("v="))
@@ -280,7 +289,9 @@ impl Scram {
             .decode(v)
             .map_err(|_| SessionError::Scram("server verifier is not base64"))?;
         if v != *server_signature {
-            return Err(SessionError::Scram("server signature does not match: the server does not know the password"));
+            return Err(SessionError::Scram(
+                "server signature does not match: the server does not know the password",
+            ));
         }
         self.state = ScramState::Done;
         Ok(())
@@ -329,9 +340,19 @@ mod tests {
 
     #[test]
     fn wrong_server_signature_is_refused() {
-        let (mut c, _) = Client::start(Mechanism::ScramSha1, "user", &"pencil".into(), "fyko+d2lbbFgONRv9qkxdawL").unwrap();
-        c.respond(b"r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096").unwrap();
-        assert!(matches!(c.finish(b"v=AAAAAAAAAAAAAAAAAAAAAAAAAAA="), Err(SessionError::Scram(_))));
+        let (mut c, _) = Client::start(
+            Mechanism::ScramSha1,
+            "user",
+            &"pencil".into(),
+            "fyko+d2lbbFgONRv9qkxdawL",
+        )
+        .unwrap();
+        c.respond(b"r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096")
+            .unwrap();
+        assert!(matches!(
+            c.finish(b"v=AAAAAAAAAAAAAAAAAAAAAAAAAAA="),
+            Err(SessionError::Scram(_))
+        ));
     }
 
     #[test]
@@ -344,7 +365,8 @@ mod tests {
             b"r=abcdef,s=!!,i=4096",
             b"\xff",
         ] {
-            let (mut c, _) = Client::start(Mechanism::ScramSha256, "user", &"pencil".into(), "abc").unwrap();
+            let (mut c, _) =
+                Client::start(Mechanism::ScramSha256, "user", &"pencil".into(), "abc").unwrap();
             assert!(c.respond(ch).is_err(), "{ch:?}");
         }
     }

@@ -76,7 +76,12 @@ pub struct Config {
 impl Config {
     /// A configuration with secure defaults: STARTTLS required, every mechanism allowed
     /// (PLAIN only under TLS), stream management on, 256 KiB stanza limit.
-    pub fn new(jid: Jid, password: impl Into<Password>, framing: Framing, entropy: [u8; 32]) -> Self {
+    pub fn new(
+        jid: Jid,
+        password: impl Into<Password>,
+        framing: Framing,
+        entropy: [u8; 32],
+    ) -> Self {
         Self {
             jid,
             password: password.into(),
@@ -386,7 +391,9 @@ impl Session {
                     self.encrypted = true;
                     self.open_stream();
                 } else {
-                    self.fail(SessionError::Protocol("TLS established without a request".into()));
+                    self.fail(SessionError::Protocol(
+                        "TLS established without a request".into(),
+                    ));
                 }
             }
             Input::TransportClosed(now) => {
@@ -462,7 +469,10 @@ impl Session {
             Phase::Closing => self.close_deadline,
             Phase::Established => {
                 let keepalive = self.last_sent + self.config.keepalive_interval;
-                let ack = self.sm.ack_requested_at.map(|t| t + self.config.ack_timeout);
+                let ack = self
+                    .sm
+                    .ack_requested_at
+                    .map(|t| t + self.config.ack_timeout);
                 Some(ack.map_or(keepalive, |a| a.min(keepalive)))
             }
             _ => self.negotiation_deadline,
@@ -482,7 +492,9 @@ impl Session {
                 if let Some(t) = self.sm.ack_requested_at
                     && now >= t + self.config.ack_timeout
                 {
-                    self.fail(SessionError::Timeout("no stream management ack from the server"));
+                    self.fail(SessionError::Timeout(
+                        "no stream management ack from the server",
+                    ));
                     return;
                 }
                 if now >= self.last_sent + self.config.keepalive_interval {
@@ -567,11 +579,15 @@ impl Session {
             }
         };
         if el.ns() != ns::STREAM {
-            self.fail(SessionError::Protocol("stream header in the wrong namespace".into()));
+            self.fail(SessionError::Protocol(
+                "stream header in the wrong namespace".into(),
+            ));
             return;
         }
         if el.attr("version").is_none_or(|v| !v.starts_with("1.")) {
-            self.fail(SessionError::Protocol("server does not speak XMPP 1.0".into()));
+            self.fail(SessionError::Protocol(
+                "server does not speak XMPP 1.0".into(),
+            ));
             return;
         }
         self.prefixes = el.prefixes.declared_prefixes().clone();
@@ -583,7 +599,9 @@ impl Session {
             self.end(None);
         } else {
             self.transmit_close();
-            self.end(Some(SessionError::Protocol("server closed the stream".into())));
+            self.end(Some(SessionError::Protocol(
+                "server closed the stream".into(),
+            )));
         }
     }
 
@@ -614,6 +632,12 @@ impl Session {
                 self.stream_closed();
             }
             (ns::TLS, "proceed") if matches!(self.phase, Phase::Proceed) => {
+                if !self.scanner.is_drained() {
+                    // Plaintext after <proceed/> would be read as if it came over TLS:
+                    // the STARTTLS command-injection attack (CVE-2011-0411 family).
+                    self.fail(SessionError::Protocol("data after <proceed/>".into()));
+                    return;
+                }
                 self.phase = Phase::Tls;
                 self.out.push_back(Output::StartTls);
             }
@@ -735,7 +759,9 @@ impl Session {
         let username = match &self.config.jid.node() {
             Some(n) => n.as_str().to_owned(),
             None => {
-                self.fail(SessionError::Protocol("the account JID has no local part".into()));
+                self.fail(SessionError::Protocol(
+                    "the account JID has no local part".into(),
+                ));
                 return;
             }
         };
@@ -775,7 +801,11 @@ impl Session {
         match name {
             "challenge" => match client.respond(&data) {
                 Ok(resp) => {
-                    let msg = format!("<response xmlns='{}'>{}</response>", ns::SASL, B64.encode(resp));
+                    let msg = format!(
+                        "<response xmlns='{}'>{}</response>",
+                        ns::SASL,
+                        B64.encode(resp)
+                    );
                     self.transmit_str(&msg);
                 }
                 Err(e) => self.fail(e),
@@ -797,7 +827,9 @@ impl Session {
 
     fn bind(&mut self) {
         if !self.features.bind {
-            self.fail(SessionError::Bind("the server does not offer resource binding".into()));
+            self.fail(SessionError::Bind(
+                "the server does not offer resource binding".into(),
+            ));
             return;
         }
         let resource = match self.config.jid.resource() {
@@ -824,11 +856,15 @@ impl Session {
             .map(Element::text)
             .and_then(|t| FullJid::new(t.trim()).ok());
         let Some(jid) = jid else {
-            self.fail(SessionError::Bind("the bind result holds no valid full JID".into()));
+            self.fail(SessionError::Bind(
+                "the bind result holds no valid full JID".into(),
+            ));
             return;
         };
         if jid.to_bare() != self.config.jid.to_bare() {
-            self.fail(SessionError::Bind(format!("the server bound a foreign JID {jid}")));
+            self.fail(SessionError::Bind(format!(
+                "the server bound a foreign JID {jid}"
+            )));
             return;
         }
         self.jid = Some(jid);
@@ -852,7 +888,10 @@ impl Session {
             self.sm.enabled = true;
         }
         let jid = self.jid.clone().expect("bound before established");
-        self.event(Event::Connected { jid, resumed: false });
+        self.event(Event::Connected {
+            jid,
+            resumed: false,
+        });
     }
 
     fn resume_failed(&mut self, h: Option<u32>) {
@@ -978,7 +1017,7 @@ impl Session {
     }
 
     fn open_stream(&mut self) {
-        self.scanner = Scanner::new(self.config.framing == Framing::Stream, self.config.limits);
+        self.scanner = self.scanner.restart();
         // TCP: the server's header declares the context. WebSocket: every frame declares its
         // own; default to jabber:client for servers that leave it out.
         self.prefixes = BTreeMap::from([(None, ns::CLIENT.to_owned())]);
@@ -990,7 +1029,10 @@ impl Session {
                 ns::STREAM
             ),
             Framing::WebSocket => {
-                format!("<open xmlns='{}' to='{domain}' version='1.0' xml:lang='en'/>", ns::FRAMING)
+                format!(
+                    "<open xmlns='{}' to='{domain}' version='1.0' xml:lang='en'/>",
+                    ns::FRAMING
+                )
             }
         };
         self.transmit_str(&header);
@@ -1107,7 +1149,10 @@ fn stanza_error(el: &Element) -> (String, String) {
 
 /// Escapes text for an attribute value or character data.
 pub(crate) fn escape(s: &str) -> std::borrow::Cow<'_, str> {
-    if !s.bytes().any(|b| matches!(b, b'<' | b'>' | b'&' | b'\'' | b'"')) {
+    if !s
+        .bytes()
+        .any(|b| matches!(b, b'<' | b'>' | b'&' | b'\'' | b'"'))
+    {
         return s.into();
     }
     let mut o = String::with_capacity(s.len() + 8);

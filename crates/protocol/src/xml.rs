@@ -102,6 +102,19 @@ impl Scanner {
         self.buf.extend_from_slice(data);
     }
 
+    /// A scanner for a restarted stream (after SASL success) that keeps the bytes already
+    /// received after the last token: the server may send its new header in the same read.
+    pub(crate) fn restart(&mut self) -> Self {
+        let mut next = Self::new(self.stanza_depth == 1, self.limits);
+        next.buf = std::mem::take(&mut self.buf);
+        next
+    }
+
+    /// True when nothing at all is buffered after the last token.
+    pub(crate) fn is_drained(&self) -> bool {
+        self.buf.is_empty()
+    }
+
     /// True when no partial element is buffered (whitespace aside).
     pub(crate) fn at_boundary(&self) -> bool {
         self.depth == self.stanza_depth
@@ -191,7 +204,9 @@ impl Scanner {
                                     return Ok(None);
                                 }
                                 if self.depth <= self.stanza_depth {
-                                    return Err(XmlError::NotWellFormed("CDATA outside of a stanza"));
+                                    return Err(XmlError::NotWellFormed(
+                                        "CDATA outside of a stanza",
+                                    ));
                                 }
                                 self.pos = start + CDATA_OPEN.len();
                                 self.state = State::CData { start };
@@ -201,9 +216,8 @@ impl Scanner {
                                 // Only the XML declaration, once, before the stream header.
                                 let avail = &self.buf[start..];
                                 let n = avail.len().min(6);
-                                let decl_ok = self.depth == 0
-                                    && self.stanza_depth == 1
-                                    && !self.seen_decl;
+                                let decl_ok =
+                                    self.depth == 0 && self.stanza_depth == 1 && !self.seen_decl;
                                 if !decl_ok || avail[..n] != b"<?xml "[..n] {
                                     return Err(XmlError::Restricted("processing instruction"));
                                 }
@@ -300,20 +314,29 @@ impl Scanner {
         if tag.get(1) == Some(&b'/') {
             let name = trim_ascii_end(&tag[2..tag.len() - 1]);
             if self.depth == 0 || (self.depth == self.stanza_depth && self.stanza_depth == 0) {
-                return Err(XmlError::NotWellFormed("closing tag without an open element"));
+                return Err(XmlError::NotWellFormed(
+                    "closing tag without an open element",
+                ));
             }
             if self.depth == 1 && self.stanza_depth == 1 {
                 if !is_stream_name(name) {
-                    return Err(XmlError::NotWellFormed("closing tag does not match the stream"));
+                    return Err(XmlError::NotWellFormed(
+                        "closing tag does not match the stream",
+                    ));
                 }
                 self.depth = 0;
                 let _ = self.buf.split_to(end + 1);
                 self.pos = 0;
                 return Ok(Some(Token::StreamClose));
             }
-            let (s, e) = self.open.pop().expect("depth > stanza_depth implies an open element");
+            let (s, e) = self
+                .open
+                .pop()
+                .expect("depth > stanza_depth implies an open element");
             if self.buf[s..e] != *name {
-                return Err(XmlError::NotWellFormed("closing tag does not match the open element"));
+                return Err(XmlError::NotWellFormed(
+                    "closing tag does not match the open element",
+                ));
             }
             self.depth -= 1;
             if self.depth == self.stanza_depth {
@@ -331,6 +354,7 @@ impl Scanner {
             return Err(XmlError::NotWellFormed("invalid element name"));
         }
         let name = (start + 1, start + 1 + name_len);
+        check_unique_attributes(&tag[1 + name_len..])?;
         if self.depth == 0 && self.stanza_depth == 1 {
             if empty || !is_stream_name(&self.buf[name.0..name.1]) {
                 return Err(XmlError::NotWellFormed("expected a <stream:stream> header"));
@@ -373,8 +397,49 @@ impl Scanner {
     }
 }
 
+/// XML 1.0 §3.1: an attribute name appears at most once per tag. Prefixes are compared
+/// as written; the decoder resolves namespaces.
+fn check_unique_attributes(mut rest: &[u8]) -> Result<(), XmlError> {
+    let mut names: Vec<&[u8]> = Vec::new();
+    loop {
+        let Some(i) = rest
+            .iter()
+            .position(|b| !b.is_ascii_whitespace() && *b != b'/' && *b != b'>')
+        else {
+            break;
+        };
+        rest = &rest[i..];
+        let Some(eq) = memchr::memchr(b'=', rest) else {
+            return Err(XmlError::NotWellFormed("attribute without a value"));
+        };
+        names.push(trim_ascii_end(&rest[..eq]));
+        let after = &rest[eq + 1..];
+        let Some(q) = after.iter().position(|b| !b.is_ascii_whitespace()) else {
+            return Err(XmlError::NotWellFormed("attribute without a value"));
+        };
+        let quote = after[q];
+        if quote != b'"' && quote != b'\'' {
+            return Err(XmlError::NotWellFormed("attribute value not quoted"));
+        }
+        let Some(close) = memchr::memchr(quote, &after[q + 1..]) else {
+            return Err(XmlError::NotWellFormed("unterminated attribute value"));
+        };
+        rest = &after[q + 1 + close + 1..];
+    }
+    if names.len() > 1 {
+        names.sort_unstable();
+        if names.windows(2).any(|w| w[0] == w[1]) {
+            return Err(XmlError::NotWellFormed("duplicate attribute"));
+        }
+    }
+    Ok(())
+}
+
 fn trim_ascii_end(s: &[u8]) -> &[u8] {
-    let n = s.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(0, |i| i + 1);
+    let n = s
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(0, |i| i + 1);
     &s[..n]
 }
 
@@ -408,7 +473,10 @@ mod tests {
         let mut s = Scanner::new(true, Limits::default());
         s.push(b"<?xml version='1.0'?><stream:stream a='>'>  <a x=\"/>\"/>\n<b><c>t&amp;</c><![CDATA[<x>]]></b> </stream:stream>");
         let t = all(&mut s).unwrap();
-        assert_eq!(t[0], Token::StreamOpen(Bytes::from_static(b"<stream:stream a='>'>")));
+        assert_eq!(
+            t[0],
+            Token::StreamOpen(Bytes::from_static(b"<stream:stream a='>'>"))
+        );
         assert_eq!(t[1], el("<a x=\"/>\"/>"));
         assert_eq!(t[2], el("<b><c>t&amp;</c><![CDATA[<x>]]></b>"));
         assert_eq!(t[3], Token::StreamClose);
@@ -440,7 +508,10 @@ mod tests {
         ] {
             let mut s = Scanner::new(true, Limits::default());
             s.push(bad);
-            assert!(matches!(all(&mut s), Err(XmlError::Restricted(_))), "{bad:?}");
+            assert!(
+                matches!(all(&mut s), Err(XmlError::Restricted(_))),
+                "{bad:?}"
+            );
         }
     }
 
@@ -455,21 +526,42 @@ mod tests {
         ] {
             let mut s = Scanner::new(true, Limits::default());
             s.push(bad);
-            assert!(matches!(all(&mut s), Err(XmlError::NotWellFormed(_))), "{bad:?}");
+            assert!(
+                matches!(all(&mut s), Err(XmlError::NotWellFormed(_))),
+                "{bad:?}"
+            );
         }
     }
 
     #[test]
     fn enforces_limits() {
-        let mut s = Scanner::new(true, Limits { max_stanza_size: 32, max_depth: 3 });
+        let mut s = Scanner::new(
+            true,
+            Limits {
+                max_stanza_size: 32,
+                max_depth: 3,
+            },
+        );
         s.push(b"<stream:stream><a><b><c><d>");
         assert_eq!(all(&mut s), Err(XmlError::TooDeep { limit: 3 }));
-        let mut s = Scanner::new(true, Limits { max_stanza_size: 32, max_depth: 3 });
+        let mut s = Scanner::new(
+            true,
+            Limits {
+                max_stanza_size: 32,
+                max_depth: 3,
+            },
+        );
         s.push(b"<stream:stream><a>");
         s.push(&[b'x'; 40]);
         assert_eq!(all(&mut s), Err(XmlError::TooLarge { limit: 32 }));
         // Keep-alive whitespace never accumulates.
-        let mut s = Scanner::new(true, Limits { max_stanza_size: 32, max_depth: 3 });
+        let mut s = Scanner::new(
+            true,
+            Limits {
+                max_stanza_size: 32,
+                max_depth: 3,
+            },
+        );
         s.push(b"<stream:stream>");
         all(&mut s).unwrap();
         for _ in 0..100 {
