@@ -765,7 +765,7 @@ impl Session {
                 return;
             }
         };
-        let nonce = B64.encode(&self.random(18));
+        let nonce = B64.encode(self.random(18));
         match sasl::Client::start(mechanism, &username, &self.config.password, &nonce) {
             Ok((client, initial)) => {
                 let data = if initial.is_empty() {

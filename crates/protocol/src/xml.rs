@@ -401,13 +401,10 @@ impl Scanner {
 /// as written; the decoder resolves namespaces.
 fn check_unique_attributes(mut rest: &[u8]) -> Result<(), XmlError> {
     let mut names: Vec<&[u8]> = Vec::new();
-    loop {
-        let Some(i) = rest
-            .iter()
-            .position(|b| !b.is_ascii_whitespace() && *b != b'/' && *b != b'>')
-        else {
-            break;
-        };
+    while let Some(i) = rest
+        .iter()
+        .position(|b| !b.is_ascii_whitespace() && *b != b'/' && *b != b'>')
+    {
         rest = &rest[i..];
         let Some(eq) = memchr::memchr(b'=', rest) else {
             return Err(XmlError::NotWellFormed("attribute without a value"));

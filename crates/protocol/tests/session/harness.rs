@@ -142,10 +142,7 @@ impl Pair {
             Framing::Stream => stanza.to_owned(),
             _ => {
                 // Insert the namespace after the element name.
-                let end = stanza[1..]
-                    .find(|c: char| c == ' ' || c == '>' || c == '/')
-                    .unwrap()
-                    + 1;
+                let end = stanza[1..].find([' ', '>', '/']).unwrap() + 1;
                 format!("{} xmlns='jabber:client'{}", &stanza[..end], &stanza[end..])
             }
         }
