@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use groupchat_protocol::{Config, Event, Framing, Input, Output, Session, Tls, minidom::Element};
 
 /// Drives `session` over `tcp` until `stop` accepts an event. Fails on disconnect or at `give_up`.
-pub fn drive(
+pub(crate) fn drive(
     session: &mut Session,
     tcp: &mut TcpStream,
     give_up: Instant,
@@ -54,7 +54,7 @@ pub fn drive(
 
 /// Logs in with `config` at `addr`, sends a message to our own full JID and returns the body
 /// received back.
-pub fn self_message(addr: &str, config: Config) -> Result<String, Box<dyn Error>> {
+pub(crate) fn self_message(addr: &str, config: Config) -> Result<String, Box<dyn Error>> {
     let give_up = Instant::now() + Duration::from_secs(30);
     let mut tcp = TcpStream::connect(addr)?;
     let mut session = Session::new(config, Instant::now());
@@ -83,7 +83,7 @@ pub fn self_message(addr: &str, config: Config) -> Result<String, Box<dyn Error>
 }
 
 /// 32 bytes from std's per-process random hash keys; real drivers use the OS RNG (getrandom).
-pub fn entropy() -> [u8; 32] {
+pub(crate) fn entropy() -> [u8; 32] {
     use std::hash::{BuildHasher, RandomState};
     let mut out = [0u8; 32];
     for (i, chunk) in out.chunks_mut(8).enumerate() {

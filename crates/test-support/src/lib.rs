@@ -1,1 +1,35 @@
-//! tmp
+//! Test support for the group-chat SDK: real XMPP servers on loopback and a fault-injecting
+//! TCP proxy. Std only (no async runtime, no dependencies), so it is cheap to build.
+//!
+//! - [`TestServer`] starts a throw-away Prosody 0.12 or ejabberd 23.01 in its own temp
+//!   directory, on free 127.0.0.1 ports, with a self-signed certificate and the accounts
+//!   `alice`, `bob`, `carol`, `dave` and `erin` (password = name + `pass`). Several instances,
+//!   of either kind, can run at the same time in one test process.
+//! - [`FaultProxy`] sits between a client and a server to cut connections, add delay, split
+//!   writes into small chunks or black-hole one direction.
+//!
+//! When a server is not installed, [`TestServer::start`] returns `None` after printing a loud
+//! `SKIPPED` message, except under `CI=true`, where it panics so that CI cannot silently skip:
+//!
+//! ```no_run
+//! use groupchat_test_support::{ServerKind, TestServer};
+//!
+//! for kind in ServerKind::ALL {
+//!     let Some(server) = TestServer::start(kind) else { continue };
+//!     let alice = server.account("alice");
+//!     println!("{kind}: log in as {} on {}", alice.jid, server.c2s_addr());
+//! }
+//! ```
+//!
+//! Environment variables: `CI=true` (missing servers fail instead of skip),
+//! `GROUPCHAT_TEST_KEEP_DIRS=1` (keep the instance directories),
+//! `GROUPCHAT_TEST_SERVER_DEBUG=1` (debug-level server logs).
+//!
+//! The server configuration templates live in `configs/` and are compiled in.
+
+mod proxy;
+mod server;
+mod util;
+
+pub use proxy::{Direction, FaultProxy};
+pub use server::{Account, ServerKind, TestServer};
