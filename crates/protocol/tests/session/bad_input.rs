@@ -137,6 +137,19 @@ fn dtd_and_friends_are_restricted() {
             matches!(e, SessionError::Xml(XmlError::Restricted(_)))
         });
     }
+    // WebSocket frames are held to the same subset.
+    for bad in [
+        "<!DOCTYPE foo>",
+        "<message xmlns='jabber:client'><!-- c --></message>",
+        "<?xml version='1.0'?><a xmlns='x'/>",
+    ] {
+        let mut p = logged_in(Framing::WebSocket, false);
+        p.feed(bad);
+        assert!(p.sent.iter().any(|s| s.contains("restricted-xml")), "{bad}");
+        assert_fatal_once(&mut p, |e| {
+            matches!(e, SessionError::Xml(XmlError::Restricted(_)))
+        });
+    }
     // Before the stream header too.
     let mut p = Pair::new(config(Framing::Stream));
     p.feed("<?xml version='1.0'?><!DOCTYPE stream:stream>");
