@@ -11,6 +11,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use groupchat_protocol::codec::Stanza;
 use groupchat_protocol::{Config, Event, Framing, Input, Output, Session, Tls, minidom::Element};
 
 /// Drives `session` over `tcp` until `stop` accepts an event. Fails on disconnect or at `give_up`.
@@ -71,8 +72,8 @@ pub(crate) fn self_message(addr: &str, config: Config) -> Result<String, Box<dyn
     session.send(&msg)?;
     let mut got = None;
     drive(&mut session, &mut tcp, give_up, |e| match e {
-        Event::Stanza(s) => {
-            got = s.get_child("body", "jabber:client").map(Element::text);
+        Event::Stanza(Stanza::Message(m)) => {
+            got.clone_from(&m.body);
             got.as_deref() == Some(body.as_str())
         }
         _ => false,

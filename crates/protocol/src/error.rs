@@ -159,6 +159,9 @@ pub enum DropReason {
         /// The element's namespace.
         ns: String,
     },
+    /// A well-formed stanza with invalid content (a bad JID, a missing required attribute).
+    #[error("invalid stanza: {0}")]
+    Invalid(crate::codec::DecodeError),
     /// A stream-management element that makes no sense now.
     #[error("unexpected stream-management element: {0}")]
     UnexpectedSm(String),

@@ -55,6 +55,7 @@
 //! received stanza that is well-formed but not understood is dropped and reported as
 //! [`Event::StanzaDropped`]; it never ends the session.
 
+pub mod codec;
 mod error;
 pub mod ns;
 mod sasl;

@@ -20,3 +20,5 @@ pub const SESSION: &str = "urn:ietf:params:xml:ns:xmpp-session";
 pub const FRAMING: &str = "urn:ietf:params:xml:ns:xmpp-framing";
 /// XEP-0198: stream management.
 pub const SM: &str = "urn:xmpp:sm:3";
+/// XML 1.0: the `xml:` prefix.
+pub const XML: &str = "http://www.w3.org/XML/1998/namespace";

@@ -3,7 +3,7 @@
 //! RFC 6120 (stream, STARTTLS signalling, SASL, bind), RFC 7395 (WebSocket framing) and
 //! XEP-0198 (stream management) as one state machine. See the crate docs for the drive loop.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,7 @@ use jid::{FullJid, Jid};
 use minidom::Element;
 use sha2::{Digest, Sha256};
 
+use crate::codec::{DecodeError, Iq, IqType, NsContext, Stanza, TopLevel, decode_top_level};
 use crate::error::{DropReason, SaslFailure, SessionError, UsageError, XmlError};
 use crate::ns;
 use crate::sasl::{self, Mechanism, Password};
@@ -185,7 +186,7 @@ pub enum Event {
         resumed: bool,
     },
     /// A stanza (`message`, `presence` or `iq`) arrived.
-    Stanza(Element),
+    Stanza(Stanza),
     /// The server acknowledged every stanza up to and including this one.
     Acked {
         /// The last acknowledged stanza.
@@ -284,7 +285,7 @@ pub struct Session {
     phase: Phase,
     scanner: Scanner,
     /// Namespace context of the current stream header, for decoding stanzas.
-    prefixes: BTreeMap<Option<String>, String>,
+    ctx: NsContext,
     encrypted: bool,
     authenticated: bool,
     features: Features,
@@ -320,7 +321,7 @@ impl Session {
         let mut s = Self {
             scanner: Scanner::new(config.framing == Framing::Stream, config.limits),
             phase: Phase::Header,
-            prefixes: BTreeMap::new(),
+            ctx: NsContext::default(),
             encrypted: config.tls == Tls::Encrypted,
             authenticated: false,
             features: Features::default(),
@@ -590,7 +591,7 @@ impl Session {
             ));
             return;
         }
-        self.prefixes = el.prefixes.declared_prefixes().clone();
+        self.ctx = NsContext::from_minidom(el.prefixes.declared_prefixes());
         self.phase = Phase::Features;
     }
 
@@ -606,16 +607,30 @@ impl Session {
     }
 
     fn element(&mut self, bytes: &[u8]) {
-        let el = match Element::from_reader_with_prefixes(bytes, self.prefixes.clone()) {
-            Ok(el) => el,
+        let el = match decode_top_level(bytes, &self.ctx) {
+            Ok(TopLevel::Stanza(stanza)) => {
+                self.stanza(stanza);
+                return;
+            }
+            Ok(TopLevel::Other(el)) => el,
+            Err(DecodeError::Xml(e)) => {
+                self.fail(XmlError::Parse(e).into());
+                return;
+            }
             Err(e) => {
-                self.fail(XmlError::Parse(e.to_string()).into());
+                // Well-formed but invalid (a bad JID, a missing id): dropped, yet counted,
+                // since the server counts it as delivered.
+                if self.sm.counting_inbound
+                    && matches!(self.phase, Phase::Established | Phase::Closing)
+                {
+                    self.sm.inbound = self.sm.inbound.wrapping_add(1);
+                }
+                self.drop_stanza(DropReason::Invalid(e));
                 return;
             }
         };
         let ns = el.ns();
         match (ns.as_str(), el.name()) {
-            (ns::CLIENT, "message" | "presence" | "iq") => self.stanza(el),
             (ns::STREAM, "features") => self.features(&el),
             (ns::STREAM, "error") => {
                 let (condition, text) = condition_and_text(&el, ns::STREAMS);
@@ -655,27 +670,26 @@ impl Session {
         self.event(Event::StanzaDropped { reason });
     }
 
-    fn stanza(&mut self, el: Element) {
-        match self.phase {
-            Phase::Established | Phase::Closing => {
+    fn stanza(&mut self, stanza: Stanza) {
+        match (&self.phase, &stanza) {
+            (Phase::Established | Phase::Closing, _) => {
                 if self.sm.counting_inbound {
                     self.sm.inbound = self.sm.inbound.wrapping_add(1);
                 }
-                self.event(Event::Stanza(el));
+                self.event(Event::Stanza(stanza));
             }
-            Phase::Bind if el.name() == "iq" && el.attr("id") == Some(BIND_ID) => self.bound(&el),
-            Phase::LegacySession if el.name() == "iq" && el.attr("id") == Some(SESSION_ID) => {
-                if el.attr("type") == Some("result") {
+            (Phase::Bind, Stanza::Iq(iq)) if iq.id == BIND_ID => self.bound(iq),
+            (Phase::LegacySession, Stanza::Iq(iq)) if iq.id == SESSION_ID => {
+                if iq.kind == IqType::Result {
                     self.established();
                 } else {
-                    let (c, t) = stanza_error(&el);
-                    self.fail(SessionError::Bind(format!("session establishment: {c}{t}")));
+                    let e = describe_error(iq);
+                    self.fail(SessionError::Bind(format!("session establishment: {e}")));
                 }
             }
-            _ => self.fail(SessionError::Protocol(format!(
-                "<{}/> received before the session was bound",
-                el.name()
-            ))),
+            _ => self.fail(SessionError::Protocol(
+                "a stanza arrived before the session was bound".into(),
+            )),
         }
     }
 
@@ -844,14 +858,16 @@ impl Session {
         self.phase = Phase::Bind;
     }
 
-    fn bound(&mut self, iq: &Element) {
-        if iq.attr("type") != Some("result") {
-            let (c, t) = stanza_error(iq);
-            self.fail(SessionError::Bind(format!("{c}{t}")));
+    fn bound(&mut self, iq: &Iq) {
+        if iq.kind != IqType::Result {
+            let e = describe_error(iq);
+            self.fail(SessionError::Bind(e));
             return;
         }
         let jid = iq
-            .get_child("bind", ns::BIND)
+            .payload
+            .as_ref()
+            .filter(|p| p.is("bind", ns::BIND))
             .and_then(|b| b.get_child("jid", ns::BIND))
             .map(Element::text)
             .and_then(|t| FullJid::new(t.trim()).ok());
@@ -1020,7 +1036,10 @@ impl Session {
         self.scanner = self.scanner.restart();
         // TCP: the server's header declares the context. WebSocket: every frame declares its
         // own; default to jabber:client for servers that leave it out.
-        self.prefixes = BTreeMap::from([(None, ns::CLIENT.to_owned())]);
+        self.ctx = NsContext {
+            default: ns::CLIENT.to_owned(),
+            prefixes: Vec::new(),
+        };
         let domain = escape(self.config.jid.domain().as_str());
         let header = match self.config.framing {
             Framing::Stream => format!(
@@ -1137,13 +1156,13 @@ fn condition_and_text(el: &Element, ns: &str) -> (String, Option<String>) {
     (condition, text)
 }
 
-fn stanza_error(el: &Element) -> (String, String) {
-    match el.get_child("error", ns::CLIENT) {
-        Some(e) => {
-            let (c, t) = condition_and_text(e, ns::STANZAS);
-            (c, t.map(|t| format!(" ({t})")).unwrap_or_default())
-        }
-        None => ("no error condition".to_owned(), String::new()),
+fn describe_error(iq: &Iq) -> String {
+    match &iq.error {
+        Some(e) => match &e.text {
+            Some(t) => format!("{} ({t})", e.condition),
+            None => e.condition.clone(),
+        },
+        None => "no error condition".to_owned(),
     }
 }
 

@@ -14,6 +14,7 @@ use std::error::Error;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use groupchat_protocol::codec::Stanza;
 use groupchat_protocol::minidom::Element;
 use groupchat_protocol::{Config, Event, Framing, Mechanism, Session, SessionError, Tls};
 use groupchat_test_support::{Direction, FaultProxy, ServerKind, TestServer};
@@ -113,10 +114,10 @@ impl Client {
             return Ok(());
         }
         let r = drive(&mut self.session, &mut self.tcp, Instant::now() + d, |e| {
-            if let Event::Stanza(s) = e
-                && let Some(b) = s.get_child("body", "jabber:client")
+            if let Event::Stanza(Stanza::Message(m)) = e
+                && let Some(b) = &m.body
             {
-                bodies.push(b.text());
+                bodies.push(b.clone());
             }
             until(bodies)
         });

@@ -1,5 +1,6 @@
 //! STARTTLS, SASL (each mechanism), bind, legacy session, clean close.
 
+use groupchat_protocol::codec::{MessageType, Stanza};
 use groupchat_protocol::minidom::Element;
 use groupchat_protocol::{Event, Framing, Mechanism, SessionError, Tls};
 
@@ -243,13 +244,10 @@ fn stanzas_flow_and_clean_close() {
         p.take_events();
         p.feed_client("<message from='bob@localhost/x' to='alice@localhost/r1' type='chat' id='m1'><body>hi &amp; bye</body></message>");
         match &p.take_events()[..] {
-            [Event::Stanza(el)] => {
-                assert_eq!(el.name(), "message");
-                assert_eq!(el.ns(), "jabber:client");
-                assert_eq!(
-                    el.get_child("body", "jabber:client").unwrap().text(),
-                    "hi & bye"
-                );
+            [Event::Stanza(Stanza::Message(m))] => {
+                assert_eq!(m.body.as_deref(), Some("hi & bye"));
+                assert_eq!(m.kind, MessageType::Chat);
+                assert_eq!(m.from.as_ref().unwrap().as_str(), "bob@localhost/x");
             }
             e => panic!("{e:?}"),
         }

@@ -1,0 +1,210 @@
+//! The stanza codec: pure functions from bytes to typed stanzas and back.
+//!
+//! [`decode_stanza`] reads one complete top-level element (as the session's framer cuts it)
+//! in the namespace context of its stream. Hot stanzas — group and chat messages, archive
+//! results, room presence, chat states — are built straight from the token stream; payloads
+//! this crate does not model are kept as minidom [`Element`]s. The same functions serve the
+//! session, the fuzzers and the benchmarks.
+
+pub(crate) mod reader;
+mod write;
+
+pub mod message;
+pub mod presence;
+pub mod xep;
+
+use std::fmt;
+
+use minidom::Element;
+
+pub use message::{Message, MessageType};
+pub use presence::{Presence, PresenceType};
+pub use reader::NsContext;
+
+use reader::{Ev, XmlReader};
+
+/// Why one stanza could not be decoded. Never fatal for a session (the stanza is dropped).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The bytes are not well-formed (namespaced) XML.
+    #[error("not well-formed: {0}")]
+    Xml(String),
+    /// The element is not a stanza this decoder handles.
+    #[error("not a stanza: <{0}/>")]
+    NotAStanza(String),
+    /// A required attribute is missing.
+    #[error("<{element}/> lacks the '{attribute}' attribute")]
+    MissingAttribute {
+        /// The element.
+        element: String,
+        /// The attribute.
+        attribute: &'static str,
+    },
+    /// An attribute or text has a value outside its domain (a bad JID, number, enum value).
+    #[error("invalid {what}: {value:?}")]
+    InvalidValue {
+        /// What was being read, e.g. `from JID`.
+        what: &'static str,
+        /// The offending value (truncated).
+        value: String,
+    },
+}
+
+impl DecodeError {
+    pub(crate) fn xml(msg: impl fmt::Display) -> Self {
+        Self::Xml(msg.to_string())
+    }
+
+    pub(crate) fn invalid(what: &'static str, value: &str) -> Self {
+        let mut value = value.to_owned();
+        if value.len() > 64 {
+            let mut cut = 64;
+            while !value.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            value.truncate(cut);
+        }
+        Self::InvalidValue { what, value }
+    }
+}
+
+/// The header of an `<iq/>`; the payload stays a tree (IQs are not on the hot path).
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Iq {
+    /// Sender.
+    pub from: Option<jid::Jid>,
+    /// Recipient.
+    pub to: Option<jid::Jid>,
+    /// The request id.
+    pub id: String,
+    /// `get`, `set`, `result` or `error`.
+    pub kind: IqType,
+    /// The payload (for `get`/`set`, the query; for `result`, optional).
+    pub payload: Option<Element>,
+    /// The error, for `type='error'`.
+    pub error: Option<xep::stanza_error::StanzaError>,
+}
+
+/// RFC 6120 §8.2.3 IQ types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IqType {
+    /// A request for information.
+    Get,
+    /// A request to change something.
+    Set,
+    /// A successful answer.
+    Result,
+    /// A failed answer.
+    Error,
+}
+
+/// A decoded stanza.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Stanza {
+    /// `<message/>`.
+    Message(Box<Message>),
+    /// `<presence/>`.
+    Presence(Box<Presence>),
+    /// `<iq/>`.
+    Iq(Box<Iq>),
+}
+
+/// Decodes one complete stanza (`message`, `presence` or `iq` in `jabber:client`).
+pub fn decode_stanza(bytes: &[u8], ctx: &NsContext) -> Result<Stanza, DecodeError> {
+    match decode_top_level(bytes, ctx)? {
+        TopLevel::Stanza(s) => Ok(s),
+        TopLevel::Other(el) => Err(DecodeError::NotAStanza(el.name().to_owned())),
+    }
+}
+
+/// A top-level element of a stream: a stanza (typed) or a stream-level element (a tree).
+#[derive(Debug)]
+pub(crate) enum TopLevel {
+    Stanza(Stanza),
+    Other(Element),
+}
+
+/// Decodes one top-level element: stanzas on the typed path, anything else as a tree.
+pub(crate) fn decode_top_level(bytes: &[u8], ctx: &NsContext) -> Result<TopLevel, DecodeError> {
+    let mut r = XmlReader::new(bytes, ctx);
+    let start = loop {
+        match r.next()? {
+            Ev::Start(s) => break s,
+            Ev::Text(t) if t.trim().is_empty() => {}
+            _ => return Err(DecodeError::xml("no element")),
+        }
+    };
+    let top = match (start.ns.as_ref(), start.name) {
+        (crate::ns::CLIENT, "message") => {
+            TopLevel::Stanza(Stanza::Message(Box::new(message::decode(&mut r, &start)?)))
+        }
+        (crate::ns::CLIENT, "presence") => TopLevel::Stanza(Stanza::Presence(Box::new(
+            presence::decode(&mut r, &start)?,
+        ))),
+        (crate::ns::CLIENT, "iq") => {
+            TopLevel::Stanza(Stanza::Iq(Box::new(decode_iq(&mut r, &start)?)))
+        }
+        _ => TopLevel::Other(r.element(&start)?),
+    };
+    loop {
+        match r.next()? {
+            Ev::Eof => return Ok(top),
+            Ev::Text(t) if t.trim().is_empty() => {}
+            _ => return Err(DecodeError::xml("content after the element")),
+        }
+    }
+}
+
+pub(crate) fn jid_attr(
+    s: &reader::Start<'_>,
+    name: &'static str,
+) -> Result<Option<jid::Jid>, DecodeError> {
+    match s.attr(name)? {
+        None => Ok(None),
+        Some(v) => jid::Jid::new(&v)
+            .map(Some)
+            .map_err(|_| DecodeError::invalid(if name == "from" { "from JID" } else { "JID" }, &v)),
+    }
+}
+
+fn decode_iq(r: &mut XmlReader<'_>, start: &reader::Start<'_>) -> Result<Iq, DecodeError> {
+    let kind = match start.req("type")?.as_ref() {
+        "get" => IqType::Get,
+        "set" => IqType::Set,
+        "result" => IqType::Result,
+        "error" => IqType::Error,
+        other => return Err(DecodeError::invalid("iq type", other)),
+    };
+    let mut iq = Iq {
+        from: jid_attr(start, "from")?,
+        to: jid_attr(start, "to")?,
+        id: start.req("id")?.into_owned(),
+        kind,
+        payload: None,
+        error: None,
+    };
+    loop {
+        match r.next()? {
+            Ev::Start(s) if s.is("error", crate::ns::CLIENT) => {
+                iq.error = Some(xep::stanza_error::decode(r, &s)?);
+            }
+            Ev::Start(s) => {
+                let el = r.element(&s)?;
+                if iq.payload.is_none() {
+                    iq.payload = Some(el);
+                }
+            }
+            Ev::Text(_) => {}
+            Ev::End => break,
+            Ev::Eof => return Err(DecodeError::xml("unexpected end of input")),
+        }
+    }
+    if matches!(kind, IqType::Get | IqType::Set) && iq.payload.is_none() {
+        return Err(DecodeError::invalid("iq request", "without a payload"));
+    }
+    Ok(iq)
+}

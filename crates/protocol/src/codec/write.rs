@@ -1,0 +1,106 @@
+//! A minimal XML writer for the encoders: appends escaped markup to a byte buffer.
+
+/// Appends XML to a buffer. Names and namespaces are trusted constants; values and text are
+/// escaped.
+pub(crate) struct Writer {
+    pub(crate) buf: Vec<u8>,
+}
+
+impl Writer {
+    pub(crate) fn with_capacity(n: usize) -> Self {
+        Self {
+            buf: Vec::with_capacity(n),
+        }
+    }
+
+    /// `<name`
+    pub(crate) fn open(&mut self, name: &str) {
+        self.buf.push(b'<');
+        self.buf.extend_from_slice(name.as_bytes());
+    }
+
+    /// `<name xmlns='ns'`
+    pub(crate) fn open_ns(&mut self, name: &str, ns: &str) {
+        self.open(name);
+        self.attr("xmlns", ns);
+    }
+
+    /// ` name='value'`
+    pub(crate) fn attr(&mut self, name: &str, value: &str) {
+        self.buf.push(b' ');
+        self.buf.extend_from_slice(name.as_bytes());
+        self.buf.extend_from_slice(b"='");
+        self.escape(value);
+        self.buf.push(b'\'');
+    }
+
+    pub(crate) fn attr_opt(&mut self, name: &str, value: Option<&str>) {
+        if let Some(v) = value {
+            self.attr(name, v);
+        }
+    }
+
+    /// `>`
+    pub(crate) fn close_start(&mut self) {
+        self.buf.push(b'>');
+    }
+
+    /// `/>`
+    pub(crate) fn close_empty(&mut self) {
+        self.buf.extend_from_slice(b"/>");
+    }
+
+    /// `</name>`
+    pub(crate) fn end(&mut self, name: &str) {
+        self.buf.extend_from_slice(b"</");
+        self.buf.extend_from_slice(name.as_bytes());
+        self.buf.push(b'>');
+    }
+
+    /// `<name xmlns='ns'/>`
+    pub(crate) fn empty_ns(&mut self, name: &str, ns: &str) {
+        self.open_ns(name, ns);
+        self.close_empty();
+    }
+
+    /// `<name>text</name>` in the inherited namespace.
+    pub(crate) fn text_element(&mut self, name: &str, text: &str) {
+        self.open(name);
+        self.close_start();
+        self.text(text);
+        self.end(name);
+    }
+
+    /// `<name xmlns='ns'>text</name>`
+    pub(crate) fn text_element_ns(&mut self, name: &str, ns: &str, text: &str) {
+        self.open_ns(name, ns);
+        self.close_start();
+        self.text(text);
+        self.end(name);
+    }
+
+    pub(crate) fn text(&mut self, s: &str) {
+        self.escape(s);
+    }
+
+    /// Escapes `& < > ' "`; the fast path copies runs without special characters at once.
+    fn escape(&mut self, s: &str) {
+        let b = s.as_bytes();
+        let mut last = 0;
+        for (i, &c) in b.iter().enumerate() {
+            let rep: &[u8] = match c {
+                b'&' => b"&amp;",
+                b'<' => b"&lt;",
+                b'>' => b"&gt;",
+                b'\'' => b"&apos;",
+                b'"' => b"&quot;",
+                b'\r' => b"&#13;",
+                _ => continue,
+            };
+            self.buf.extend_from_slice(&b[last..i]);
+            self.buf.extend_from_slice(rep);
+            last = i + 1;
+        }
+        self.buf.extend_from_slice(&b[last..]);
+    }
+}

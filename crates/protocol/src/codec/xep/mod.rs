@@ -1,0 +1,12 @@
+//! One module per specification; each names its XEP (or RFC) in its first doc line.
+
+pub mod chat_states;
+pub mod delay;
+pub mod hints;
+pub mod mam;
+pub mod markers;
+pub mod media;
+pub mod muc_user;
+pub mod retract;
+pub mod sid;
+pub mod stanza_error;

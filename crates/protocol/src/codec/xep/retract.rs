@@ -1,0 +1,23 @@
+//! XEP-0424: Message Retraction, and XEP-0425: Moderated Message Retraction.
+
+/// XEP-0424 v0.4 `urn:xmpp:message-retract:1`
+pub const NS: &str = "urn:xmpp:message-retract:1";
+/// XEP-0424 v0.3 `urn:xmpp:message-retract:0` (inside XEP-0422 `apply-to`)
+pub const NS_0: &str = "urn:xmpp:message-retract:0";
+/// XEP-0422 Message Fastening `urn:xmpp:fasten:0`
+pub const FASTEN_NS: &str = "urn:xmpp:fasten:0";
+/// XEP-0425 `urn:xmpp:message-moderate:1`
+pub const MODERATE_NS: &str = "urn:xmpp:message-moderate:1";
+/// XEP-0425 v0.2 `urn:xmpp:message-moderate:0`
+pub const MODERATE_NS_0: &str = "urn:xmpp:message-moderate:0";
+
+/// A retraction of an earlier message (by its sender, or by a moderator).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Retraction {
+    /// The retracted message: the room's stanza-id in a group, the origin-id in 1:1.
+    pub id: String,
+    /// Set when a moderator retracted someone else's message (XEP-0425).
+    pub moderated_by: Option<String>,
+    /// The moderator's reason.
+    pub reason: Option<String>,
+}

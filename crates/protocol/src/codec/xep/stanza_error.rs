@@ -1,0 +1,145 @@
+//! RFC 6120 §8.3: stanza errors, with the status codes the SDK reports.
+
+use crate::codec::DecodeError;
+use crate::codec::reader::{Ev, Start, XmlReader};
+use crate::codec::write::Writer;
+use crate::ns;
+
+/// RFC 6120 §8.3.2 error type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorType {
+    /// Retry after providing credentials.
+    Auth,
+    /// Do not retry.
+    Cancel,
+    /// Proceed (a warning).
+    Continue,
+    /// Retry after changing the data sent.
+    Modify,
+    /// Retry after waiting.
+    Wait,
+}
+
+impl ErrorType {
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "auth" => Self::Auth,
+            "cancel" => Self::Cancel,
+            "continue" => Self::Continue,
+            "modify" => Self::Modify,
+            "wait" => Self::Wait,
+            _ => return None,
+        })
+    }
+
+    /// The attribute value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auth => "auth",
+            Self::Cancel => "cancel",
+            Self::Continue => "continue",
+            Self::Modify => "modify",
+            Self::Wait => "wait",
+        }
+    }
+}
+
+/// A stanza error: its type, defined condition (e.g. `forbidden`) and the server's text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StanzaError {
+    /// What the sender may do about it.
+    pub kind: ErrorType,
+    /// The defined condition's element name; `undefined-condition` when absent.
+    pub condition: String,
+    /// The server's human-readable text.
+    pub text: Option<String>,
+    /// The entity that generated the error.
+    pub by: Option<String>,
+}
+
+impl StanzaError {
+    /// A new error.
+    pub fn new(kind: ErrorType, condition: impl Into<String>, text: Option<String>) -> Self {
+        Self {
+            kind,
+            condition: condition.into(),
+            text,
+            by: None,
+        }
+    }
+
+    /// The HTTP-like status code the SDK reports for this condition.
+    pub fn status_code(&self) -> u16 {
+        status_code(&self.condition)
+    }
+
+    pub(crate) fn write(&self, w: &mut Writer) {
+        w.open("error");
+        w.attr("type", self.kind.as_str());
+        if let Some(by) = &self.by {
+            w.attr("by", by);
+        }
+        w.close_start();
+        w.empty_ns(&self.condition, ns::STANZAS);
+        if let Some(t) = &self.text {
+            w.text_element_ns("text", ns::STANZAS, t);
+        }
+        w.end("error");
+    }
+}
+
+/// Status code for a defined condition (RFC 6120 §8.3.3), in the seed API's HTTP terms.
+pub fn status_code(condition: &str) -> u16 {
+    match condition {
+        "bad-request" | "jid-malformed" | "not-acceptable" | "policy-violation" => 400,
+        "not-authorized" | "registration-required" | "subscription-required" => 401,
+        "forbidden" | "feature-not-implemented" => 403,
+        "item-not-found"
+        | "recipient-unavailable"
+        | "gone"
+        | "redirect"
+        | "remote-server-not-found" => 404,
+        "not-allowed" => 405,
+        "conflict" => 409,
+        "resource-constraint" => 413,
+        "service-unavailable" => 503,
+        "remote-server-timeout" => 504,
+        _ => 500,
+    }
+}
+
+/// Decodes `<error/>` (its start already read).
+pub(crate) fn decode(r: &mut XmlReader<'_>, start: &Start<'_>) -> Result<StanzaError, DecodeError> {
+    let kind = start.attr("type")?;
+    let kind = kind
+        .as_deref()
+        .and_then(ErrorType::parse)
+        .unwrap_or(ErrorType::Cancel);
+    let mut e = StanzaError {
+        kind,
+        condition: String::new(),
+        text: None,
+        by: start.attr_string("by")?,
+    };
+    loop {
+        match r.next()? {
+            Ev::Start(s) if s.ns == ns::STANZAS && s.name == "text" => {
+                e.text = Some(r.text(&s)?.into_owned())
+            }
+            Ev::Start(s) if s.ns == ns::STANZAS && e.condition.is_empty() => {
+                e.condition = s.name.to_owned();
+                r.skip(&s)?;
+            }
+            Ev::Start(s) => r.skip(&s)?,
+            Ev::Text(_) => {}
+            Ev::End => break,
+            Ev::Eof => return Err(DecodeError::xml("unexpected end of input")),
+        }
+    }
+    if e.condition.is_empty() {
+        e.condition = "undefined-condition".to_owned();
+    }
+    Ok(e)
+}
