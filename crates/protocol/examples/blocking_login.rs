@@ -69,7 +69,7 @@ pub(crate) fn self_message(addr: &str, config: Config) -> Result<String, Box<dyn
         .attr("type".try_into()?, "chat")
         .append(Element::builder("body", "jabber:client").append(body.as_str()))
         .build();
-    session.send(&msg)?;
+    session.send(Instant::now(), &msg)?;
     let mut got = None;
     drive(&mut session, &mut tcp, give_up, |e| match e {
         Event::Stanza(Stanza::Message(m)) => {
@@ -78,7 +78,7 @@ pub(crate) fn self_message(addr: &str, config: Config) -> Result<String, Box<dyn
         }
         _ => false,
     })?;
-    session.close();
+    session.close(Instant::now());
     drive(&mut session, &mut tcp, give_up, |_| false)?;
     got.ok_or_else(|| "no message came back".into())
 }

@@ -174,7 +174,9 @@ impl Hash {
     }
 }
 
-/// Servers commonly use 4096–10000; anything far above is a denial of service on the client.
+/// RFC 7677 §4: at least 4096; fewer makes a captured proof cheap to crack offline.
+const MIN_ITERATIONS: u32 = 4096;
+/// Servers commonly use 4096–600 000; far above is a denial of service on the client.
 const MAX_ITERATIONS: u32 = 1_000_000;
 
 enum ScramState {
@@ -252,7 +254,7 @@ impl Scram {
             .ok_or(SessionError::Scram("challenge without iteration count"))?
             .parse()
             .map_err(|_| SessionError::Scram("iteration count is not a number"))?;
-        if iterations == 0 || iterations > MAX_ITERATIONS {
+        if !(MIN_ITERATIONS..=MAX_ITERATIONS).contains(&iterations) {
             return Err(SessionError::Scram("iteration count out of range"));
         }
         let h = self.hash;
@@ -361,6 +363,7 @@ mod tests {
             &b"r=other,s=QSXCR+Q6sek8bf92,i=4096"[..],
             b"r=abc,s=QSXCR+Q6sek8bf92,i=4096",
             b"r=abcdef,s=QSXCR+Q6sek8bf92,i=0",
+            b"r=abcdef,s=QSXCR+Q6sek8bf92,i=1",
             b"r=abcdef,s=QSXCR+Q6sek8bf92,i=99999999",
             b"r=abcdef,s=!!,i=4096",
             b"\xff",

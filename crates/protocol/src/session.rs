@@ -42,8 +42,9 @@ pub enum Tls {
     InsecurePlaintext,
 }
 
-/// Everything a [`Session`] needs to log in. `Debug` never shows the password.
-#[derive(Clone, Debug)]
+/// Everything a [`Session`] needs to log in. `Debug` shows neither the password nor the
+/// entropy.
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct Config {
     /// The account; a resource in a full JID is requested at bind time.
@@ -70,8 +71,30 @@ pub struct Config {
     pub keepalive_interval: Duration,
     /// With stream management, how long to wait for `<a/>` after `<r/>`.
     pub ack_timeout: Duration,
-    /// Fresh random bytes from the driver: SCRAM nonces and ids are derived from them.
+    /// Fresh random bytes from the driver, new for every session: SCRAM nonces are derived
+    /// from them (mixed with the session's start instant, so a reused value still gives a
+    /// new nonce).
     pub entropy: [u8; 32],
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("jid", &self.jid)
+            .field("password", &self.password)
+            .field("framing", &self.framing)
+            .field("tls", &self.tls)
+            .field("allow_plain_without_tls", &self.allow_plain_without_tls)
+            .field("mechanisms", &self.mechanisms)
+            .field("stream_management", &self.stream_management)
+            .field("resume", &self.resume.as_ref().map(|r| r.jid.to_string()))
+            .field("limits", &self.limits)
+            .field("negotiation_timeout", &self.negotiation_timeout)
+            .field("keepalive_interval", &self.keepalive_interval)
+            .field("ack_timeout", &self.ack_timeout)
+            .field("entropy", &"<redacted>")
+            .finish()
+    }
 }
 
 impl Config {
@@ -317,6 +340,16 @@ impl Session {
     /// Starts a session: the stream header is queued for sending at once.
     pub fn new(mut config: Config, now: Instant) -> Self {
         let resume = config.resume.take();
+        {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            now.hash(&mut h);
+            let mixed = Sha256::new()
+                .chain_update(config.entropy)
+                .chain_update(h.finish().to_le_bytes())
+                .finalize();
+            config.entropy.copy_from_slice(&mixed);
+        }
         let next_send_id = resume.as_ref().map_or(0, |r| r.next_send_id);
         let mut s = Self {
             scanner: Scanner::new(config.framing == Framing::Stream, config.limits),
@@ -364,6 +397,10 @@ impl Session {
     /// The state needed to resume this session in a new one (set it as
     /// [`Config::resume`]), when the server granted resumption.
     pub fn resumption(&self) -> Option<Resumption> {
+        if let Some(r) = &self.resuming {
+            // The connection dropped while resuming: the old session is still the one to resume.
+            return Some(r.clone());
+        }
         let id = self.sm.resume_id.clone()?;
         Some(Resumption {
             id,
@@ -416,9 +453,11 @@ impl Session {
         Output::Timeout(self.deadline())
     }
 
-    /// Sends a stanza (`message`, `presence` or `iq`). With stream management it is kept
-    /// until the server acknowledges it, and replayed on resumption.
-    pub fn send(&mut self, stanza: &Element) -> Result<SendId, UsageError> {
+    /// Sends a stanza (`message`, `presence` or `iq`) at `now`. With stream management it is
+    /// kept until the server acknowledges it, and replayed on resumption.
+    ///
+    /// Commands take `now` because they may start timers (the ack deadline).
+    pub fn send(&mut self, now: Instant, stanza: &Element) -> Result<SendId, UsageError> {
         match self.phase {
             Phase::Established => {}
             Phase::Closing | Phase::Ended => return Err(UsageError::Ended),
@@ -431,18 +470,46 @@ impl Session {
         stanza
             .write_to(&mut buf)
             .map_err(|e| UsageError::Serialize(e.to_string()))?;
+        self.now = now;
         Ok(self.send_stanza_bytes(Bytes::from(buf)))
     }
 
-    /// Asks the server to acknowledge what it has received (XEP-0198 `<r/>`).
-    pub fn request_ack(&mut self) {
-        if self.sm.enabled && matches!(self.phase, Phase::Established) {
+    /// Sends a stanza already encoded by this crate's codec (e.g. [`Message::encode`]):
+    /// the fast path, without a tree. The bytes must be one `message`, `presence` or `iq`
+    /// element in `jabber:client`; they are checked with the same framer as received data.
+    ///
+    /// [`Message::encode`]: crate::codec::Message::encode
+    pub fn send_encoded(&mut self, now: Instant, stanza: Vec<u8>) -> Result<SendId, UsageError> {
+        match self.phase {
+            Phase::Established => {}
+            Phase::Closing | Phase::Ended => return Err(UsageError::Ended),
+            _ => return Err(UsageError::NotConnected),
+        }
+        let name = crate::codec::top_level_name(&stanza, &self.ctx)
+            .map_err(|e| UsageError::Serialize(e.to_string()))?;
+        if !matches!(name.as_str(), "message" | "presence" | "iq") {
+            return Err(UsageError::NotAStanza(name));
+        }
+        self.now = now;
+        Ok(self.send_stanza_bytes(Bytes::from(stanza)))
+    }
+
+    /// Asks the server to acknowledge what it has received (XEP-0198 `<r/>`), unless a
+    /// request is already outstanding (which would restart the dead-connection timer).
+    pub fn request_ack(&mut self, now: Instant) {
+        if self.sm.enabled
+            && matches!(self.phase, Phase::Established)
+            && self.sm.ack_requested_at.is_none()
+        {
+            self.now = now;
             self.request_ack_now();
         }
     }
 
-    /// Closes the stream cleanly; [`Event::Closed`] follows when the server agrees.
-    pub fn close(&mut self) {
+    /// Closes the stream cleanly; [`Event::Closed`] follows when the server agrees (or after
+    /// five seconds).
+    pub fn close(&mut self, now: Instant) {
+        self.now = now;
         match self.phase {
             Phase::Closing | Phase::Ended => return,
             Phase::Tls => {
@@ -534,6 +601,7 @@ impl Session {
             _ => {}
         }
         self.scanner.push(data);
+        let mut elements = 0usize;
         loop {
             if matches!(self.phase, Phase::Ended | Phase::Tls) {
                 return;
@@ -546,6 +614,13 @@ impl Session {
                     return;
                 }
             };
+            elements += 1;
+            if self.config.framing == Framing::WebSocket && elements > 1 {
+                self.fail(SessionError::Xml(XmlError::NotWellFormed(
+                    "WebSocket frame holds more than one element",
+                )));
+                return;
+            }
             match token {
                 Token::StreamOpen(header) => self.stream_header(&header),
                 Token::StreamClose => self.stream_closed(),
@@ -630,6 +705,15 @@ impl Session {
             }
         };
         let ns = el.ns();
+        if matches!(self.phase, Phase::Closing)
+            && !matches!(
+                (ns.as_str(), el.name()),
+                (ns::STREAM, "error") | (ns::FRAMING, "close") | (ns::SM, _)
+            )
+        {
+            // Negotiation that crossed our close: moot now.
+            return;
+        }
         match (ns.as_str(), el.name()) {
             (ns::STREAM, "features") => self.features(&el),
             (ns::STREAM, "error") => {
@@ -672,7 +756,7 @@ impl Session {
 
     fn stanza(&mut self, stanza: Stanza) {
         match (&self.phase, &stanza) {
-            (Phase::Established | Phase::Closing, _) => {
+            (Phase::Established, _) | (Phase::Closing, _) if self.jid.is_some() => {
                 if self.sm.counting_inbound {
                     self.sm.inbound = self.sm.inbound.wrapping_add(1);
                 }
@@ -687,6 +771,7 @@ impl Session {
                     self.fail(SessionError::Bind(format!("session establishment: {e}")));
                 }
             }
+            (Phase::Closing, _) => {}
             _ => self.fail(SessionError::Protocol(
                 "a stanza arrived before the session was bound".into(),
             )),
@@ -992,16 +1077,18 @@ impl Session {
         let new = h.wrapping_sub(self.sm.outbound_acked);
         if new as usize > self.sm.unacked.len() {
             // XEP-0198 §4: the server claims stanzas we never sent.
-            self.transmit_str(&format!(
-                "<stream:error><undefined-condition xmlns='{}'/><handled-count-too-high xmlns='{}' h='{h}' send-count='{}'/></stream:error>",
+            let condition = format!(
+                "<undefined-condition xmlns='{}'/><handled-count-too-high xmlns='{}' h='{h}' send-count='{}'/>",
                 ns::STREAMS,
                 ns::SM,
-                self.sm.outbound_acked.wrapping_add(self.sm.unacked.len() as u32)
-            ));
-            self.transmit_close();
-            self.end(Some(SessionError::Protocol(format!(
+                self.sm
+                    .outbound_acked
+                    .wrapping_add(self.sm.unacked.len() as u32)
+            );
+            self.transmit_stream_error(&condition);
+            self.fail(SessionError::Protocol(format!(
                 "server acknowledged {h} stanzas, more than we sent"
-            ))));
+            )));
             return false;
         }
         let last = ack_queue(&mut self.sm.outbound_acked, &mut self.sm.unacked, h);
@@ -1058,6 +1145,19 @@ impl Session {
         self.phase = Phase::Header;
     }
 
+    /// `<stream:error>` with `children`, declared right for the framing (a WebSocket frame
+    /// has no stream header to inherit the prefix from).
+    fn transmit_stream_error(&mut self, children: &str) {
+        let err = match self.config.framing {
+            Framing::Stream => format!("<stream:error>{children}</stream:error>"),
+            Framing::WebSocket => format!(
+                "<stream:error xmlns:stream='{}'>{children}</stream:error>",
+                ns::STREAM
+            ),
+        };
+        self.transmit_str(&err);
+    }
+
     fn transmit_close(&mut self) {
         match self.config.framing {
             Framing::Stream => self.transmit(Bytes::from_static(b"</stream:stream>")),
@@ -1083,23 +1183,15 @@ impl Session {
         if matches!(self.phase, Phase::Ended) {
             return;
         }
-        if let SessionError::Xml(x) = &reason {
-            let err = match self.config.framing {
-                Framing::Stream => format!(
-                    "<stream:error><{} xmlns='{}'/></stream:error>",
-                    x.stream_condition(),
-                    ns::STREAMS
-                ),
-                Framing::WebSocket => format!(
-                    "<stream:error xmlns:stream='{}'><{} xmlns='{}'/></stream:error>",
-                    ns::STREAM,
-                    x.stream_condition(),
-                    ns::STREAMS
-                ),
-            };
-            self.transmit_str(&err);
+        if let SessionError::Xml(x) = &reason
+            && !matches!(self.phase, Phase::Closing)
+        {
+            let condition = format!("<{} xmlns='{}'/>", x.stream_condition(), ns::STREAMS);
+            self.transmit_stream_error(&condition);
         }
-        if !matches!(self.phase, Phase::Tls) && !matches!(reason, SessionError::ConnectionLost) {
+        if !matches!(self.phase, Phase::Tls | Phase::Closing)
+            && !matches!(reason, SessionError::ConnectionLost)
+        {
             self.transmit_close();
         }
         self.end(Some(reason));

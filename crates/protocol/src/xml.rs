@@ -271,7 +271,7 @@ impl Scanner {
                     self.pos = i;
                     let Some(end) = end else {
                         self.state = State::Tag { start, quote };
-                        if self.depth <= self.stanza_depth && self.buf.len() - start > 8192 {
+                        if self.depth <= self.stanza_depth && self.pos - start > 8192 {
                             // A stream header or empty stanza tag this long is not honest.
                             self.check_tag_size(start)?;
                         }
@@ -287,8 +287,10 @@ impl Scanner {
         }
     }
 
+    /// Bytes from `start` up to what has been scanned (not what has been received: a read
+    /// may hold several stanzas).
     fn check_tag_size(&self, start: usize) -> Result<(), XmlError> {
-        if self.buf.len() - start > self.limits.max_stanza_size {
+        if self.pos.saturating_sub(start) > self.limits.max_stanza_size {
             return Err(XmlError::TooLarge {
                 limit: self.limits.max_stanza_size,
             });
@@ -340,7 +342,7 @@ impl Scanner {
             }
             self.depth -= 1;
             if self.depth == self.stanza_depth {
-                return Ok(Some(self.take_stanza(end)));
+                return self.take_stanza(end).map(Some);
             }
             self.check_size()?;
             return Ok(None);
@@ -377,7 +379,7 @@ impl Scanner {
         }
         if empty {
             if self.depth == self.stanza_depth {
-                return Ok(Some(self.take_stanza(end)));
+                return self.take_stanza(end).map(Some);
             }
         } else {
             self.open.push(name);
@@ -387,13 +389,18 @@ impl Scanner {
         Ok(None)
     }
 
-    fn take_stanza(&mut self, end: usize) -> Token {
+    fn take_stanza(&mut self, end: usize) -> Result<Token, XmlError> {
         debug_assert!(self.open.is_empty());
+        if end + 1 - self.stanza_start > self.limits.max_stanza_size {
+            return Err(XmlError::TooLarge {
+                limit: self.limits.max_stanza_size,
+            });
+        }
         let _ = self.buf.split_to(self.stanza_start);
         let stanza = self.buf.split_to(end + 1 - self.stanza_start).freeze();
         self.pos = 0;
         self.stanza_start = 0;
-        Token::Element(stanza)
+        Ok(Token::Element(stanza))
     }
 }
 

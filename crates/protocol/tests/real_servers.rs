@@ -142,12 +142,15 @@ impl Client {
             .attr("type".try_into().unwrap(), "chat")
             .append(Element::builder("body", "jabber:client").append(body))
             .build();
-        self.session.send(&msg).unwrap();
+        self.session.send(Instant::now(), &msg).unwrap();
     }
 
     fn presence(&mut self) {
         self.session
-            .send(&Element::builder("presence", "jabber:client").build())
+            .send(
+                Instant::now(),
+                &Element::builder("presence", "jabber:client").build(),
+            )
             .unwrap();
     }
 

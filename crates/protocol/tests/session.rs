@@ -20,3 +20,6 @@ mod bad_input;
 
 #[path = "session/chunking.rs"]
 mod chunking;
+
+#[path = "session/review_regressions.rs"]
+mod review_regressions;

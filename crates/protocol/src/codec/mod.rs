@@ -208,3 +208,31 @@ fn decode_iq(r: &mut XmlReader<'_>, start: &reader::Start<'_>) -> Result<Iq, Dec
     }
     Ok(iq)
 }
+
+/// The local name of `bytes` if they are exactly one complete element in `jabber:client`.
+pub(crate) fn top_level_name(bytes: &[u8], ctx: &NsContext) -> Result<String, DecodeError> {
+    let mut scanner = crate::xml::Scanner::new(
+        false,
+        crate::xml::Limits {
+            max_stanza_size: usize::MAX,
+            max_depth: usize::MAX,
+        },
+    );
+    scanner.push(bytes);
+    let one = matches!(
+        scanner.next_token(),
+        Ok(Some(crate::xml::Token::Element(_)))
+    ) && scanner.at_boundary();
+    if !one {
+        return Err(DecodeError::xml("not exactly one complete element"));
+    }
+    let mut r = XmlReader::new(bytes, ctx);
+    loop {
+        match r.next()? {
+            Ev::Start(s) if s.ns == crate::ns::CLIENT => return Ok(s.name.to_owned()),
+            Ev::Start(s) => return Err(DecodeError::NotAStanza(s.name.to_owned())),
+            Ev::Text(_) => {}
+            _ => return Err(DecodeError::xml("no element")),
+        }
+    }
+}

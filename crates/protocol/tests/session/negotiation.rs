@@ -254,18 +254,18 @@ fn stanzas_flow_and_clean_close() {
         let msg: Element =
             "<message xmlns='jabber:client' to='bob@localhost' type='chat'><body>yo</body></message>".parse().unwrap();
         let sent_before = p.sent.len();
-        p.session.send(&msg).unwrap();
+        p.session.send(p.now, &msg).unwrap();
         p.drain();
         assert!(p.sent.len() > sent_before);
         assert!(p.sent[sent_before].contains("<body>yo</body>"));
-        p.session.close();
+        p.session.close(p.now);
         p.drain();
         let closing = match f {
             Framing::Stream => "</stream:stream>",
             _ => "<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>",
         };
         assert_eq!(p.last_sent(), closing);
-        assert!(p.session.send(&msg).is_err());
+        assert!(p.session.send(p.now, &msg).is_err());
         match f {
             Framing::Stream => p.feed("</stream:stream>"),
             _ => p.feed("<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>"),
@@ -282,13 +282,13 @@ fn send_before_bind_and_non_stanzas_are_usage_errors() {
         .parse()
         .unwrap();
     assert_eq!(
-        p.session.send(&msg),
+        p.session.send(p.now, &msg),
         Err(groupchat_protocol::UsageError::NotConnected)
     );
     let mut p = scram_login(Framing::Stream, Mechanism::ScramSha1, &["SCRAM-SHA-1"]);
     let not: Element = "<r xmlns='urn:xmpp:sm:3'/>".parse().unwrap();
     assert!(matches!(
-        p.session.send(&not),
+        p.session.send(p.now, &not),
         Err(groupchat_protocol::UsageError::NotAStanza(_))
     ));
     p.drain();

@@ -13,7 +13,7 @@ fn outbound_stanzas_are_queued_until_acked() {
     for f in FRAMINGS {
         let mut p = logged_in(f, true);
         let ids: Vec<SendId> = (0..3)
-            .map(|n| p.session.send(&message(n)).unwrap())
+            .map(|n| p.session.send(p.now, &message(n)).unwrap())
             .collect();
         p.drain();
         // One ack request per burst, not one per stanza.
@@ -55,7 +55,7 @@ fn inbound_stanzas_are_counted_for_the_server() {
 #[test]
 fn ack_for_more_than_was_sent_is_a_protocol_error() {
     let mut p = logged_in(Framing::Stream, true);
-    p.session.send(&message(1)).unwrap();
+    p.session.send(p.now, &message(1)).unwrap();
     p.drain();
     p.feed("<a xmlns='urn:xmpp:sm:3' h='7'/>");
     assert!(p.sent.iter().any(|s| s.contains("handled-count-too-high")));
@@ -67,7 +67,7 @@ fn resume_replays_exactly_the_unacked_stanzas() {
     for f in FRAMINGS {
         let mut p = logged_in(f, true);
         for n in 0..4 {
-            p.session.send(&message(n)).unwrap();
+            p.session.send(p.now, &message(n)).unwrap();
         }
         p.feed_client("<message from='bob@localhost/b' type='chat'><body>in</body></message>");
         p.feed("<a xmlns='urn:xmpp:sm:3' h='1'/>");
@@ -106,7 +106,7 @@ fn resume_replays_exactly_the_unacked_stanzas() {
             matches!(&ev[1], Event::Connected { resumed: true, jid } if jid.to_string() == "alice@localhost/r1")
         );
         // New stanzas continue the id sequence; inbound counting continues from 1.
-        assert_eq!(q.session.send(&message(9)).unwrap(), SendId(4));
+        assert_eq!(q.session.send(q.now, &message(9)).unwrap(), SendId(4));
         q.feed("<r xmlns='urn:xmpp:sm:3'/>");
         assert_eq!(q.last_sent(), "<a xmlns='urn:xmpp:sm:3' h='1'/>");
         q.feed("<a xmlns='urn:xmpp:sm:3' h='5'/>");
@@ -119,7 +119,7 @@ fn failed_resume_reports_unacked_and_binds_fresh() {
     for f in FRAMINGS {
         let mut p = logged_in(f, true);
         for n in 0..3 {
-            p.session.send(&message(n)).unwrap();
+            p.session.send(p.now, &message(n)).unwrap();
         }
         p.transport_closed();
         let mut c = config(f);
@@ -162,7 +162,7 @@ fn enable_refused_means_no_queue() {
     p.open_with(BIND_SM);
     p.feed("<iq type='result' id='gc-bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>alice@localhost/r1</jid></bind></iq>");
     p.feed("<failed xmlns='urn:xmpp:sm:3'/>");
-    p.session.send(&message(1)).unwrap();
+    p.session.send(p.now, &message(1)).unwrap();
     assert_eq!(p.session.unacked().len(), 0);
     assert!(p.session.resumption().is_none());
 }
@@ -170,7 +170,7 @@ fn enable_refused_means_no_queue() {
 #[test]
 fn clean_close_is_not_resumable() {
     let mut p = logged_in(Framing::Stream, true);
-    p.session.close();
+    p.session.close(p.now);
     p.drain();
     assert!(
         p.sent
