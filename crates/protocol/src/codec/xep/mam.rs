@@ -24,3 +24,15 @@ pub struct MamResult {
     /// The archived message.
     pub message: Message,
 }
+
+impl MamResult {
+    /// A result with archive id `id` wrapping `message`.
+    pub fn new(id: impl Into<String>, message: Message) -> Self {
+        Self {
+            query_id: None,
+            id: id.into(),
+            delay: None,
+            message,
+        }
+    }
+}
