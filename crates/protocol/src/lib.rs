@@ -58,6 +58,7 @@
 pub mod codec;
 mod error;
 pub mod ns;
+pub mod pagination;
 mod sasl;
 mod session;
 mod xml;

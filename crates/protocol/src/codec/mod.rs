@@ -7,7 +7,7 @@
 //! session, the fuzzers and the benchmarks.
 
 pub(crate) mod reader;
-mod write;
+pub(crate) mod write;
 
 pub mod message;
 pub mod presence;
