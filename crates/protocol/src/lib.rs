@@ -59,6 +59,7 @@ pub mod codec;
 mod error;
 pub mod ns;
 pub mod pagination;
+pub mod response;
 mod sasl;
 mod session;
 mod xml;

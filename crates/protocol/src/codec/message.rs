@@ -18,7 +18,8 @@ use super::{DecodeError, jid_attr};
 use crate::ns;
 
 /// RFC 6121 §5.2.2 message types.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum MessageType {
     /// One-to-one chat.
@@ -61,7 +62,8 @@ impl MessageType {
 /// A message with every payload a group chat uses; unknown payloads are kept in `payloads`.
 ///
 /// Rare, large parts are boxed so that a plain text message stays small in memory.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct Message {
     /// Sender (for a group message: `room@service/nick`).
@@ -107,6 +109,7 @@ pub struct Message {
     /// Error (for `type='error'`).
     pub error: Option<Box<StanzaError>>,
     /// Payloads this crate does not model, as trees.
+    #[serde(skip)]
     pub payloads: Vec<Element>,
 }
 

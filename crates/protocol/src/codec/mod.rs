@@ -24,7 +24,8 @@ pub use reader::NsContext;
 use reader::{Ev, XmlReader};
 
 /// Why one stanza could not be decoded. Never fatal for a session (the stanza is dropped).
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum DecodeError {
     /// The bytes are not well-formed (namespaced) XML.
@@ -70,7 +71,8 @@ impl DecodeError {
 }
 
 /// The header of an `<iq/>`; the payload stays a tree (IQs are not on the hot path).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct Iq {
     /// Sender.
@@ -82,13 +84,15 @@ pub struct Iq {
     /// `get`, `set`, `result` or `error`.
     pub kind: IqType,
     /// The payload (for `get`/`set`, the query; for `result`, optional).
+    #[serde(skip)]
     pub payload: Option<Element>,
     /// The error, for `type='error'`.
     pub error: Option<xep::stanza_error::StanzaError>,
 }
 
 /// RFC 6120 §8.2.3 IQ types.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum IqType {
     /// A request for information.
@@ -102,7 +106,8 @@ pub enum IqType {
 }
 
 /// A decoded stanza.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum Stanza {
     /// `<message/>`.

@@ -12,7 +12,8 @@ use super::{DecodeError, jid_attr};
 use crate::ns;
 
 /// RFC 6121 presence types; `Available` is the absence of a type.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum PresenceType {
     /// Online (no `type`).
@@ -27,7 +28,8 @@ pub enum PresenceType {
 }
 
 /// A presence, with what a room says about an occupant.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct Presence {
     /// Sender (in a room: `room@service/nick`).
@@ -53,6 +55,7 @@ pub struct Presence {
     /// Error, for `type='error'`.
     pub error: Option<Box<StanzaError>>,
     /// Payloads this crate does not model (caps, vCard updates, ...).
+    #[serde(skip)]
     pub payloads: Vec<Element>,
 }
 

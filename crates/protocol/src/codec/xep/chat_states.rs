@@ -1,7 +1,8 @@
 //! XEP-0085: Chat State Notifications.
 
 /// A chat state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum ChatState {
     /// Paying attention.

@@ -4,7 +4,8 @@
 pub const NS: &str = "urn:xmpp:hints";
 
 /// The hints on a message.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct Hints {
     /// `<no-store/>`: do not archive (typing notifications).

@@ -12,7 +12,8 @@ pub const FORWARD_NS: &str = "urn:xmpp:forward:0";
 pub const RSM_NS: &str = "http://jabber.org/protocol/rsm";
 
 /// One archived message, as returned for a query.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct MamResult {
     /// The query this result answers.

@@ -5,7 +5,8 @@
 pub const NS: &str = "urn:xmpp:chat-markers:0";
 
 /// Which marker.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum MarkerKind {
     /// The message reached a device.
@@ -37,7 +38,8 @@ impl MarkerKind {
 }
 
 /// A marker about an earlier message; `id` is the room's stanza-id for group messages.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Marker {
     /// Which marker.
     pub kind: MarkerKind,

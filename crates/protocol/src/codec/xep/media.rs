@@ -15,7 +15,8 @@ pub const HASHES_NS: &str = "urn:xmpp:hashes:2";
 pub const THUMBS_NS: &str = "urn:xmpp:thumbs:1";
 
 /// A thumbnail (XEP-0264), usually a small `data:` URI.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct Thumbnail {
     /// Where the thumbnail is (often `data:image/...;base64,...`).
@@ -29,7 +30,8 @@ pub struct Thumbnail {
 }
 
 /// A XEP-0300 hash of the file.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Hash {
     /// The algorithm, e.g. `sha-256`.
     pub algo: String,
@@ -38,7 +40,8 @@ pub struct Hash {
 }
 
 /// A media attachment: the download URL plus the file's metadata.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct Media {
     /// Where to download it (XEP-0066 URL, or the XEP-0447 url-data source).

@@ -9,7 +9,8 @@ pub const MUC_NS: &str = "http://jabber.org/protocol/muc";
 pub const DIRECT_INVITE_NS: &str = "jabber:x:conference";
 
 /// A long-lived association with a room (XEP-0045 §5.2). The seed's "admin" is `Owner`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum Affiliation {
     /// Owner: every admin call.
@@ -50,7 +51,8 @@ impl Affiliation {
 }
 
 /// A temporary position in the room while present (XEP-0045 §5.1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum Role {
     /// Can kick and grant voice.
@@ -87,7 +89,8 @@ impl Role {
 }
 
 /// An `<item/>`: someone's affiliation and role, and who changed it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct Item {
     /// Affiliation, if given.
@@ -105,7 +108,8 @@ pub struct Item {
 }
 
 /// A mediated invitation (XEP-0045 §7.8.2), or a direct one (XEP-0249).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct Invite {
     /// The room (for mediated invitations: the message's `from`).
@@ -121,7 +125,8 @@ pub struct Invite {
 }
 
 /// The room was destroyed (XEP-0045 §10.9).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct Destroy {
     /// An alternative room.
@@ -131,7 +136,8 @@ pub struct Destroy {
 }
 
 /// The `muc#user` payload.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct MucUser {
     /// Status codes (XEP-0045 §15.6): 110 self, 201 created, 104 config changed, 307 kicked,

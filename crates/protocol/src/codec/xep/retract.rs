@@ -12,7 +12,8 @@ pub const MODERATE_NS: &str = "urn:xmpp:message-moderate:1";
 pub const MODERATE_NS_0: &str = "urn:xmpp:message-moderate:0";
 
 /// A retraction of an earlier message (by its sender, or by a moderator).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Retraction {
     /// The retracted message: the room's stanza-id in a group, the origin-id in 1:1.
     pub id: String,

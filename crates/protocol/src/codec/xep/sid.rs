@@ -7,7 +7,8 @@ pub const OCCUPANT_ID_NS: &str = "urn:xmpp:occupant-id:0";
 
 /// A stanza id assigned by an archiving entity (`by`): the room's id is a group message's
 /// row id in history pagination.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct StanzaId {
     /// The id.
     pub id: String,

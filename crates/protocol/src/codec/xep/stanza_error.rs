@@ -6,7 +6,8 @@ use crate::codec::write::Writer;
 use crate::ns;
 
 /// RFC 6120 §8.3.2 error type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum ErrorType {
     /// Retry after providing credentials.
@@ -46,7 +47,8 @@ impl ErrorType {
 }
 
 /// A stanza error: its type, defined condition (e.g. `forbidden`) and the server's text.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct StanzaError {
     /// What the sender may do about it.

@@ -1,0 +1,155 @@
+//! The error model of requests (status codes in the seed API's HTTP terms) and the seed's
+//! response shape `{statusCode, message, data}`.
+
+use serde::Serialize;
+
+use crate::codec::xep::stanza_error::StanzaError;
+
+/// Why a request failed. Every variant has a status code and a clear message.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// The server answered with a stanza error; the status comes from its condition
+    /// (`forbidden` → 403, `item-not-found` → 404, `conflict` → 409, …).
+    #[error("{}{}", .0.condition, .0.text.as_deref().map(|t| format!(": {t}")).unwrap_or_default())]
+    Stanza(StanzaError),
+    /// The server lacks the feature or service (no MAM, no upload service, ...): 403.
+    #[error("feature unavailable on this server: {0}")]
+    FeatureUnavailable(String),
+    /// An argument is invalid (a malformed JID, an empty name, a wrong file type): 400.
+    /// Nothing was sent.
+    #[error("invalid argument: {0}")]
+    BadRequest(String),
+    /// The group or item does not exist: 404.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A file is larger than the server accepts: 413.
+    #[error("too large: {size} bytes, the limit is {limit}")]
+    TooLarge {
+        /// The size offered.
+        size: u64,
+        /// The server's limit.
+        limit: u64,
+    },
+    /// No answer in time: 504.
+    #[error("no answer from the server in time")]
+    Timeout,
+    /// The session is not connected: 503.
+    #[error("not connected")]
+    NotConnected,
+}
+
+impl RequestError {
+    /// The status code.
+    pub fn status_code(&self) -> u16 {
+        match self {
+            Self::Stanza(e) => e.status_code(),
+            Self::FeatureUnavailable(_) => 403,
+            Self::BadRequest(_) => 400,
+            Self::NotFound(_) => 404,
+            Self::TooLarge { .. } => 413,
+            Self::Timeout => 504,
+            Self::NotConnected => 503,
+        }
+    }
+}
+
+impl From<StanzaError> for RequestError {
+    fn from(e: StanzaError) -> Self {
+        Self::Stanza(e)
+    }
+}
+
+/// The seed API's response: `{"statusCode": 200, "message": "...", "data": ...}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Response<T> {
+    /// 200 on success, else the error's status code.
+    pub status_code: u16,
+    /// "Success", or the error's message.
+    pub message: String,
+    /// The result, on success.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<T>,
+}
+
+impl<T> Response<T> {
+    /// A success.
+    pub fn ok(data: T) -> Self {
+        Self {
+            status_code: 200,
+            message: "Success".to_owned(),
+            data: Some(data),
+        }
+    }
+
+    /// A failure.
+    pub fn error(e: &RequestError) -> Self {
+        Self {
+            status_code: e.status_code(),
+            message: e.to_string(),
+            data: None,
+        }
+    }
+}
+
+impl<T> From<Result<T, RequestError>> for Response<T> {
+    fn from(r: Result<T, RequestError>) -> Self {
+        match r {
+            Ok(d) => Self::ok(d),
+            Err(e) => Self::error(&e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::xep::stanza_error::ErrorType;
+
+    #[test]
+    fn status_codes_for_every_condition_the_seed_names() {
+        let code = |c: &str| {
+            RequestError::Stanza(StanzaError::new(ErrorType::Cancel, c, None)).status_code()
+        };
+        assert_eq!(code("bad-request"), 400);
+        assert_eq!(code("jid-malformed"), 400);
+        assert_eq!(code("not-authorized"), 401);
+        assert_eq!(code("registration-required"), 401);
+        assert_eq!(code("forbidden"), 403);
+        assert_eq!(code("feature-not-implemented"), 403);
+        assert_eq!(code("item-not-found"), 404);
+        assert_eq!(code("not-allowed"), 405);
+        assert_eq!(code("conflict"), 409);
+        assert_eq!(code("resource-constraint"), 413);
+        assert_eq!(code("internal-server-error"), 500);
+        assert_eq!(code("undefined-condition"), 500);
+        assert_eq!(code("service-unavailable"), 503);
+        assert_eq!(code("remote-server-timeout"), 504);
+        assert_eq!(RequestError::Timeout.status_code(), 504);
+        assert_eq!(
+            RequestError::FeatureUnavailable("MAM".into()).status_code(),
+            403
+        );
+        assert_eq!(RequestError::BadRequest("jid".into()).status_code(), 400);
+    }
+
+    #[test]
+    fn responses_serialize_to_the_seed_shape() {
+        let ok: Response<Vec<&str>> = Ok(vec!["a@b"]).into();
+        assert_eq!(
+            serde_json::to_string(&ok).unwrap(),
+            r#"{"statusCode":200,"message":"Success","data":["a@b"]}"#
+        );
+        let e = RequestError::Stanza(StanzaError::new(
+            ErrorType::Auth,
+            "forbidden",
+            Some("Owner privileges required".into()),
+        ));
+        let err: Response<()> = Err(e).into();
+        assert_eq!(
+            serde_json::to_string(&err).unwrap(),
+            r#"{"statusCode":403,"message":"forbidden: Owner privileges required"}"#
+        );
+    }
+}
