@@ -57,6 +57,7 @@
 
 pub mod codec;
 mod error;
+pub mod group;
 pub mod ns;
 pub mod pagination;
 pub mod response;

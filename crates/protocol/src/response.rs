@@ -13,6 +13,11 @@ pub enum RequestError {
     /// (`forbidden` → 403, `item-not-found` → 404, `conflict` → 409, …).
     #[error("{}{}", .0.condition, .0.text.as_deref().map(|t| format!(": {t}")).unwrap_or_default())]
     Stanza(StanzaError),
+    /// The group refused an action the user may not take (a non-admin changing members, a
+    /// removed member posting): 403, whatever condition the server chose. Both servers
+    /// answer these with `not-allowed` (admin changes) or `not-acceptable` (posting).
+    #[error("not permitted: {}{}", .0.condition, .0.text.as_deref().map(|t| format!(": {t}")).unwrap_or_default())]
+    Forbidden(StanzaError),
     /// The server lacks the feature or service (no MAM, no upload service, ...): 403.
     #[error("feature unavailable on this server: {0}")]
     FeatureUnavailable(String),
@@ -40,10 +45,25 @@ pub enum RequestError {
 }
 
 impl RequestError {
+    /// The error for a refused group action: permission conditions become [`Forbidden`]
+    /// (403); others keep their own status.
+    ///
+    /// [`Forbidden`]: Self::Forbidden
+    pub fn refused_group_action(e: StanzaError) -> Self {
+        match e.condition.as_str() {
+            "forbidden" | "not-allowed" | "not-acceptable" | "not-authorized" => Self::Forbidden(e),
+            "item-not-found" => {
+                Self::NotFound(e.text.clone().unwrap_or_else(|| "no such group".to_owned()))
+            }
+            _ => Self::Stanza(e),
+        }
+    }
+
     /// The status code.
     pub fn status_code(&self) -> u16 {
         match self {
             Self::Stanza(e) => e.status_code(),
+            Self::Forbidden(_) => 403,
             Self::FeatureUnavailable(_) => 403,
             Self::BadRequest(_) => 400,
             Self::NotFound(_) => 404,

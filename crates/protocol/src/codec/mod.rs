@@ -241,3 +241,6 @@ pub(crate) fn top_level_name(bytes: &[u8], ctx: &NsContext) -> Result<String, De
         }
     }
 }
+
+#[cfg(test)]
+mod transcripts;

@@ -1,0 +1,530 @@
+//! Incoming stanzas as typed group events, and which JIDs are groups.
+//!
+//! [`GroupTracker`] is plain state: it remembers each joined room's occupants (to give a
+//! message's sender a real JID when the room reveals it) and turns messages and presences
+//! into [`GroupEvent`]s. Stanzas that are not about a group yield nothing.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::codec::xep::chat_states::ChatState;
+use crate::codec::xep::markers::MarkerKind;
+use crate::codec::xep::media::Media;
+use crate::codec::xep::muc_user::{Affiliation, MucUser, Role};
+use crate::codec::xep::stanza_error::StanzaError;
+use crate::codec::{Message, MessageType, Presence, PresenceType, Stanza};
+
+/// The group services discovered at login (XEP-0030): a JID on one of them is a group,
+/// anything else is a 1:1 chat.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GroupServices {
+    domains: Vec<String>,
+}
+
+impl GroupServices {
+    /// Services with these domains (e.g. `conference.example.org`).
+    pub fn new(domains: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        Self {
+            domains: domains
+                .into_iter()
+                .map(|d| d.into().to_ascii_lowercase())
+                .collect(),
+        }
+    }
+
+    /// Adds a discovered service.
+    pub fn add(&mut self, domain: impl Into<String>) {
+        let d = domain.into().to_ascii_lowercase();
+        if !self.domains.contains(&d) {
+            self.domains.push(d);
+        }
+    }
+
+    /// The discovered domains.
+    pub fn domains(&self) -> &[String] {
+        &self.domains
+    }
+
+    /// True if `jid` is a group. Before discovery (no services known), falls back to the
+    /// seed's heuristic: a domain that looks like a group service (`mix`, `muc`,
+    /// `conference`).
+    pub fn is_group(&self, jid: &jid::Jid) -> bool {
+        let domain = jid.domain().as_str();
+        if self.domains.is_empty() {
+            return domain.split('.').next().is_some_and(|label| {
+                label.contains("mix") || label.contains("muc") || label == "conference"
+            });
+        }
+        self.domains.iter().any(|d| d == domain)
+    }
+}
+
+/// Someone in a group, as far as the room tells.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Occupant {
+    /// The nickname in the room.
+    pub nick: String,
+    /// The real bare JID, when the room is non-anonymous (groups are created that way).
+    pub jid: Option<String>,
+    /// XEP-0421 stable occupant id (Prosody sends it; ejabberd 23.01 does not).
+    pub occupant_id: Option<String>,
+    /// Affiliation (the seed's admin is `Owner`).
+    pub affiliation: Option<Affiliation>,
+    /// Role while present.
+    pub role: Option<Role>,
+}
+
+/// A message in a group.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct GroupMessage {
+    /// The group's bare JID.
+    pub group: String,
+    /// Who sent it.
+    pub sender: Occupant,
+    /// The room archive's id (XEP-0359 `stanza-id` by the room): the history row id, and
+    /// what markers and retractions refer to.
+    pub stanza_id: Option<String>,
+    /// The sender's XEP-0359 origin-id (to recognize our own reflections).
+    pub origin_id: Option<String>,
+    /// The sender's stanza id.
+    pub id: Option<String>,
+    /// Original send time for delayed/historic messages (XEP-0203), as sent.
+    pub timestamp: Option<String>,
+    /// Text.
+    pub body: Option<String>,
+    /// Attachment.
+    pub media: Option<Box<Media>>,
+    /// The sender asks for markers (XEP-0333).
+    pub markable: bool,
+}
+
+impl GroupMessage {
+    fn from_message(group: String, sender: Occupant, m: &Message) -> Self {
+        Self {
+            stanza_id: m.stanza_id_by(&group).map(str::to_owned),
+            group,
+            sender,
+            origin_id: m.origin_id.clone(),
+            id: m.id.clone(),
+            timestamp: m.delay.as_ref().map(|d| d.stamp.clone()),
+            body: m.body.clone(),
+            media: m.media.clone(),
+            markable: m.markable,
+        }
+    }
+}
+
+/// Something that happened in a group.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum GroupEvent {
+    /// A text or media message.
+    Message(GroupMessage),
+    /// Someone is typing, paused, or gone.
+    Typing {
+        /// The group.
+        group: String,
+        /// Who.
+        occupant: Occupant,
+        /// The chat state.
+        state: ChatState,
+    },
+    /// A member received or saw a message.
+    Marker {
+        /// The group.
+        group: String,
+        /// Who.
+        occupant: Occupant,
+        /// Received, displayed, acknowledged.
+        kind: MarkerKind,
+        /// The room stanza-id of the marked message.
+        id: String,
+    },
+    /// A message was deleted for everyone.
+    Retracted {
+        /// The group.
+        group: String,
+        /// The retracted message (room stanza-id, or origin-id for older clients).
+        id: String,
+        /// Who retracted it.
+        by: Occupant,
+        /// A moderator retracted someone else's message.
+        moderated: bool,
+    },
+    /// The room configuration (name, …) changed (status 104): re-read the profile.
+    ProfileChanged {
+        /// The group.
+        group: String,
+    },
+    /// The subject changed.
+    SubjectChanged {
+        /// The group.
+        group: String,
+        /// The new subject.
+        subject: String,
+        /// Who changed it.
+        by: Occupant,
+    },
+    /// We are in the group (our own presence came back, status 110).
+    Joined {
+        /// The group.
+        group: String,
+        /// Our nickname.
+        nick: String,
+        /// The join created the room (status 201).
+        created: bool,
+    },
+    /// Joining failed (members-only, banned, …).
+    JoinFailed {
+        /// The group.
+        group: String,
+        /// The server's error.
+        error: StanzaError,
+    },
+    /// Someone came online in the group.
+    ParticipantJoined {
+        /// The group.
+        group: String,
+        /// Who.
+        occupant: Occupant,
+    },
+    /// Someone left the group's room (went offline or exited).
+    ParticipantLeft {
+        /// The group.
+        group: String,
+        /// Who.
+        occupant: Occupant,
+    },
+    /// Someone's affiliation changed (added, made admin, removed).
+    AffiliationChanged {
+        /// The group.
+        group: String,
+        /// The member, with the new affiliation.
+        occupant: Occupant,
+        /// Who changed it, when the room says.
+        by: Option<String>,
+    },
+    /// Someone was removed from the group (kicked 307, banned 301, affiliation removed 321,
+    /// members-only 322). `is_self` when it is us.
+    Removed {
+        /// The group.
+        group: String,
+        /// Who.
+        occupant: Occupant,
+        /// The status code.
+        status: u16,
+        /// Who did it.
+        by: Option<String>,
+        /// Why.
+        reason: Option<String>,
+        /// It is us.
+        is_self: bool,
+    },
+    /// The group was destroyed.
+    Destroyed {
+        /// The group.
+        group: String,
+        /// Why.
+        reason: Option<String>,
+    },
+    /// We were invited to (or added to) a group.
+    Invited {
+        /// The group.
+        group: String,
+        /// Who invited us.
+        by: Option<String>,
+        /// Why.
+        reason: Option<String>,
+        /// The room password, if any.
+        password: Option<String>,
+    },
+}
+
+/// Per-room occupant tables; turns stanzas into group events.
+#[derive(Debug, Default)]
+pub struct GroupTracker {
+    services: GroupServices,
+    rooms: HashMap<String, HashMap<String, Occupant>>,
+}
+
+impl GroupTracker {
+    /// A tracker for the given group services.
+    pub fn new(services: GroupServices) -> Self {
+        Self {
+            services,
+            rooms: HashMap::new(),
+        }
+    }
+
+    /// The group services.
+    pub fn services(&self) -> &GroupServices {
+        &self.services
+    }
+
+    /// The occupants currently in `group`.
+    pub fn occupants(&self, group: &str) -> impl Iterator<Item = &Occupant> {
+        self.rooms.get(group).into_iter().flat_map(|r| r.values())
+    }
+
+    /// Forgets a group (after leaving it).
+    pub fn forget(&mut self, group: &str) {
+        self.rooms.remove(group);
+    }
+
+    /// The events a stanza carries (none for stanzas unrelated to groups).
+    pub fn ingest(&mut self, stanza: &Stanza) -> Vec<GroupEvent> {
+        match stanza {
+            Stanza::Message(m) => self.message(m),
+            Stanza::Presence(p) => self.presence(p),
+            Stanza::Iq(_) => Vec::new(),
+        }
+    }
+
+    fn occupant(&self, group: &str, nick: &str, m: Option<&Message>) -> Occupant {
+        let mut o = self
+            .rooms
+            .get(group)
+            .and_then(|r| r.get(nick))
+            .cloned()
+            .unwrap_or_else(|| Occupant {
+                nick: nick.to_owned(),
+                ..Occupant::default()
+            });
+        if let Some(id) = m.and_then(|m| m.occupant_id.clone()) {
+            o.occupant_id = Some(id);
+        }
+        o
+    }
+
+    fn message(&mut self, m: &Message) -> Vec<GroupEvent> {
+        let mut out = Vec::new();
+        let Some(from) = &m.from else { return out };
+        // Invitations come from the room (mediated) or from a user (direct).
+        if let Some(ev) = invitation(m, &self.services) {
+            out.push(ev);
+            return out;
+        }
+        if !self.services.is_group(from) {
+            return out;
+        }
+        let group = from.to_bare().to_string();
+        if m.kind == MessageType::Error {
+            return out;
+        }
+        if let Some(u) = &m.muc_user {
+            if u.has_status(104) {
+                out.push(GroupEvent::ProfileChanged {
+                    group: group.clone(),
+                });
+            }
+            if let Some(d) = &u.destroy {
+                out.push(GroupEvent::Destroyed {
+                    group,
+                    reason: d.reason.clone(),
+                });
+                return out;
+            }
+        }
+        let Some(nick) = from.resource().map(|r| r.as_str().to_owned()) else {
+            // From the room itself: status notices, and affiliation changes of absent users.
+            if let Some(u) = &m.muc_user {
+                out.extend(Self::affiliation_notice(&group, u));
+            }
+            return out;
+        };
+        if m.kind != MessageType::Groupchat {
+            return out; // private messages through the room are not group messages
+        }
+        let sender = self.occupant(&group, &nick, Some(m));
+        if let Some(subject) = &m.subject
+            && m.body.is_none()
+        {
+            out.push(GroupEvent::SubjectChanged {
+                group,
+                subject: subject.clone(),
+                by: sender,
+            });
+            return out;
+        }
+        if let Some(r) = &m.retraction {
+            out.push(GroupEvent::Retracted {
+                group,
+                id: r.id.clone(),
+                by: sender,
+                moderated: r.moderated_by.is_some(),
+            });
+            return out;
+        }
+        if let Some(marker) = &m.marker {
+            out.push(GroupEvent::Marker {
+                group,
+                occupant: sender,
+                kind: marker.kind,
+                id: marker.id.clone(),
+            });
+            return out;
+        }
+        if m.body.is_some() || m.media.is_some() {
+            out.push(GroupEvent::Message(GroupMessage::from_message(
+                group, sender, m,
+            )));
+        } else if let Some(state) = m.chat_state {
+            out.push(GroupEvent::Typing {
+                group,
+                occupant: sender,
+                state,
+            });
+        }
+        out
+    }
+
+    fn presence(&mut self, p: &Presence) -> Vec<GroupEvent> {
+        let mut out = Vec::new();
+        let Some(from) = &p.from else { return out };
+        if !self.services.is_group(from) {
+            return out;
+        }
+        let group = from.to_bare().to_string();
+        if p.kind == PresenceType::Error {
+            if let Some(e) = &p.error {
+                out.push(GroupEvent::JoinFailed {
+                    group,
+                    error: (**e).clone(),
+                });
+            }
+            return out;
+        }
+        let Some(nick) = from.resource().map(|r| r.as_str().to_owned()) else {
+            return out;
+        };
+        let Some(u) = p.muc_user.as_deref() else {
+            return out;
+        };
+        let is_self = u.has_status(110);
+        if let Some(d) = &u.destroy {
+            self.rooms.remove(&group);
+            out.push(GroupEvent::Destroyed {
+                group,
+                reason: d.reason.clone(),
+            });
+            return out;
+        }
+        let item = u.items.first();
+        let occupant = Occupant {
+            nick: nick.clone(),
+            jid: item.and_then(|i| i.jid.as_deref()).map(bare),
+            occupant_id: p.occupant_id.clone(),
+            affiliation: item.and_then(|i| i.affiliation),
+            role: item.and_then(|i| i.role),
+        };
+        let room = self.rooms.entry(group.clone()).or_default();
+        let previous = room.get(&nick).cloned();
+        if p.kind == PresenceType::Unavailable {
+            room.remove(&nick);
+            if is_self
+                && !u
+                    .status
+                    .iter()
+                    .any(|c| matches!(c, 301 | 307 | 321 | 322 | 332))
+            {
+                // We left on purpose.
+                self.rooms.remove(&group);
+            }
+            if let Some(&status) = u.status.iter().find(|c| matches!(c, 301 | 307 | 321 | 322)) {
+                if is_self {
+                    self.rooms.remove(&group);
+                }
+                out.push(GroupEvent::Removed {
+                    group,
+                    occupant,
+                    status,
+                    by: item.and_then(|i| i.actor.clone()),
+                    reason: item.and_then(|i| i.reason.clone()),
+                    is_self,
+                });
+            } else if !is_self {
+                out.push(GroupEvent::ParticipantLeft { group, occupant });
+            }
+            return out;
+        }
+        room.insert(nick.clone(), occupant.clone());
+        if is_self {
+            if previous.is_none() {
+                out.push(GroupEvent::Joined {
+                    group: group.clone(),
+                    nick,
+                    created: u.has_status(201),
+                });
+            } else if previous.as_ref().map(|o| o.affiliation) != Some(occupant.affiliation) {
+                out.push(GroupEvent::AffiliationChanged {
+                    group,
+                    occupant,
+                    by: item.and_then(|i| i.actor.clone()),
+                });
+            }
+            return out;
+        }
+        match previous {
+            None => out.push(GroupEvent::ParticipantJoined { group, occupant }),
+            Some(prev) if prev.affiliation != occupant.affiliation => {
+                out.push(GroupEvent::AffiliationChanged {
+                    group,
+                    occupant,
+                    by: item.and_then(|i| i.actor.clone()),
+                });
+            }
+            Some(_) => {}
+        }
+        out
+    }
+
+    /// Affiliation changes the room announces in a message for users who are not present.
+    fn affiliation_notice(group: &str, u: &MucUser) -> Vec<GroupEvent> {
+        u.items
+            .iter()
+            .filter(|i| i.affiliation.is_some())
+            .map(|i| GroupEvent::AffiliationChanged {
+                group: group.to_owned(),
+                occupant: Occupant {
+                    nick: i.nick.clone().unwrap_or_default(),
+                    jid: i.jid.as_deref().map(bare),
+                    affiliation: i.affiliation,
+                    role: i.role,
+                    occupant_id: None,
+                },
+                by: i.actor.clone(),
+            })
+            .collect()
+    }
+}
+
+fn bare(jid: &str) -> String {
+    jid.split('/').next().unwrap_or(jid).to_owned()
+}
+
+fn invitation(m: &Message, services: &GroupServices) -> Option<GroupEvent> {
+    let from = m.from.as_ref()?;
+    if let Some(inv) = m.muc_user.as_ref().and_then(|u| u.invite.as_ref())
+        && services.is_group(from)
+    {
+        return Some(GroupEvent::Invited {
+            group: from.to_bare().to_string(),
+            by: inv.from.as_deref().map(bare),
+            reason: inv.reason.clone(),
+            password: inv.password.clone(),
+        });
+    }
+    let d = m.direct_invite.as_ref()?;
+    Some(GroupEvent::Invited {
+        group: d.room.clone()?,
+        by: Some(from.to_bare().to_string()),
+        reason: d.reason.clone(),
+        password: d.password.clone(),
+    })
+}
