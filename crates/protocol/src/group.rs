@@ -302,7 +302,7 @@ impl GroupTracker {
         o
     }
 
-    fn message(&mut self, m: &Message) -> Vec<GroupEvent> {
+    fn message(&self, m: &Message) -> Vec<GroupEvent> {
         let mut out = Vec::new();
         let Some(from) = &m.from else { return out };
         // Invitations come from the room (mediated) or from a user (direct).
