@@ -114,6 +114,80 @@ pub struct Message {
 }
 
 impl Message {
+    /// A text message to a group (`groupchat`) or a user (`chat`), with an origin-id that
+    /// doubles as its id, so that the server's reflection and the archive can be matched.
+    pub fn text(
+        to: jid::Jid,
+        kind: MessageType,
+        origin_id: impl Into<String>,
+        body: impl Into<String>,
+    ) -> Self {
+        let origin_id = origin_id.into();
+        Self {
+            to: Some(to),
+            kind,
+            id: Some(origin_id.clone()),
+            origin_id: Some(origin_id),
+            body: Some(body.into()),
+            markable: true,
+            ..Self::default()
+        }
+    }
+
+    /// A typing notification (XEP-0085), not archived (XEP-0334 `no-store`).
+    pub fn chat_state(to: jid::Jid, kind: MessageType, state: ChatState) -> Self {
+        let hints = Hints {
+            no_store: true,
+            ..Hints::default()
+        };
+        Self {
+            to: Some(to),
+            kind,
+            chat_state: Some(state),
+            hints,
+            ..Self::default()
+        }
+    }
+
+    /// A marker (XEP-0333) about message `id` (the room's stanza-id in a group), archived
+    /// (XEP-0334 `store`) so that later sessions can count who received or saw it.
+    pub fn marker(
+        to: jid::Jid,
+        kind: MessageType,
+        marker: MarkerKind,
+        id: impl Into<String>,
+    ) -> Self {
+        let hints = Hints {
+            store: true,
+            ..Hints::default()
+        };
+        Self {
+            to: Some(to),
+            kind,
+            marker: Some(Marker {
+                kind: marker,
+                id: id.into(),
+            }),
+            hints,
+            ..Self::default()
+        }
+    }
+
+    /// Retracts our own message `id` (XEP-0424), with a fallback body for old clients.
+    pub fn retraction(to: jid::Jid, kind: MessageType, id: impl Into<String>) -> Self {
+        Self {
+            to: Some(to),
+            kind,
+            body: Some("This person attempted to retract a previous message, but it's unsupported by your client.".to_owned()),
+            retraction: Some(Box::new(Retraction { id: id.into(), moderated_by: None, reason: None })),
+            hints: Hints {
+                store: true,
+                ..Hints::default()
+            },
+            ..Self::default()
+        }
+    }
+
     /// The stanza-id assigned by `by` (for a group message, the room's bare JID).
     pub fn stanza_id_by(&self, by: &str) -> Option<&str> {
         self.stanza_ids

@@ -286,3 +286,118 @@ fn archive_pages_from_both_servers() {
         }
     }
 }
+
+fn iq_of(server: &str, file: &str) -> crate::codec::Iq {
+    stanzas(server, file)
+        .into_iter()
+        .find_map(|s| match s {
+            Stanza::Iq(iq) => Some(*iq),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("{server}/{file}: no iq"))
+}
+
+#[test]
+fn owner_form_dialects_and_room_profile() {
+    use crate::codec::xep::{disco, muc_owner};
+    for server in SERVERS {
+        let form = muc_owner::decode_config_form(&iq_of(server, "muc-config-form")).unwrap();
+        let archiving = if server == "prosody" {
+            "muc#roomconfig_enablearchiving"
+        } else {
+            "mam"
+        };
+        assert!(
+            form.vars.iter().any(|v| v == archiving),
+            "{server}: {:?}",
+            form.vars
+        );
+        let submit =
+            muc_owner::submit_config(ROOM, "c1", &muc_owner::RoomConfig::group("Team"), &form);
+        let submit = String::from_utf8(submit).unwrap();
+        assert!(
+            submit.contains(&format!("var='{archiving}'")),
+            "{server}: {submit}"
+        );
+
+        let info =
+            disco::RoomInfo::from_info(&disco::decode_info(&iq_of(server, "room-info")).unwrap());
+        assert_eq!(info.name.as_deref(), Some("Team"), "{server}");
+        assert!(
+            info.members_only && info.non_anonymous && info.persistent && info.archived,
+            "{server}: {info:?}"
+        );
+        assert_eq!(info.occupant_id, server == "prosody");
+        // Neither server moderates (no XEP-0425 in Prosody 0.12 or ejabberd 23.01).
+        assert!(!info.moderation, "{server}");
+    }
+}
+
+#[test]
+fn admin_lists_vcards_uploads_bookmarks_state() {
+    use crate::codec::xep::muc_user::Affiliation;
+    use crate::codec::xep::{bookmarks, group_state, muc_admin, upload, vcard};
+    for server in SERVERS {
+        let owners = muc_admin::decode_list(&iq_of(server, "muc-admin-list-owner")).unwrap();
+        assert!(
+            owners
+                .iter()
+                .any(|i| i.jid == "alice@localhost" && i.affiliation == Affiliation::Owner),
+            "{server}: {owners:?}"
+        );
+        let members = muc_admin::decode_list(&iq_of(server, "muc-admin-list-member--bob")).unwrap();
+        assert!(
+            !members.is_empty(),
+            "{server}: a member can read the member list"
+        );
+
+        let photo = vcard::decode_photo(&iq_of(server, "room-vcard-get--bob"))
+            .unwrap()
+            .expect("photo");
+        assert_eq!(photo.media_type, "image/png", "{server}");
+        assert!(photo.data.starts_with(b"\x89PNG"), "{server}");
+
+        let slot = upload::decode_slot(&iq_of(server, "upload-slot"))
+            .unwrap()
+            .expect("slot");
+        assert!(
+            slot.put.starts_with("http://localhost:") && slot.get.ends_with("cat.jpg"),
+            "{server}: {slot:?}"
+        );
+        let too_big = upload::decode_slot(&iq_of(server, "upload-slot-too-big"))
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(too_big.status_code(), 413, "{server}: {too_big:?}");
+
+        let items = bookmarks::decode_items_result(&iq_of(server, "bookmarks-402-items")).unwrap();
+        assert_eq!(items.len(), 2, "{server}: {items:?}");
+        assert!(
+            items
+                .iter()
+                .any(|b| b.jid == ROOM && b.name.as_deref() == Some("Team") && b.autojoin)
+        );
+        let private = bookmarks::decode_private(&iq_of(server, "bookmarks-048-get")).unwrap();
+        assert!(
+            private.iter().any(|b| b.jid == ROOM),
+            "{server}: {private:?}"
+        );
+
+        let states = group_state::decode_result(&iq_of(server, "pep-private-node-items")).unwrap();
+        assert!(
+            states
+                .iter()
+                .any(|s| s.group == ROOM && s.cleared_up_to.is_some()),
+            "{server}: {states:?}"
+        );
+    }
+    // ejabberd refuses pubsub#max_items: the dialect steps down to reduced options.
+    let refused = iq_of("ejabberd", "bookmarks-402-publish");
+    let e = refused
+        .error
+        .expect("ejabberd refuses the full publish-options");
+    assert_eq!(
+        bookmarks::Dialect::Pep.after_publish_error(&e),
+        Some(bookmarks::Dialect::PepReducedOptions)
+    );
+    assert!(iq_of("prosody", "bookmarks-402-publish").error.is_none());
+}

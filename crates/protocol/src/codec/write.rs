@@ -104,3 +104,33 @@ impl Writer {
         self.buf.extend_from_slice(&b[last..]);
     }
 }
+
+/// An `<iq/>` of `kind` to `to` with id `id`, whose payload `body` writes.
+pub(crate) fn iq(
+    kind: &str,
+    to: Option<&str>,
+    id: &str,
+    body: impl FnOnce(&mut Writer),
+) -> Vec<u8> {
+    let mut w = Writer::with_capacity(256);
+    w.open_ns("iq", crate::ns::CLIENT);
+    w.attr("type", kind);
+    w.attr_opt("to", to);
+    w.attr("id", id);
+    w.close_start();
+    body(&mut w);
+    w.end("iq");
+    w.buf
+}
+
+/// A data form field with one or more values.
+pub(crate) fn field(w: &mut Writer, var: &str, kind: Option<&str>, values: &[&str]) {
+    w.open("field");
+    w.attr("var", var);
+    w.attr_opt("type", kind);
+    w.close_start();
+    for v in values {
+        w.text_element("value", v);
+    }
+    w.end("field");
+}

@@ -1,12 +1,19 @@
 //! One module per specification; each names its XEP (or RFC) in its first doc line.
 
+pub mod bookmarks;
 pub mod chat_states;
 pub mod delay;
+pub mod disco;
+pub mod group_state;
 pub mod hints;
 pub mod mam;
 pub mod markers;
 pub mod media;
+pub mod muc_admin;
+pub mod muc_owner;
 pub mod muc_user;
 pub mod retract;
 pub mod sid;
 pub mod stanza_error;
+pub mod upload;
+pub mod vcard;

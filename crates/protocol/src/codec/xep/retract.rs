@@ -22,3 +22,17 @@ pub struct Retraction {
     /// The moderator's reason.
     pub reason: Option<String>,
 }
+
+/// A moderator's request to retract someone's message in a room (XEP-0425 v0.3+).
+pub fn moderate(room: &str, id: &str, stanza_id: &str, reason: Option<&str>) -> Vec<u8> {
+    crate::codec::write::iq("set", Some(room), id, |w| {
+        w.open_ns("moderate", MODERATE_NS);
+        w.attr("id", stanza_id);
+        w.close_start();
+        w.empty_ns("retract", NS);
+        if let Some(r) = reason {
+            w.text_element("reason", r);
+        }
+        w.end("moderate");
+    })
+}

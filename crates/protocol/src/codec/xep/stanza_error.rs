@@ -59,6 +59,8 @@ pub struct StanzaError {
     pub text: Option<String>,
     /// The entity that generated the error.
     pub by: Option<String>,
+    /// An application-specific condition (e.g. XEP-0363 `file-too-large`), and its text.
+    pub application: Option<(String, String)>,
 }
 
 impl StanzaError {
@@ -69,6 +71,7 @@ impl StanzaError {
             condition: condition.into(),
             text,
             by: None,
+            application: None,
         }
     }
 
@@ -87,6 +90,10 @@ impl StanzaError {
         w.empty_ns(&self.condition, ns::STANZAS);
         if let Some(t) = &self.text {
             w.text_element_ns("text", ns::STANZAS, t);
+        }
+        if let Some((name, text)) = &self.application {
+            // The namespace of an application condition is not kept; ours is a placeholder.
+            w.text_element_ns(name, "urn:groupchat:app-error", text);
         }
         w.end("error");
     }
@@ -124,6 +131,7 @@ pub(crate) fn decode(r: &mut XmlReader<'_>, start: &Start<'_>) -> Result<StanzaE
         condition: String::new(),
         text: None,
         by: start.attr_string("by")?,
+        application: None,
     };
     loop {
         match r.next()? {
@@ -133,6 +141,10 @@ pub(crate) fn decode(r: &mut XmlReader<'_>, start: &Start<'_>) -> Result<StanzaE
             Ev::Start(s) if s.ns == ns::STANZAS && e.condition.is_empty() => {
                 e.condition = s.name.to_owned();
                 r.skip(&s)?;
+            }
+            Ev::Start(s) if e.application.is_none() => {
+                let name = s.name.to_owned();
+                e.application = Some((name, deep_text(r)?));
             }
             Ev::Start(s) => r.skip(&s)?,
             Ev::Text(_) => {}
@@ -144,4 +156,19 @@ pub(crate) fn decode(r: &mut XmlReader<'_>, start: &Start<'_>) -> Result<StanzaE
         e.condition = "undefined-condition".to_owned();
     }
     Ok(e)
+}
+
+/// All text inside the element just started, children included, up to its end.
+fn deep_text(r: &mut XmlReader<'_>) -> Result<String, DecodeError> {
+    let mut out = String::new();
+    let mut depth = 1usize;
+    while depth > 0 {
+        match r.next()? {
+            Ev::Start(_) => depth += 1,
+            Ev::End => depth -= 1,
+            Ev::Text(t) => out.push_str(&t),
+            Ev::Eof => return Err(DecodeError::xml("unexpected end of input")),
+        }
+    }
+    Ok(out.trim().to_owned())
 }

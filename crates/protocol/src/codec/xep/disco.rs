@@ -1,0 +1,177 @@
+//! XEP-0030: Service Discovery — finding the group and upload services, and reading a room's
+//! profile (identity, features and the XEP-0045 `muc#roominfo` form).
+
+use minidom::Element;
+
+use crate::codec::write::iq;
+use crate::codec::{DecodeError, Iq};
+
+/// `http://jabber.org/protocol/disco#info`
+pub const INFO_NS: &str = "http://jabber.org/protocol/disco#info";
+/// `http://jabber.org/protocol/disco#items`
+pub const ITEMS_NS: &str = "http://jabber.org/protocol/disco#items";
+const DATA_NS: &str = "jabber:x:data";
+
+/// disco#info request.
+pub fn info(to: &str, id: &str) -> Vec<u8> {
+    iq("get", Some(to), id, |w| w.empty_ns("query", INFO_NS))
+}
+
+/// disco#items request.
+pub fn items(to: &str, id: &str) -> Vec<u8> {
+    iq("get", Some(to), id, |w| w.empty_ns("query", ITEMS_NS))
+}
+
+/// An entity's identities, features and extension forms.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Info {
+    /// `(category, type, name)` of each identity.
+    pub identities: Vec<(String, String, Option<String>)>,
+    /// Feature namespaces.
+    pub features: Vec<String>,
+    /// Extension form fields `(FORM_TYPE, var, values)`.
+    pub fields: Vec<(String, String, Vec<String>)>,
+    /// XEP-0363 maximum upload size, if the form says.
+    pub max_file_size: Option<u64>,
+}
+
+impl Info {
+    /// True if the feature is offered.
+    pub fn has_feature(&self, f: &str) -> bool {
+        self.features.iter().any(|x| x == f)
+    }
+
+    /// True if an identity has this category and type.
+    pub fn is(&self, category: &str, kind: &str) -> bool {
+        self.identities
+            .iter()
+            .any(|(c, t, _)| c == category && t == kind)
+    }
+
+    /// The first value of a form field.
+    pub fn field(&self, var: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(_, v, _)| v == var)
+            .and_then(|(_, _, vals)| vals.first())
+            .map(String::as_str)
+    }
+}
+
+/// Reads a disco#info result.
+pub fn decode_info(iq: &Iq) -> Result<Info, DecodeError> {
+    let q = iq
+        .payload
+        .as_ref()
+        .filter(|p| p.is("query", INFO_NS))
+        .ok_or_else(|| DecodeError::invalid("disco#info", "no query"))?;
+    let mut info = Info::default();
+    for c in q.children() {
+        if c.is("identity", INFO_NS) {
+            info.identities.push((
+                c.attr("category").unwrap_or_default().to_owned(),
+                c.attr("type").unwrap_or_default().to_owned(),
+                c.attr("name").map(str::to_owned),
+            ));
+        } else if c.is("feature", INFO_NS) {
+            if let Some(v) = c.attr("var") {
+                info.features.push(v.to_owned());
+            }
+        } else if c.is("x", DATA_NS) {
+            let form_type = form_type(c);
+            for f in c.children().filter(|f| f.is("field", DATA_NS)) {
+                let Some(var) = f.attr("var") else { continue };
+                let values: Vec<String> = f
+                    .children()
+                    .filter(|v| v.is("value", DATA_NS))
+                    .map(Element::text)
+                    .collect();
+                if var == "max-file-size" {
+                    info.max_file_size = values.first().and_then(|v| v.trim().parse().ok());
+                }
+                info.fields
+                    .push((form_type.clone(), var.to_owned(), values));
+            }
+        }
+    }
+    Ok(info)
+}
+
+fn form_type(x: &Element) -> String {
+    x.children()
+        .find(|f| f.is("field", DATA_NS) && f.attr("var") == Some("FORM_TYPE"))
+        .and_then(|f| f.get_child("value", DATA_NS))
+        .map(Element::text)
+        .unwrap_or_default()
+}
+
+/// Reads a disco#items result: the item JIDs.
+pub fn decode_items(iq: &Iq) -> Result<Vec<String>, DecodeError> {
+    let q = iq
+        .payload
+        .as_ref()
+        .filter(|p| p.is("query", ITEMS_NS))
+        .ok_or_else(|| DecodeError::invalid("disco#items", "no query"))?;
+    Ok(q.children()
+        .filter(|c| c.is("item", ITEMS_NS))
+        .filter_map(|c| c.attr("jid").map(str::to_owned))
+        .collect())
+}
+
+/// A group's profile as its room describes itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct RoomInfo {
+    /// The group name (the identity's name, or `muc#roomconfig_roomname`).
+    pub name: Option<String>,
+    /// Description.
+    pub description: Option<String>,
+    /// Occupants present now.
+    pub occupants: Option<u32>,
+    /// Members-only.
+    pub members_only: bool,
+    /// Real JIDs visible.
+    pub non_anonymous: bool,
+    /// Persistent.
+    pub persistent: bool,
+    /// Archived (XEP-0313 offered).
+    pub archived: bool,
+    /// Room avatar hash, where the server publishes one (Prosody `mod_vcard_muc`).
+    pub avatar_hash: Option<String>,
+    /// The room supports XEP-0421 occupant ids.
+    pub occupant_id: bool,
+    /// The room supports XEP-0425 moderation.
+    pub moderation: bool,
+}
+
+impl RoomInfo {
+    /// Reads the profile from disco#info.
+    pub fn from_info(info: &Info) -> Self {
+        let nonempty = |v: Option<&str>| v.filter(|s| !s.is_empty()).map(str::to_owned);
+        Self {
+            name: info
+                .identities
+                .iter()
+                .find(|(c, _, _)| c == "conference")
+                .and_then(|(_, _, n)| n.clone())
+                .or_else(|| nonempty(info.field("muc#roomconfig_roomname"))),
+            description: nonempty(info.field("muc#roominfo_description")),
+            occupants: info
+                .field("muc#roominfo_occupants")
+                .and_then(|v| v.trim().parse().ok()),
+            members_only: info.has_feature("muc_membersonly"),
+            non_anonymous: info.has_feature("muc_nonanonymous"),
+            persistent: info.has_feature("muc_persistent"),
+            archived: info.has_feature("urn:xmpp:mam:2"),
+            avatar_hash: nonempty(info.field("muc#roominfo_avatarhash")).or_else(|| {
+                nonempty(info.field("{http://modules.prosody.im/mod_vcard_muc}avatar#sha1"))
+            }),
+            occupant_id: info.has_feature("urn:xmpp:occupant-id:0"),
+            moderation: info.has_feature("urn:xmpp:message-moderate:0")
+                || info.has_feature("urn:xmpp:message-moderate:1"),
+        }
+    }
+}
