@@ -465,3 +465,57 @@ pub fn collect_page(
     }
     Ok(None)
 }
+
+/// What a user should not see in a group's history: messages retracted for everyone
+/// (XEP-0424/0425; servers keep them in the archive), messages deleted for this user, and
+/// everything up to the "cleared" mark (both from the XEP-0223 group state).
+#[derive(Clone, Debug, Default)]
+pub struct HistoryFilter {
+    retracted: std::collections::HashSet<String>,
+    hidden: std::collections::HashSet<String>,
+    cleared_up_to: Option<String>,
+}
+
+impl HistoryFilter {
+    /// A filter for a group's private state.
+    pub fn new(state: Option<&crate::codec::xep::group_state::GroupState>) -> Self {
+        Self {
+            retracted: Default::default(),
+            hidden: state
+                .map(|s| s.hidden.iter().cloned().collect())
+                .unwrap_or_default(),
+            cleared_up_to: state.and_then(|s| s.cleared_up_to.clone()),
+        }
+    }
+
+    /// Removes what must not be shown from `page`: retraction messages themselves, the
+    /// messages they retract (in this page or, paging up, in older ones), hidden ones, and
+    /// the cleared part, which also ends paging upwards.
+    pub fn apply(&mut self, page: &mut HistoryPage) {
+        for m in &page.messages {
+            if let Some(r) = &m.message.retraction {
+                self.retracted.insert(r.id.clone());
+            }
+        }
+        if let Some(cleared) = &self.cleared_up_to
+            && let Some(pos) = page.messages.iter().position(|m| &m.row_id == cleared)
+        {
+            // Pages are oldest first: the mark and everything before it are cleared.
+            page.messages.drain(..=pos);
+            if page.query.direction == Direction::Up {
+                page.complete = true;
+            }
+        }
+        let (retracted, hidden) = (&self.retracted, &self.hidden);
+        page.messages.retain(|m| {
+            let ids = [
+                Some(m.row_id.as_str()),
+                m.message.origin_id.as_deref(),
+                m.message.id.as_deref(),
+            ];
+            m.message.retraction.is_none()
+                && !hidden.contains(&m.row_id)
+                && !ids.into_iter().flatten().any(|id| retracted.contains(id))
+        });
+    }
+}

@@ -233,3 +233,23 @@ proptest! {
         prop_assert_eq!(Fin::from_iq(&iq).unwrap(), f);
     }
 }
+
+#[test]
+fn history_hides_retracted_hidden_and_cleared_messages() {
+    use groupchat_protocol::codec::xep::group_state::GroupState;
+    use groupchat_protocol::pagination::HistoryFilter;
+    // r0..r9; r7 retracts r5's message (by its room stanza-id = row id here).
+    let q = HistoryQuery::latest(ROOM, 10);
+    let mut p = page(&q, 10, true, 0);
+    let mut retraction = Message::retraction(ROOM.parse().unwrap(), MessageType::Groupchat, "r5");
+    retraction.from = Some(format!("{ROOM}/alice").parse().unwrap());
+    p.messages[7].message = retraction;
+    let mut state = GroupState::new(ROOM);
+    state.cleared_up_to = Some("r2".into());
+    state.hidden = vec!["r8".into()];
+    let mut f = HistoryFilter::new(Some(&state));
+    f.apply(&mut p);
+    let rows: Vec<&str> = p.messages.iter().map(|m| m.row_id.as_str()).collect();
+    assert_eq!(rows, ["r3", "r4", "r6", "r9"]);
+    assert!(p.complete, "nothing older than the cleared mark is fetched");
+}

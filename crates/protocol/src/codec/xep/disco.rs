@@ -1,8 +1,6 @@
 //! XEP-0030: Service Discovery — finding the group and upload services, and reading a room's
 //! profile (identity, features and the XEP-0045 `muc#roominfo` form).
 
-use minidom::Element;
-
 use crate::codec::write::iq;
 use crate::codec::{DecodeError, Iq};
 
@@ -10,7 +8,6 @@ use crate::codec::{DecodeError, Iq};
 pub const INFO_NS: &str = "http://jabber.org/protocol/disco#info";
 /// `http://jabber.org/protocol/disco#items`
 pub const ITEMS_NS: &str = "http://jabber.org/protocol/disco#items";
-const DATA_NS: &str = "jabber:x:data";
 
 /// disco#info request.
 pub fn info(to: &str, id: &str) -> Vec<u8> {
@@ -60,51 +57,38 @@ impl Info {
     }
 }
 
-/// Reads a disco#info result.
+/// Reads a disco#info result (through xmpp-parsers' `DiscoInfoResult`).
 pub fn decode_info(iq: &Iq) -> Result<Info, DecodeError> {
     let q = iq
         .payload
-        .as_ref()
+        .clone()
         .filter(|p| p.is("query", INFO_NS))
         .ok_or_else(|| DecodeError::invalid("disco#info", "no query"))?;
-    let mut info = Info::default();
-    for c in q.children() {
-        if c.is("identity", INFO_NS) {
-            info.identities.push((
-                c.attr("category").unwrap_or_default().to_owned(),
-                c.attr("type").unwrap_or_default().to_owned(),
-                c.attr("name").map(str::to_owned),
-            ));
-        } else if c.is("feature", INFO_NS) {
-            if let Some(v) = c.attr("var") {
-                info.features.push(v.to_owned());
+    let r = xmpp_parsers::disco::DiscoInfoResult::try_from(q)
+        .map_err(|e| DecodeError::invalid("disco#info", &e.to_string()))?;
+    let mut info = Info {
+        identities: r
+            .identities
+            .into_iter()
+            .map(|i| (i.category, i.type_, i.name))
+            .collect(),
+        features: r.features.into_iter().collect(),
+        ..Info::default()
+    };
+    for form in r.extensions {
+        let form_type = form.form_type().unwrap_or_default().to_owned();
+        for f in form.fields {
+            let Some(var) = f.var else { continue };
+            if var == "FORM_TYPE" {
+                continue;
             }
-        } else if c.is("x", DATA_NS) {
-            let form_type = form_type(c);
-            for f in c.children().filter(|f| f.is("field", DATA_NS)) {
-                let Some(var) = f.attr("var") else { continue };
-                let values: Vec<String> = f
-                    .children()
-                    .filter(|v| v.is("value", DATA_NS))
-                    .map(Element::text)
-                    .collect();
-                if var == "max-file-size" {
-                    info.max_file_size = values.first().and_then(|v| v.trim().parse().ok());
-                }
-                info.fields
-                    .push((form_type.clone(), var.to_owned(), values));
+            if var == "max-file-size" {
+                info.max_file_size = f.values.first().and_then(|v| v.trim().parse().ok());
             }
+            info.fields.push((form_type.clone(), var, f.values));
         }
     }
     Ok(info)
-}
-
-fn form_type(x: &Element) -> String {
-    x.children()
-        .find(|f| f.is("field", DATA_NS) && f.attr("var") == Some("FORM_TYPE"))
-        .and_then(|f| f.get_child("value", DATA_NS))
-        .map(Element::text)
-        .unwrap_or_default()
 }
 
 /// Reads a disco#items result: the item JIDs.

@@ -99,7 +99,7 @@ pub fn get_config(room: &str, id: &str) -> Vec<u8> {
     iq("get", Some(room), id, |w| w.empty_ns("query", NS))
 }
 
-/// Reads the configuration form from the IQ result.
+/// Reads the configuration form from the IQ result (through xmpp-parsers' `DataForm`).
 pub fn decode_config_form(iq: &Iq) -> Result<ConfigForm, DecodeError> {
     let x = iq
         .payload
@@ -107,14 +107,15 @@ pub fn decode_config_form(iq: &Iq) -> Result<ConfigForm, DecodeError> {
         .filter(|p| p.is("query", NS))
         .and_then(|q| q.get_child("x", DATA_NS))
         .ok_or_else(|| DecodeError::invalid("room configuration", "no form"))?;
+    let form = xmpp_parsers::data_forms::DataForm::try_from(x.clone())
+        .map_err(|e| DecodeError::invalid("room configuration form", &e.to_string()))?;
     let mut f = ConfigForm::default();
-    for field in x.children().filter(|c| c.is("field", DATA_NS)) {
-        if let Some(var) = field.attr("var") {
-            if var == "muc#roomconfig_roomname" {
-                f.name = field.get_child("value", DATA_NS).map(Element::text);
-            }
-            f.vars.push(var.to_owned());
+    for field in form.fields {
+        let Some(var) = field.var else { continue };
+        if var == "muc#roomconfig_roomname" {
+            f.name = field.values.into_iter().next();
         }
+        f.vars.push(var);
     }
     Ok(f)
 }

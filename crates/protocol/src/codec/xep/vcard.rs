@@ -37,26 +37,16 @@ pub fn get(room: &str, id: &str) -> Vec<u8> {
     iq("get", Some(room), id, |w| w.empty_ns("vCard", NS))
 }
 
-/// Reads the photo from a vCard result (`None` when there is none).
+/// Reads the photo from a vCard result (through xmpp-parsers' `VCard`); `None` when there is
+/// none.
 pub fn decode_photo(iq: &Iq) -> Result<Option<Photo>, DecodeError> {
-    let Some(photo) = iq
-        .payload
-        .as_ref()
-        .filter(|p| p.is("vCard", NS))
-        .and_then(|v| v.get_child("PHOTO", NS))
-    else {
+    let Some(v) = iq.payload.clone().filter(|p| p.is("vCard", NS)) else {
         return Ok(None);
     };
-    let media_type = photo
-        .get_child("TYPE", NS)
-        .map(|t| t.text())
-        .unwrap_or_default();
-    let Some(bin) = photo.get_child("BINVAL", NS) else {
-        return Ok(None);
-    };
-    let text: String = bin.text().split_ascii_whitespace().collect();
-    let data = B64
-        .decode(text.as_bytes())
-        .map_err(|_| DecodeError::invalid("vCard photo", "not base64"))?;
-    Ok(Some(Photo { media_type, data }))
+    let v = xmpp_parsers::vcard::VCard::try_from(v)
+        .map_err(|e| DecodeError::invalid("vCard", &e.to_string()))?;
+    Ok(v.photo.map(|p| Photo {
+        media_type: p.type_.data,
+        data: p.binval.data,
+    }))
 }
