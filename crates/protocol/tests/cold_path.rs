@@ -146,3 +146,62 @@ fn bookmark_dialect_falls_back_when_the_node_loses_items() {
     );
     assert_eq!(d.after_read_back(&[a.clone(), b.clone()], &[a, b]), d);
 }
+
+proptest! {
+    #[test]
+    fn room_presence_and_invitation_builders_round_trip(nick in "[a-zA-Z0-9 ]{1,12}", invitee in jid(), reason in option::of(text()), no_history in any::<bool>()) {
+        let Stanza::Presence(p) = decode_stanza(&muc_owner::join(ROOM, &nick, "j1", no_history), &NsContext::client()).unwrap() else { panic!() };
+        prop_assert!(p.muc_join);
+        prop_assert_eq!(p.to.unwrap().to_string(), format!("{ROOM}/{nick}"));
+        let Stanza::Presence(p) = decode_stanza(&muc_owner::leave(ROOM, &nick), &NsContext::client()).unwrap() else { panic!() };
+        prop_assert_eq!(p.kind, groupchat_protocol::codec::PresenceType::Unavailable);
+
+        let Stanza::Message(m) = decode_stanza(&muc_owner::invite(ROOM, &invitee, reason.as_deref()), &NsContext::client()).unwrap() else { panic!() };
+        let inv = m.muc_user.unwrap().invite.unwrap();
+        prop_assert_eq!((inv.to.as_deref(), inv.reason.as_deref()), (Some(invitee.as_str()), reason.as_deref()));
+        let Stanza::Message(m) = decode_stanza(&muc_owner::direct_invite(ROOM, &invitee, reason.as_deref()), &NsContext::client()).unwrap() else { panic!() };
+        let inv = m.direct_invite.unwrap();
+        prop_assert_eq!((inv.room.as_deref(), inv.reason.as_deref()), (Some(ROOM), reason.as_deref()));
+    }
+
+    #[test]
+    fn destroy_and_moderation_requests_are_well_formed(reason in option::of(text()), id in "[a-zA-Z0-9-]{1,12}") {
+        let destroy = iq(&muc_owner::destroy(ROOM, "d", reason.as_deref()));
+        let d = destroy.payload.unwrap();
+        let got = d.get_child("destroy", muc_owner::NS).unwrap().get_child("reason", muc_owner::NS).map(|r| r.text());
+        prop_assert_eq!(got, reason.clone());
+        let m = iq(&groupchat_protocol::codec::xep::retract::moderate(ROOM, "m", &id, reason.as_deref())).payload.unwrap();
+        prop_assert_eq!(m.attr("id"), Some(id.as_str()));
+        prop_assert!(m.has_child("retract", groupchat_protocol::codec::xep::retract::NS));
+    }
+
+    /// Hostile IQ payloads reach every cold-path decoder: typed errors or empty results,
+    /// never a panic.
+    #[test]
+    fn cold_decoders_never_panic(children in proptest::collection::vec(("[a-z]{1,6}", prop_oneof![
+        Just("jabber:x:data"), Just("http://jabber.org/protocol/disco#info"), Just("vcard-temp"),
+        Just("urn:xmpp:http:upload:0"), Just("urn:xmpp:bookmarks:1"), Just("storage:bookmarks"),
+        Just("http://jabber.org/protocol/muc#admin"), Just("urn:xmpp:mam:2"), Just("http://jabber.org/protocol/rsm"),
+    ], "[a-zA-Z0-9 =/+]{0,10}"), 0..6), root in prop_oneof![
+        Just(("query", "http://jabber.org/protocol/disco#info")), Just(("query", "http://jabber.org/protocol/muc#owner")),
+        Just(("vCard", "vcard-temp")), Just(("slot", "urn:xmpp:http:upload:0")), Just(("pubsub", "http://jabber.org/protocol/pubsub")),
+        Just(("query", "jabber:iq:private")), Just(("query", "http://jabber.org/protocol/muc#admin")), Just(("fin", "urn:xmpp:mam:2")),
+    ]) {
+        let inner: String = children.iter().map(|(n, ns, t)| format!("<{n} xmlns='{ns}' var='{t}' jid='{t}' url='{t}'>{t}<value>{t}</value><x xmlns='jabber:x:data' type='{n}'><field var='{t}'/></x></{n}>")).collect();
+        let xml = format!("<iq xmlns='jabber:client' type='result' id='x'><{0} xmlns='{1}'>{inner}</{0}></iq>", root.0, root.1);
+        let Ok(Stanza::Iq(iq)) = decode_stanza(xml.as_bytes(), &NsContext::client()) else { return Ok(()) };
+        let _ = groupchat_protocol::codec::xep::disco::decode_info(&iq);
+        let _ = groupchat_protocol::codec::xep::disco::decode_items(&iq);
+        let _ = muc_owner::decode_config_form(&iq);
+        let _ = muc_owner::decode_submission(&iq);
+        let _ = muc_admin::decode_list(&iq);
+        let _ = vcard::decode_photo(&iq);
+        let _ = upload::decode_slot(&iq);
+        let _ = upload::decode_request(&iq);
+        let _ = bookmarks::decode_items_result(&iq);
+        let _ = bookmarks::decode_private(&iq);
+        let _ = group_state::decode_result(&iq);
+        let _ = groupchat_protocol::pagination::Fin::from_iq(&iq);
+        let _ = groupchat_protocol::pagination::HistoryQuery::decode(&iq);
+    }
+}
