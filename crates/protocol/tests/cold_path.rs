@@ -169,7 +169,7 @@ proptest! {
         let destroy = iq(&muc_owner::destroy(ROOM, "d", reason.as_deref()));
         let d = destroy.payload.unwrap();
         let got = d.get_child("destroy", muc_owner::NS).unwrap().get_child("reason", muc_owner::NS).map(|r| r.text());
-        prop_assert_eq!(got, reason.clone());
+        prop_assert_eq!(&got, &reason);
         let m = iq(&groupchat_protocol::codec::xep::retract::moderate(ROOM, "m", &id, reason.as_deref())).payload.unwrap();
         prop_assert_eq!(m.attr("id"), Some(id.as_str()));
         prop_assert!(m.has_child("retract", groupchat_protocol::codec::xep::retract::NS));
