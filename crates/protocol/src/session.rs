@@ -71,6 +71,9 @@ pub struct Config {
     pub keepalive_interval: Duration,
     /// With stream management, how long to wait for `<a/>` after `<r/>`.
     pub ack_timeout: Duration,
+    /// The [`SendId`] of the first stanza this session sends: a driver that starts a fresh
+    /// session after a failed resumption continues its numbering.
+    pub first_send_id: u64,
     /// Fresh random bytes from the driver, new for every session: SCRAM nonces are derived
     /// from them (mixed with the session's start instant, so a reused value still gives a
     /// new nonce).
@@ -92,6 +95,7 @@ impl fmt::Debug for Config {
             .field("negotiation_timeout", &self.negotiation_timeout)
             .field("keepalive_interval", &self.keepalive_interval)
             .field("ack_timeout", &self.ack_timeout)
+            .field("first_send_id", &self.first_send_id)
             .field("entropy", &"<redacted>")
             .finish()
     }
@@ -122,6 +126,7 @@ impl Config {
             negotiation_timeout: Duration::from_secs(30),
             keepalive_interval: Duration::from_secs(60),
             ack_timeout: Duration::from_secs(30),
+            first_send_id: 0,
             entropy,
         }
     }
@@ -350,7 +355,10 @@ impl Session {
                 .finalize();
             config.entropy.copy_from_slice(&mixed);
         }
-        let next_send_id = resume.as_ref().map_or(0, |r| r.next_send_id);
+        let next_send_id = resume
+            .as_ref()
+            .map_or(0, |r| r.next_send_id)
+            .max(config.first_send_id);
         let mut s = Self {
             scanner: Scanner::new(config.framing == Framing::Stream, config.limits),
             phase: Phase::Header,
@@ -387,6 +395,11 @@ impl Session {
     /// True once the session has ended (cleanly or not).
     pub fn is_ended(&self) -> bool {
         matches!(self.phase, Phase::Ended)
+    }
+
+    /// The id the next sent stanza will get.
+    pub fn next_send_id(&self) -> SendId {
+        SendId(self.next_send_id)
     }
 
     /// Stanzas sent but not yet acknowledged by the server (XEP-0198).

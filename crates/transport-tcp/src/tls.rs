@@ -1,0 +1,135 @@
+//! TLS configuration: which roots to trust, or a caller-built rustls configuration.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use groupchat_transport::{TlsFailure, TransportError};
+use rustls::RootCertStore;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+
+/// Certificates to trust.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub enum Roots {
+    /// Mozilla's roots, compiled in (webpki-roots): works everywhere, the default.
+    #[default]
+    WebPki,
+    /// The operating system's store.
+    Native,
+    /// A PEM file of CA certificates (a private CA, a test server).
+    CaFile(PathBuf),
+}
+
+/// TLS options of a connector.
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub struct TlsOptions {
+    /// Trusted roots (ignored with `config`).
+    pub roots: Roots,
+    /// A complete rustls configuration built by the caller (client certificates, pinning…).
+    pub config: Option<Arc<rustls::ClientConfig>>,
+    /// The name to verify and send as SNI, when it is not the XMPP domain.
+    pub server_name: Option<String>,
+}
+
+impl std::fmt::Debug for TlsOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsOptions")
+            .field("roots", &self.roots)
+            .field("custom_config", &self.config.is_some())
+            .field("server_name", &self.server_name)
+            .finish()
+    }
+}
+
+impl TlsOptions {
+    /// Trust the CA certificates in this PEM file.
+    pub fn ca_file(path: impl Into<PathBuf>) -> Self {
+        Self {
+            roots: Roots::CaFile(path.into()),
+            ..Self::default()
+        }
+    }
+
+    /// Use this rustls configuration as is.
+    pub fn custom(config: Arc<rustls::ClientConfig>) -> Self {
+        Self {
+            config: Some(config),
+            ..Self::default()
+        }
+    }
+
+    /// Verify (and send as SNI) this name instead of the XMPP domain.
+    pub fn with_server_name(mut self, name: impl Into<String>) -> Self {
+        self.server_name = Some(name.into());
+        self
+    }
+
+    /// The rustls configuration, with these ALPN protocols.
+    pub fn client_config(
+        &self,
+        alpn: &[&[u8]],
+    ) -> Result<Arc<rustls::ClientConfig>, TransportError> {
+        let config_err = |m: String| TransportError::Tls(TlsFailure::Config(m));
+        let mut config = match &self.config {
+            Some(c) => (**c).clone(),
+            None => {
+                let mut store = RootCertStore::empty();
+                match &self.roots {
+                    Roots::WebPki => store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+                    Roots::Native => {
+                        let found = rustls_native_certs::load_native_certs();
+                        for c in found.certs {
+                            let _ = store.add(c);
+                        }
+                        if store.is_empty() {
+                            return Err(config_err("no certificates in the system store".into()));
+                        }
+                    }
+                    Roots::CaFile(path) => {
+                        let certs = CertificateDer::pem_file_iter(path).map_err(|e| {
+                            config_err(format!("cannot read {}: {e}", path.display()))
+                        })?;
+                        for c in certs {
+                            let c =
+                                c.map_err(|e| config_err(format!("{}: {e}", path.display())))?;
+                            store
+                                .add(c)
+                                .map_err(|e| config_err(format!("{}: {e}", path.display())))?;
+                        }
+                        if store.is_empty() {
+                            return Err(config_err(format!("{}: no certificate", path.display())));
+                        }
+                    }
+                }
+                rustls::ClientConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()
+                .map_err(|e| config_err(e.to_string()))?
+                .with_root_certificates(store)
+                .with_no_client_auth()
+            }
+        };
+        if !alpn.is_empty() {
+            config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        }
+        Ok(Arc::new(config))
+    }
+}
+
+/// Maps a TLS-layer I/O error to a typed error naming the reason.
+pub fn map_tls_error(e: std::io::Error) -> TransportError {
+    let inner = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>());
+    match inner {
+        Some(rustls::Error::InvalidCertificate(c)) => TransportError::Tls(TlsFailure::InvalidCertificate(format!("{c:?}"))),
+        // Servers that select the certificate by SNI (Prosody) refuse an unknown name before
+        // sending any: the same verdict as a certificate for the wrong name.
+        Some(rustls::Error::AlertReceived(rustls::AlertDescription::UnrecognisedName)) => TransportError::Tls(
+            TlsFailure::InvalidCertificate("NotValidForName: the server has no certificate for this name (unrecognized_name alert)".into()),
+        ),
+        Some(other) => TransportError::Tls(TlsFailure::Handshake(other.to_string())),
+        None => e.into(),
+    }
+}

@@ -1,0 +1,336 @@
+//! The TCP transport against real Prosody and ejabberd on loopback: STARTTLS and direct TLS
+//! against the test CA, typed failures (password, certificate name, plaintext), and
+//! delivery across connection cuts (resumption) and server restarts (fresh session).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use groupchat_protocol::codec::{Message, MessageType, Stanza};
+use groupchat_protocol::{SessionError, Tls};
+use groupchat_test_support::{Account, FaultProxy, ServerKind, TestServer};
+use groupchat_transport::{
+    Client, ClientConfig, ConnectionState, ReconnectPolicy, TlsFailure, TransportError,
+    TransportEvent,
+};
+use groupchat_transport_tcp::{Security, TcpConnector, TlsOptions};
+
+fn config(account: &Account) -> ClientConfig {
+    let mut c = ClientConfig::new(account.jid.parse().unwrap(), account.password.as_str());
+    let mut r = ReconnectPolicy::default();
+    r.initial_delay = Duration::from_millis(100);
+    r.max_delay = Duration::from_secs(1);
+    c.reconnect = r;
+    c.connect_timeout = Duration::from_secs(15);
+    c
+}
+
+fn connector(
+    server: &TestServer,
+    addr: std::net::SocketAddr,
+    security: Security,
+) -> Arc<TcpConnector> {
+    Arc::new(
+        TcpConnector::builder("localhost")
+            .address(addr)
+            .security(security)
+            .tls(TlsOptions::ca_file(server.ca_cert_pem()))
+            .build()
+            .unwrap(),
+    )
+}
+
+/// Waits for the next state change matching `f`, failing on a permanent end.
+async fn until_state(
+    client: &mut Client,
+    what: &str,
+    f: impl Fn(&ConnectionState) -> bool,
+) -> ConnectionState {
+    let deadline = tokio::time::sleep(Duration::from_secs(40));
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            () = &mut deadline => panic!("timed out waiting for {what}; state {:?}", client.state()),
+            ev = client.next_event() => match ev {
+                Some(TransportEvent::State(ConnectionState::Disconnected { reason })) if std::env::var("DBG").is_ok() => eprintln!("DISCONNECTED {reason:?}"),
+                Some(TransportEvent::State(s)) if f(&s) => return s,
+                Some(TransportEvent::State(ConnectionState::Ended { reason })) => panic!("ended while waiting for {what}: {reason:?}"),
+                Some(_) => {}
+                None => panic!("client gone while waiting for {what}"),
+            },
+        }
+    }
+}
+
+fn chat(to: &str, body: &str) -> Vec<u8> {
+    Message::text(
+        to.parse().unwrap(),
+        MessageType::Chat,
+        body.to_owned(),
+        body.to_owned(),
+    )
+    .encode()
+}
+
+fn presence() -> Vec<u8> {
+    b"<presence xmlns='jabber:client'/>".to_vec()
+}
+
+async fn login_and_echo(server: &TestServer, addr: std::net::SocketAddr, security: Security) {
+    let alice = server.account("alice");
+    let mut c = Client::start(config(&alice), connector(server, addr, security));
+    let ConnectionState::Connected { jid, .. } = until_state(&mut c, "connected", |s| {
+        matches!(s, ConnectionState::Connected { .. })
+    })
+    .await
+    else {
+        unreachable!()
+    };
+    c.send(chat(&jid.to_string(), "echo")).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, c.next_event())
+            .await
+            .expect("echo timed out")
+        {
+            Some(TransportEvent::Stanza(Stanza::Message(m)))
+                if m.body.as_deref() == Some("echo") =>
+            {
+                break;
+            }
+            Some(_) => {}
+            None => panic!("client ended"),
+        }
+    }
+    c.close();
+    let end = until_state(&mut c, "end", |s| {
+        matches!(s, ConnectionState::Ended { .. })
+    })
+    .await;
+    assert_eq!(
+        end,
+        ConnectionState::Ended { reason: None },
+        "{}",
+        server.kind()
+    );
+}
+
+async fn failures(server: &TestServer) {
+    let kind = server.kind();
+    let mut alice = server.account("alice");
+    // Wrong password: typed, permanent, and no reconnection loop.
+    alice.password = "wrong".into();
+    let mut c = Client::start(
+        config(&alice),
+        connector(server, server.c2s_addr(), Security::StartTls),
+    );
+    let mut connecting = 0;
+    let reason = loop {
+        match c.next_event().await {
+            Some(TransportEvent::State(ConnectionState::Connecting { .. })) => connecting += 1,
+            Some(TransportEvent::State(ConnectionState::Ended { reason })) => break reason,
+            Some(_) => {}
+            None => panic!("{kind}: no end"),
+        }
+    };
+    assert!(
+        matches!(&reason, Some(TransportError::Session(SessionError::Auth(f))) if f.condition == "not-authorized"),
+        "{kind}: {reason:?}"
+    );
+    assert_eq!(connecting, 1, "{kind}: a bad password must not be retried");
+
+    // A certificate that does not match the name: typed TLS error naming the reason.
+    let alice = server.account("alice");
+    for (addr, security) in [
+        (server.c2s_addr(), Security::StartTls),
+        (server.direct_tls_addr(), Security::DirectTls),
+    ] {
+        let wrong = TcpConnector::builder("localhost")
+            .address(addr)
+            .security(security)
+            .tls(
+                TlsOptions::ca_file(server.ca_cert_pem())
+                    .with_server_name("not-the-server.example"),
+            )
+            .build()
+            .unwrap();
+        let mut c = Client::start(config(&alice), Arc::new(wrong));
+        let end = until_state(&mut c, "end", |s| {
+            matches!(s, ConnectionState::Ended { .. })
+        })
+        .await;
+        match end {
+            ConnectionState::Ended {
+                reason: Some(TransportError::Tls(TlsFailure::InvalidCertificate(why))),
+            } => {
+                assert!(why.contains("NotValidForName"), "{kind}: {why}");
+            }
+            other => panic!("{kind} {security:?}: {other:?}"),
+        }
+    }
+
+    // Trusting only the webpki roots, the self-signed test CA does not verify.
+    let strict = TcpConnector::builder("localhost")
+        .address(server.c2s_addr())
+        .build()
+        .unwrap();
+    let mut c = Client::start(config(&alice), Arc::new(strict));
+    let end = until_state(&mut c, "end", |s| {
+        matches!(s, ConnectionState::Ended { .. })
+    })
+    .await;
+    assert!(
+        matches!(
+            end,
+            ConnectionState::Ended {
+                reason: Some(TransportError::Tls(TlsFailure::InvalidCertificate(_)))
+            }
+        ),
+        "{kind}: {end:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_direct_tls_and_typed_failures_on_prosody() {
+    let Some(server) = TestServer::start(ServerKind::Prosody) else {
+        return;
+    };
+    login_and_echo(&server, server.c2s_addr(), Security::StartTls).await;
+    login_and_echo(&server, server.direct_tls_addr(), Security::DirectTls).await;
+    failures(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_direct_tls_and_typed_failures_on_ejabberd() {
+    let Some(server) = TestServer::start(ServerKind::Ejabberd) else {
+        return;
+    };
+    login_and_echo(&server, server.c2s_addr(), Security::StartTls).await;
+    login_and_echo(&server, server.direct_tls_addr(), Security::DirectTls).await;
+    failures(&server).await;
+}
+
+#[tokio::test]
+async fn plaintext_needs_a_loopback_opt_in() {
+    // Refused before any packet leaves: 192.0.2.1 is TEST-NET-1 and is never contacted.
+    let c = TcpConnector::builder("example.org")
+        .host_port("192.0.2.1", 5222)
+        .security(Security::InsecurePlaintextLoopback)
+        .build()
+        .unwrap();
+    assert_eq!(
+        groupchat_transport::Connector::tls(&c),
+        Tls::InsecurePlaintext
+    );
+    match groupchat_transport::Connector::connect(&c).await {
+        Err(e @ TransportError::PlaintextRefused(_)) => assert!(e.is_permanent()),
+        Err(other) => panic!("{other:?}"),
+        Ok(_) => panic!("connected in plaintext to a non-loopback address"),
+    }
+}
+
+/// Collects chat bodies (in order) from `client` until `n` distinct ones arrived.
+async fn collect(client: &mut Client, n: usize, on_connected: Option<Vec<u8>>) -> Vec<String> {
+    let mut bodies = Vec::new();
+    let mut distinct = HashSet::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    while distinct.len() < n {
+        match tokio::time::timeout_at(deadline, client.next_event()).await {
+            Err(_) => panic!("received {} of {n}: {:?}", distinct.len(), client.state()),
+            Ok(Some(TransportEvent::Stanza(Stanza::Message(m)))) => {
+                if let Some(b) = m.body {
+                    distinct.insert(b.clone());
+                    bodies.push(b);
+                }
+            }
+            Ok(Some(TransportEvent::State(ConnectionState::Connected { .. }))) => {
+                if let Some(p) = &on_connected {
+                    client.send(p.clone()).await.unwrap();
+                }
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("client ended"),
+        }
+    }
+    bodies
+}
+
+async fn cut_in_the_middle(kind: ServerKind) {
+    let Some(server) = TestServer::start(kind) else {
+        return;
+    };
+    let proxy = FaultProxy::start(server.c2s_addr()).unwrap();
+    let (alice, bob) = (server.account("alice"), server.account("bob"));
+    let mut receiver = Client::start(
+        config(&bob),
+        connector(&server, server.c2s_addr(), Security::StartTls),
+    );
+    let ConnectionState::Connected { jid: bob_jid, .. } = until_state(&mut receiver, "bob", |s| {
+        matches!(s, ConnectionState::Connected { .. })
+    })
+    .await
+    else {
+        unreachable!()
+    };
+    receiver.send(presence()).await.unwrap();
+    let mut sender = Client::start(
+        config(&alice),
+        connector(&server, proxy.addr(), Security::StartTls),
+    );
+    until_state(&mut sender, "alice", |s| {
+        matches!(s, ConnectionState::Connected { .. })
+    })
+    .await;
+
+    let to = bob_jid.to_string();
+    let collector = tokio::spawn(async move { collect(&mut receiver, 200, None).await });
+    let mut resumed = false;
+    for i in 0..200 {
+        if i == 100 {
+            proxy.cut();
+        }
+        sender.send(chat(&to, &format!("m{i:03}"))).await.unwrap();
+        // Read the sender's events as we go, to see the resumption.
+        while let Ok(Some(ev)) =
+            tokio::time::timeout(Duration::from_millis(1), sender.next_event()).await
+        {
+            match ev {
+                TransportEvent::State(ConnectionState::Connected { resumed: r, .. }) => {
+                    resumed |= r
+                }
+                TransportEvent::Unacknowledged { stanzas } => {
+                    panic!("{kind}: resumption failed, {} unacked", stanzas.len())
+                }
+                _ => {}
+            }
+        }
+    }
+    let bodies = collector.await.unwrap();
+    let expected: Vec<String> = (0..200).map(|i| format!("m{i:03}")).collect();
+    assert_eq!(bodies, expected, "{kind}: each exactly once, in order");
+    // The cut may land between writes; a resumption must have happened if it hit a live link.
+    assert!(
+        proxy.connection_count() >= 2,
+        "{kind}: the cut forced a reconnection"
+    );
+    while !resumed {
+        match tokio::time::timeout(Duration::from_secs(20), sender.next_event()).await {
+            Ok(Some(TransportEvent::State(ConnectionState::Connected { resumed: r, .. }))) => {
+                resumed = r
+            }
+            Ok(Some(TransportEvent::Unacknowledged { .. })) => panic!("{kind}: resumption failed"),
+            Ok(Some(_)) => {}
+            other => panic!("{kind}: no resumption: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_mid_stream_is_resumed_without_loss_or_duplicates_on_prosody() {
+    cut_in_the_middle(ServerKind::Prosody).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_mid_stream_is_resumed_without_loss_or_duplicates_on_ejabberd() {
+    cut_in_the_middle(ServerKind::Ejabberd).await;
+}

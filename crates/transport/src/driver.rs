@@ -1,0 +1,351 @@
+//! The client task: one session at a time over one link, reconnecting between them.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use groupchat_protocol::{Config, Event, Input, Output, Resumption, SendId, Session, SessionError};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::{
+    ClientConfig, Command, ConnectionState, Connector, Link, TransportError, TransportEvent,
+};
+
+/// A stanza waiting for a session to send it.
+struct Pending {
+    bytes: Vec<u8>,
+    reply: Option<oneshot::Sender<Result<SendId, TransportError>>>,
+}
+
+struct Driver {
+    config: ClientConfig,
+    connector: Arc<dyn Connector>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    events: mpsc::Sender<TransportEvent>,
+    state: watch::Sender<ConnectionState>,
+    /// Stanzas the application sent while no session was bound, in order.
+    outbox: VecDeque<Pending>,
+    resumption: Option<Resumption>,
+    next_send_id: u64,
+    closing: bool,
+}
+
+/// How one connection ended.
+enum End {
+    /// Closed on request (or because the application dropped its handle).
+    Closed,
+    /// Lost; `bound` says whether it had logged in (which resets the backoff).
+    Lost { reason: TransportError, bound: bool },
+}
+
+pub(crate) async fn run(
+    config: ClientConfig,
+    connector: Arc<dyn Connector>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    events: mpsc::Sender<TransportEvent>,
+    state: watch::Sender<ConnectionState>,
+) {
+    let mut d = Driver {
+        config,
+        connector,
+        commands,
+        events,
+        state,
+        outbox: VecDeque::new(),
+        resumption: None,
+        next_send_id: 0,
+        closing: false,
+    };
+    d.run().await;
+}
+
+fn entropy() -> [u8; 32] {
+    let mut e = [0u8; 32];
+    // Without OS entropy the nonce still differs per session (the core mixes in the time).
+    let _ = getrandom::fill(&mut e);
+    e
+}
+
+fn unit_random() -> f64 {
+    let mut b = [0u8; 8];
+    let _ = getrandom::fill(&mut b);
+    (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+impl Driver {
+    async fn set_state(&self, s: ConnectionState) {
+        self.state.send_replace(s.clone());
+        let _ = self.events.send(TransportEvent::State(s)).await;
+    }
+
+    async fn run(&mut self) {
+        let mut attempt = 1u32;
+        loop {
+            self.set_state(ConnectionState::Connecting { attempt })
+                .await;
+            let end =
+                match tokio::time::timeout(self.config.connect_timeout, self.connector.connect())
+                    .await
+                {
+                    Err(_) => End::Lost {
+                        reason: TransportError::Timeout("connecting"),
+                        bound: false,
+                    },
+                    Ok(Err(e)) => End::Lost {
+                        reason: e,
+                        bound: false,
+                    },
+                    Ok(Ok(link)) => self.connection(link).await,
+                };
+            let reason = match end {
+                End::Closed => {
+                    self.fail_outbox(TransportError::Ended);
+                    self.set_state(ConnectionState::Ended { reason: None })
+                        .await;
+                    return;
+                }
+                End::Lost { reason, bound } => {
+                    if bound {
+                        attempt = 1;
+                    }
+                    reason
+                }
+            };
+            let policy = &self.config.reconnect;
+            let give_up = reason.is_permanent()
+                || self.closing
+                || !policy.enabled
+                || policy.max_attempts.is_some_and(|m| attempt >= m);
+            if give_up {
+                self.fail_outbox(reason.clone());
+                self.set_state(ConnectionState::Ended {
+                    reason: Some(reason),
+                })
+                .await;
+                return;
+            }
+            self.set_state(ConnectionState::Disconnected { reason })
+                .await;
+            attempt += 1;
+            let delay = self.config.reconnect.delay(attempt - 1, unit_random());
+            self.set_state(ConnectionState::Reconnecting { attempt, delay })
+                .await;
+            // Commands keep flowing while we wait: sends are queued, close ends it.
+            let sleep = tokio::time::sleep(delay);
+            tokio::pin!(sleep);
+            loop {
+                tokio::select! {
+                    () = &mut sleep => break,
+                    cmd = self.commands.recv() => match cmd {
+                        Some(Command::Send { bytes, reply }) => self.outbox.push_back(Pending { bytes, reply: Some(reply) }),
+                        Some(Command::Close) | None => {
+                            self.fail_outbox(TransportError::Ended);
+                            self.set_state(ConnectionState::Ended { reason: None }).await;
+                            return;
+                        }
+                    },
+                }
+            }
+        }
+    }
+
+    fn fail_outbox(&mut self, e: TransportError) {
+        for p in self.outbox.drain(..) {
+            if let Some(r) = p.reply {
+                let _ = r.send(Err(e.clone()));
+            }
+        }
+    }
+
+    fn session_config(&mut self) -> Config {
+        let c = &self.config;
+        let mut s = Config::new(
+            c.jid.clone(),
+            c.password.clone(),
+            self.connector.framing(),
+            entropy(),
+        );
+        s.tls = self.connector.tls();
+        s.allow_plain_without_tls = c.allow_plain_without_tls;
+        s.mechanisms.clone_from(&c.mechanisms);
+        s.limits = c.limits;
+        s.negotiation_timeout = c.connect_timeout;
+        s.keepalive_interval = c.keepalive_interval;
+        s.ack_timeout = c.ack_timeout;
+        s.resume = self.resumption.take();
+        s.first_send_id = self.next_send_id;
+        s
+    }
+
+    async fn connection(&mut self, mut link: Box<dyn Link>) -> End {
+        let mut session = Session::new(self.session_config(), Instant::now());
+        let mut bound = false;
+        let mut link_error = None;
+        let end = loop {
+            let deadline = match self
+                .drain(&mut session, link.as_mut(), &mut bound, &mut link_error)
+                .await
+            {
+                Drained::End(e) => break e,
+                Drained::Wait(d) => d,
+            };
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                r = link.recv() => match r {
+                    Ok(Some(b)) => session.handle_input(Input::Received { now: Instant::now(), data: &b }),
+                    Ok(None) => session.handle_input(Input::TransportClosed(Instant::now())),
+                    Err(e) => {
+                        link_error = Some(e);
+                        session.handle_input(Input::TransportClosed(Instant::now()));
+                    }
+                },
+                cmd = self.commands.recv() => match cmd {
+                    Some(Command::Send { bytes, reply }) => {
+                        if session.is_connected() {
+                            let r = self.send_now(&mut session, bytes);
+                            let _ = reply.send(r);
+                        } else {
+                            self.outbox.push_back(Pending { bytes, reply: Some(reply) });
+                        }
+                    }
+                    // Close on request, or when the application dropped its handle.
+                    Some(Command::Close) | None => {
+                        self.closing = true;
+                        session.close(Instant::now());
+                    }
+                },
+                () = sleep => session.handle_input(Input::Timeout(Instant::now())),
+            }
+        };
+        link.close().await;
+        end
+    }
+
+    fn send_now(
+        &mut self,
+        session: &mut Session,
+        bytes: Vec<u8>,
+    ) -> Result<SendId, TransportError> {
+        let id = session
+            .send_encoded(Instant::now(), bytes)
+            .map_err(|e| TransportError::Session(SessionError::Protocol(e.to_string())))?;
+        self.next_send_id = id.0 + 1;
+        Ok(id)
+    }
+
+    /// Carries out every pending output of the session.
+    async fn drain(
+        &mut self,
+        session: &mut Session,
+        link: &mut dyn Link,
+        bound: &mut bool,
+        link_error: &mut Option<TransportError>,
+    ) -> Drained {
+        loop {
+            match session.poll_output() {
+                Output::Transmit(b) => {
+                    if let Err(e) = link.send(b).await {
+                        link_error.get_or_insert(e);
+                        session.handle_input(Input::TransportClosed(Instant::now()));
+                    }
+                }
+                Output::StartTls => match link.start_tls().await {
+                    Ok(()) => session.handle_input(Input::TlsEstablished(Instant::now())),
+                    Err(e) => {
+                        return Drained::End(End::Lost {
+                            reason: e,
+                            bound: *bound,
+                        });
+                    }
+                },
+                Output::Event(ev) => {
+                    if let Some(end) = self.session_event(session, ev, bound, link_error).await {
+                        return Drained::End(end);
+                    }
+                }
+                Output::Timeout(d) => return Drained::Wait(d),
+                _ => {}
+            }
+        }
+    }
+
+    async fn emit(&self, e: TransportEvent) {
+        // An application that dropped its handle no longer reads: that is fine.
+        let _ = self.events.send(e).await;
+    }
+
+    async fn session_event(
+        &mut self,
+        session: &mut Session,
+        ev: Event,
+        bound: &mut bool,
+        link_error: &mut Option<TransportError>,
+    ) -> Option<End> {
+        match ev {
+            Event::Connected { jid, resumed } => {
+                *bound = true;
+                self.set_state(ConnectionState::Connected { jid, resumed })
+                    .await;
+                // What the application sent while we were away goes out now, in order.
+                while let Some(p) = self.outbox.pop_front() {
+                    let r = self.send_now(session, p.bytes);
+                    if let Some(reply) = p.reply {
+                        let _ = reply.send(r);
+                    }
+                }
+                None
+            }
+            Event::Stanza(s) => {
+                self.emit(TransportEvent::Stanza(s)).await;
+                None
+            }
+            Event::Acked { up_to } => {
+                self.emit(TransportEvent::Acked { up_to }).await;
+                None
+            }
+            Event::ResumeFailed { unacked } => {
+                self.emit(TransportEvent::Unacknowledged { stanzas: unacked })
+                    .await;
+                None
+            }
+            Event::StanzaDropped { reason } => {
+                self.emit(TransportEvent::Dropped { reason }).await;
+                None
+            }
+            Event::Closed => Some(if self.closing {
+                End::Closed
+            } else {
+                End::Lost {
+                    reason: TransportError::Closed,
+                    bound: *bound,
+                }
+            }),
+            Event::Disconnected { reason } => {
+                self.resumption = session.resumption();
+                self.next_send_id = session.next_send_id().0;
+                let reason = match (reason, link_error.take()) {
+                    (SessionError::ConnectionLost, Some(e)) => e,
+                    (r, _) => TransportError::Session(r),
+                };
+                Some(End::Lost {
+                    reason,
+                    bound: *bound,
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The outcome of draining a session's outputs.
+enum Drained {
+    /// Wait for input until this deadline.
+    Wait(Option<Instant>),
+    /// The connection is over.
+    End(End),
+}
