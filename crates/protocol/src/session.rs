@@ -1012,7 +1012,9 @@ impl Session {
         let Some(mut r) = self.resuming.take() else {
             return;
         };
-        if let Some(h) = h {
+        // A count outside what we sent would ack stanzas the server never saw: ignore it.
+        if let Some(h) = h.filter(|h| h.wrapping_sub(r.outbound_acked) as usize <= r.unacked.len())
+        {
             ack_queue(&mut r.outbound_acked, &mut r.unacked, h);
         }
         let unacked: Vec<Unacked> = r.unacked.into_iter().collect();

@@ -334,3 +334,113 @@ async fn a_cut_mid_stream_is_resumed_without_loss_or_duplicates_on_prosody() {
 async fn a_cut_mid_stream_is_resumed_without_loss_or_duplicates_on_ejabberd() {
     cut_in_the_middle(ServerKind::Ejabberd).await;
 }
+
+async fn restart_in_the_middle(kind: ServerKind) {
+    let Some(mut server) = TestServer::start(kind) else {
+        return;
+    };
+    let proxy = FaultProxy::start(server.c2s_addr()).unwrap();
+    let (alice, bob) = (server.account("alice"), server.account("bob"));
+    let mut receiver = Client::start(
+        config(&bob),
+        connector(&server, server.c2s_addr(), Security::StartTls),
+    );
+    until_state(&mut receiver, "bob", |s| {
+        matches!(s, ConnectionState::Connected { .. })
+    })
+    .await;
+    receiver.send(presence()).await.unwrap();
+    let mut sender = Client::start(
+        config(&alice),
+        connector(&server, proxy.addr(), Security::StartTls),
+    );
+    until_state(&mut sender, "alice", |s| {
+        matches!(s, ConnectionState::Connected { .. })
+    })
+    .await;
+    // Bob's messages go to his bare JID: after the restart his session is new, and whatever
+    // arrives while he is away waits in offline storage until his presence.
+    let collector =
+        tokio::spawn(async move { collect(&mut receiver, 200, Some(presence())).await });
+
+    let mut reported: Vec<u64> = Vec::new();
+    let mut resent: HashSet<String> = HashSet::new();
+    for i in 0..200 {
+        if i == 100 {
+            // What alice sends now never reaches the server...
+            proxy.set_blackhole(groupchat_test_support::Direction::ToServer, true);
+        }
+        if i == 110 {
+            // ...and the server restarts: its sessions are gone, resumption is impossible.
+            // (Prosody remembers the old session's count and says so in <failed h/>;
+            // ejabberd does not: then everything since the last ack is reported.)
+            tokio::task::block_in_place(|| server.restart());
+            proxy.set_blackhole(groupchat_test_support::Direction::ToServer, false);
+        }
+        sender
+            .send(chat("bob@localhost", &format!("m{i:03}")))
+            .await
+            .unwrap();
+        let mut resend = Vec::new();
+        while let Ok(Some(ev)) =
+            tokio::time::timeout(Duration::from_millis(1), sender.next_event()).await
+        {
+            if std::env::var("DBG").is_ok() && !matches!(ev, TransportEvent::Acked { .. }) {
+                eprintln!("ALICE {i} {ev:?}");
+            }
+            if let TransportEvent::Unacknowledged { stanzas } = ev {
+                reported.extend(stanzas.iter().map(|u| u.id.0));
+                resend.extend(stanzas.into_iter().map(|u| u.bytes.to_vec()));
+            }
+        }
+        // The application's choice after a failed resumption: send them again.
+        for bytes in resend {
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            if let Some(b) = text
+                .split("<body>")
+                .nth(1)
+                .and_then(|r| r.split("</body>").next())
+            {
+                resent.insert(b.to_owned());
+            }
+            sender.send(bytes).await.unwrap();
+        }
+    }
+    let bodies = collector.await.unwrap();
+    assert!(
+        !reported.is_empty(),
+        "{kind}: the sender was told which stanzas were not acknowledged"
+    );
+    assert!(
+        reported.windows(2).all(|w| w[0] < w[1]),
+        "{kind}: reported in send order: {reported:?}"
+    );
+    // Ids count from 0 per client (alice sent nothing else): m100..m109 never reached the
+    // server, so each of them must be reported.
+    assert!(
+        (100..110).all(|i| reported.contains(&i)),
+        "{kind}: {reported:?}"
+    );
+    let distinct: HashSet<&String> = bodies.iter().collect();
+    assert_eq!(distinct.len(), 200, "{kind}: nothing lost");
+    // Duplicates can only be stanzas the application re-sent (delivered, but never acked).
+    let mut seen = HashSet::new();
+    for b in &bodies {
+        if !seen.insert(b) {
+            assert!(
+                resent.contains(b),
+                "{kind}: duplicate {b} was never re-sent"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_server_restart_a_fresh_session_reports_the_unacknowledged_on_prosody() {
+    restart_in_the_middle(ServerKind::Prosody).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_server_restart_a_fresh_session_reports_the_unacknowledged_on_ejabberd() {
+    restart_in_the_middle(ServerKind::Ejabberd).await;
+}

@@ -107,3 +107,24 @@ fn config_debug_hides_the_entropy() {
     assert!(!d.contains("42, 42"), "{d}");
     assert!(!d.contains("pencil"));
 }
+
+#[test]
+fn a_failed_resume_with_an_impossible_count_reports_everything() {
+    let mut p = logged_in(Framing::Stream, true);
+    for n in 0..3 {
+        p.session.send(p.now, &message(n)).unwrap();
+    }
+    p.transport_closed();
+    let mut c = config(Framing::Stream);
+    c.allow_plain_without_tls = true;
+    c.resume = p.session.resumption();
+    let mut q = Pair::new(c);
+    q.open_with(&mechs(&["PLAIN"]));
+    q.feed("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
+    q.open_with(BIND_SM);
+    q.feed("<failed xmlns='urn:xmpp:sm:3' h='99'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>");
+    match &q.take_events()[..] {
+        [Event::ResumeFailed { unacked }] => assert_eq!(unacked.len(), 3),
+        e => panic!("{e:?}"),
+    }
+}
