@@ -1,3 +1,283 @@
-//! groupchat-transport-ws
+//! WebSocket transport for the groupchat session (RFC 7395): subprotocol `xmpp`, one
+//! element per text frame, `wss://` with rustls (certificate verification always on) or
+//! `ws://` to a loopback address by explicit opt-in; WebSocket pings keep idle links alive.
+//! The endpoint is a URL, or is discovered from the domain with XEP-0156 host-meta.
 //!
-//! An empty shell for now: the driver lands with its own issue. See `docs/ARCHITECTURE.md`.
+//! ```no_run
+//! # async fn f() -> Result<(), groupchat_transport::TransportError> {
+//! use std::sync::Arc;
+//! use groupchat_transport::{Client, ClientConfig};
+//! use groupchat_transport_ws::WsConnector;
+//!
+//! let connector = WsConnector::builder("wss://chat.example.org/xmpp-websocket").build()?;
+//! let client = Client::start(
+//!     ClientConfig::new("alice@example.org".parse().unwrap(), "secret"),
+//!     Arc::new(connector),
+//! );
+//! # Ok(()) }
+//! ```
+
+mod host_meta;
+mod url;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use groupchat_protocol::{Framing, Tls};
+use groupchat_transport::{Connector, Link, TlsFailure, TransportError};
+use groupchat_transport_tcp::{TlsOptions, map_tls_error};
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+pub use host_meta::{discover, parse_host_meta};
+pub use url::WsUrl;
+
+/// Builds a [`WsConnector`].
+#[derive(Clone, Debug)]
+pub struct WsConnectorBuilder {
+    url: String,
+    tls: TlsOptions,
+    allow_insecure_loopback: bool,
+    connect_timeout: Duration,
+    ping_interval: Duration,
+}
+
+impl WsConnectorBuilder {
+    /// Which certificates to trust for `wss://`.
+    pub fn tls(mut self, tls: TlsOptions) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// Allows `ws://` (no TLS), only to loopback addresses: for local test servers.
+    pub fn allow_insecure_loopback(mut self) -> Self {
+        self.allow_insecure_loopback = true;
+        self
+    }
+
+    /// Time allowed for TCP, TLS and the WebSocket handshake.
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.connect_timeout = d;
+        self
+    }
+
+    /// Send a WebSocket ping after this long without receiving anything.
+    pub fn ping_interval(mut self, d: Duration) -> Self {
+        self.ping_interval = d;
+        self
+    }
+
+    /// Checks the URL and the TLS configuration.
+    pub fn build(self) -> Result<WsConnector, TransportError> {
+        let url = WsUrl::parse(&self.url)?;
+        if !url.secure && !self.allow_insecure_loopback {
+            return Err(TransportError::PlaintextRefused(format!(
+                "{} is not wss:// (allow_insecure_loopback() permits ws:// to loopback only)",
+                self.url
+            )));
+        }
+        let name = self
+            .tls
+            .server_name
+            .clone()
+            .unwrap_or_else(|| url.host.clone());
+        let server_name = ServerName::try_from(name.clone()).map_err(|_| {
+            TransportError::Tls(TlsFailure::Config(format!("invalid server name {name:?}")))
+        })?;
+        Ok(WsConnector {
+            tls: TlsConnector::from(self.tls.client_config(&[])?),
+            server_name,
+            url,
+            connect_timeout: self.connect_timeout,
+            ping_interval: self.ping_interval,
+        })
+    }
+}
+
+/// Opens WebSocket links to one endpoint.
+#[derive(Clone)]
+pub struct WsConnector {
+    url: WsUrl,
+    tls: TlsConnector,
+    server_name: ServerName<'static>,
+    connect_timeout: Duration,
+    ping_interval: Duration,
+}
+
+impl std::fmt::Debug for WsConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WsConnector")
+            .field("url", &self.url.to_string())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WsConnector {
+    /// A connector for this `ws://` or `wss://` URL.
+    pub fn builder(url: impl Into<String>) -> WsConnectorBuilder {
+        WsConnectorBuilder {
+            url: url.into(),
+            tls: TlsOptions::default(),
+            allow_insecure_loopback: false,
+            connect_timeout: Duration::from_secs(10),
+            ping_interval: Duration::from_secs(30),
+        }
+    }
+
+    async fn open(&self) -> Result<Box<dyn Link>, TransportError> {
+        let addrs: Vec<std::net::SocketAddr> =
+            tokio::net::lookup_host((self.url.host.as_str(), self.url.port))
+                .await
+                .map_err(|e| TransportError::Resolve {
+                    host: self.url.host.clone(),
+                    reason: e.to_string(),
+                })?
+                .collect();
+        let mut last = TransportError::Resolve {
+            host: self.url.host.clone(),
+            reason: "no address".into(),
+        };
+        let mut tcp = None;
+        for addr in addrs {
+            if !self.url.secure && !addr.ip().is_loopback() {
+                last = TransportError::PlaintextRefused(format!(
+                    "ws:// to {addr}, which is not a loopback address"
+                ));
+                continue;
+            }
+            match TcpStream::connect(addr).await {
+                Ok(s) => {
+                    tcp = Some(s);
+                    break;
+                }
+                Err(e) => last = e.into(),
+            }
+        }
+        let tcp = tcp.ok_or(last)?;
+        let _ = tcp.set_nodelay(true);
+        let io: Box<dyn Io> = if self.url.secure {
+            Box::new(
+                self.tls
+                    .connect(self.server_name.clone(), tcp)
+                    .await
+                    .map_err(map_tls_error)?,
+            )
+        } else {
+            Box::new(tcp)
+        };
+        let mut request = self
+            .url
+            .to_string()
+            .into_client_request()
+            .map_err(|e| TransportError::WebSocket(e.to_string()))?;
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            "xmpp".parse().expect("a valid header value"),
+        );
+        let (ws, response) = tokio_tungstenite::client_async(request, io)
+            .await
+            .map_err(|e| TransportError::WebSocket(format!("handshake with {}: {e}", self.url)))?;
+        // RFC 7395 §3.2: the server must agree to the xmpp subprotocol.
+        let agreed = response
+            .headers()
+            .get("Sec-WebSocket-Protocol")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("xmpp"));
+        if !agreed {
+            return Err(TransportError::WebSocket(
+                "the server did not accept the 'xmpp' subprotocol".into(),
+            ));
+        }
+        Ok(Box::new(WsLink {
+            ws,
+            ping_interval: self.ping_interval,
+        }))
+    }
+}
+
+#[async_trait]
+impl Connector for WsConnector {
+    fn framing(&self) -> Framing {
+        Framing::WebSocket
+    }
+
+    fn tls(&self) -> Tls {
+        if self.url.secure {
+            Tls::Encrypted
+        } else {
+            Tls::InsecurePlaintext
+        }
+    }
+
+    async fn connect(&self) -> Result<Box<dyn Link>, TransportError> {
+        tokio::time::timeout(self.connect_timeout, self.open())
+            .await
+            .map_err(|_| TransportError::Timeout("WebSocket connect"))?
+    }
+}
+
+/// A TCP or TLS stream, boxed: the WebSocket layer only needs bytes.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+struct WsLink {
+    ws: WebSocketStream<Box<dyn Io>>,
+    ping_interval: Duration,
+}
+
+fn ws_error(e: tokio_tungstenite::tungstenite::Error) -> TransportError {
+    match e {
+        tokio_tungstenite::tungstenite::Error::Io(io) => map_tls_error(io),
+        other => TransportError::WebSocket(other.to_string()),
+    }
+}
+
+#[async_trait]
+impl Link for WsLink {
+    async fn send(&mut self, data: Bytes) -> Result<(), TransportError> {
+        let text = String::from_utf8(data.to_vec())
+            .map_err(|_| TransportError::WebSocket("a frame that is not UTF-8".into()))?;
+        self.ws.send(Message::text(text)).await.map_err(ws_error)
+    }
+
+    async fn recv(&mut self) -> Result<Option<Bytes>, TransportError> {
+        loop {
+            // `next` is cancel-safe; an idle link gets a ping (its pong is just traffic).
+            let next = tokio::time::timeout(self.ping_interval, self.ws.next()).await;
+            let msg = match next {
+                Err(_) => {
+                    self.ws
+                        .send(Message::Ping(Bytes::new()))
+                        .await
+                        .map_err(ws_error)?;
+                    continue;
+                }
+                Ok(None) => return Ok(None),
+                Ok(Some(m)) => m.map_err(ws_error)?,
+            };
+            match msg {
+                Message::Text(t) => return Ok(Some(Bytes::copy_from_slice(t.as_bytes()))),
+                Message::Binary(b) => return Ok(Some(b)),
+                Message::Close(_) => return Ok(None),
+                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+            }
+        }
+    }
+
+    async fn start_tls(&mut self) -> Result<(), TransportError> {
+        Err(TransportError::Tls(TlsFailure::Handshake(
+            "STARTTLS does not exist over WebSocket (RFC 7395)".into(),
+        )))
+    }
+
+    async fn close(&mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}

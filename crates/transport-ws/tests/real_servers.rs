@@ -1,0 +1,160 @@
+//! The WebSocket transport against real Prosody and ejabberd on loopback (`ws://`, opted in):
+//! login and echo, plaintext refused without the opt-in, resumption after a cut, and
+//! reconnection after the server closes the connection (restart).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use groupchat_protocol::codec::{Message, MessageType, Stanza};
+use groupchat_test_support::{Account, FaultProxy, ServerKind, TestServer};
+use groupchat_transport::{
+    Client, ClientConfig, ConnectionState, ReconnectPolicy, TransportError, TransportEvent,
+};
+use groupchat_transport_ws::WsConnector;
+
+fn config(account: &Account) -> ClientConfig {
+    let mut c = ClientConfig::new(account.jid.parse().unwrap(), account.password.as_str());
+    let mut r = ReconnectPolicy::default();
+    r.initial_delay = Duration::from_millis(100);
+    r.max_delay = Duration::from_secs(1);
+    c.reconnect = r;
+    c
+}
+
+fn connector(url: &str) -> Arc<WsConnector> {
+    Arc::new(
+        WsConnector::builder(url)
+            .allow_insecure_loopback()
+            .build()
+            .unwrap(),
+    )
+}
+
+async fn until_state(
+    client: &mut Client,
+    what: &str,
+    f: impl Fn(&ConnectionState) -> bool,
+) -> ConnectionState {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    loop {
+        match tokio::time::timeout_at(deadline, client.next_event()).await {
+            Err(_) => panic!("timed out waiting for {what}: {:?}", client.state()),
+            Ok(Some(TransportEvent::State(s))) if f(&s) => return s,
+            Ok(Some(TransportEvent::State(ConnectionState::Ended { reason }))) => {
+                panic!("ended waiting for {what}: {reason:?}")
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("client gone"),
+        }
+    }
+}
+
+fn connected(s: &ConnectionState) -> bool {
+    matches!(s, ConnectionState::Connected { .. })
+}
+
+async fn echo(c: &mut Client, body: &str) {
+    let jid = match c.state() {
+        ConnectionState::Connected { jid, .. } => jid,
+        s => panic!("{s:?}"),
+    };
+    let m = Message::text(
+        jid.into(),
+        MessageType::Chat,
+        body.to_owned(),
+        body.to_owned(),
+    );
+    c.send(m.encode()).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, c.next_event())
+            .await
+            .expect("echo timed out")
+        {
+            Some(TransportEvent::Stanza(Stanza::Message(m))) if m.body.as_deref() == Some(body) => {
+                return;
+            }
+            Some(_) => {}
+            None => panic!("client ended"),
+        }
+    }
+}
+
+async fn websocket(kind: ServerKind) {
+    let Some(mut server) = TestServer::start(kind) else {
+        return;
+    };
+    let alice = server.account("alice");
+
+    // Login and a message to self.
+    let mut c = Client::start(config(&alice), connector(&server.websocket_url()));
+    until_state(&mut c, "connected", connected).await;
+    echo(&mut c, "over websocket").await;
+
+    // A cut: the session resumes over a new WebSocket.
+    let proxy =
+        FaultProxy::start(format!("127.0.0.1:{}", server.http_port()).parse().unwrap()).unwrap();
+    let url = server.websocket_url().replace(
+        &server.http_port().to_string(),
+        &proxy.addr().port().to_string(),
+    );
+    let mut p = Client::start(config(&alice), connector(&url));
+    until_state(&mut p, "connected via proxy", connected).await;
+    echo(&mut p, "before the cut").await; // an ack proves stream management is on
+    proxy.cut();
+    let s = until_state(&mut p, "resumed", connected).await;
+    assert!(
+        matches!(s, ConnectionState::Connected { resumed: true, .. }),
+        "{kind}: {s:?}"
+    );
+    echo(&mut p, "after the cut").await;
+    p.close();
+
+    // The server closes every connection (restart): the client reconnects by itself.
+    tokio::task::block_in_place(|| server.restart());
+    until_state(&mut c, "disconnected", |s| {
+        matches!(s, ConnectionState::Disconnected { .. })
+    })
+    .await;
+    until_state(&mut c, "reconnected", connected).await;
+    echo(&mut c, "after the restart").await;
+    c.close();
+    let end = until_state(&mut c, "end", |s| {
+        matches!(s, ConnectionState::Ended { .. })
+    })
+    .await;
+    assert_eq!(end, ConnectionState::Ended { reason: None });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_login_resume_and_reconnect_on_prosody() {
+    websocket(ServerKind::Prosody).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_login_resume_and_reconnect_on_ejabberd() {
+    websocket(ServerKind::Ejabberd).await;
+}
+
+#[test]
+fn plaintext_websocket_needs_the_opt_in() {
+    let e = WsConnector::builder("ws://127.0.0.1:5280/xmpp-websocket")
+        .build()
+        .unwrap_err();
+    assert!(matches!(e, TransportError::PlaintextRefused(_)), "{e:?}");
+    assert!(e.is_permanent());
+}
+
+#[tokio::test]
+async fn plaintext_websocket_is_loopback_only() {
+    // Refused before connecting: 192.0.2.1 (TEST-NET-1) is never contacted.
+    let c = WsConnector::builder("ws://192.0.2.1:5280/ws")
+        .allow_insecure_loopback()
+        .build()
+        .unwrap();
+    match groupchat_transport::Connector::connect(&c).await {
+        Err(TransportError::PlaintextRefused(_)) => {}
+        Err(other) => panic!("{other:?}"),
+        Ok(_) => panic!("connected in plaintext to a non-loopback address"),
+    }
+}
