@@ -308,3 +308,31 @@ impl Client {
         let _ = self.commands.send(Command::Close);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_capped_and_jittered() {
+        let p = ReconnectPolicy::default();
+        assert_eq!(p.delay(1, 0.5), Duration::from_millis(500));
+        assert_eq!(p.delay(2, 0.5), Duration::from_secs(1));
+        assert_eq!(p.delay(3, 0.5), Duration::from_secs(2));
+        assert_eq!(p.delay(30, 0.5), Duration::from_secs(60), "capped");
+        assert_eq!(
+            p.delay(u32::MAX, 0.5),
+            Duration::from_secs(60),
+            "no overflow"
+        );
+        // Jitter spreads the delay by ±50%.
+        assert_eq!(p.delay(1, 0.0), Duration::from_millis(250));
+        assert!(p.delay(1, 0.999_999) < Duration::from_millis(751));
+    }
+
+    #[test]
+    fn debug_output_hides_the_password() {
+        let c = ClientConfig::new("alice@example.org".parse().unwrap(), "hunter2");
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+}
