@@ -57,6 +57,8 @@
 
 pub mod codec;
 mod error;
+#[doc(hidden)]
+pub mod fuzz_targets;
 pub mod group;
 pub mod ns;
 pub mod pagination;

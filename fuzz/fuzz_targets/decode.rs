@@ -1,0 +1,6 @@
+#![no_main]
+//! See `groupchat_protocol::fuzz_targets::decode`.
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    groupchat_protocol::fuzz_targets::decode(data);
+});
