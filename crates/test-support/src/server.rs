@@ -21,7 +21,7 @@ const PROSODY_CONFIG_TEMPLATE: &str = include_str!("../configs/prosody.cfg.lua.i
 const EJABBERD_CONFIG_TEMPLATE: &str = include_str!("../configs/ejabberd.yml.in");
 const OPENSSL_CONFIG: &str = include_str!("../configs/openssl.cnf");
 
-/// Overall time allowed for a server to answer on c2s and HTTP after launch.
+/// Overall time allowed for a server to answer on c2s, HTTP and HTTPS after launch.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Time allowed for a clean shutdown after SIGTERM before SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(3);
@@ -111,21 +111,23 @@ struct Ports {
     c2s: u16,
     tls: u16,
     http: u16,
+    https: u16,
 }
 
 impl Ports {
     fn allocate() -> Self {
         let ports =
-            allocate_ports(3).unwrap_or_else(|e| panic!("cannot pick free loopback ports: {e}"));
+            allocate_ports(4).unwrap_or_else(|e| panic!("cannot pick free loopback ports: {e}"));
         Self {
             c2s: ports[0],
             tls: ports[1],
             http: ports[2],
+            https: ports[3],
         }
     }
 
     fn release(self) {
-        release_ports(&[self.c2s, self.tls, self.http]);
+        release_ports(&[self.c2s, self.tls, self.http, self.https]);
     }
 }
 
@@ -272,6 +274,21 @@ impl TestServer {
     /// The RFC 7395 WebSocket endpoint: `ws://127.0.0.1:PORT/xmpp-websocket`.
     pub fn websocket_url(&self) -> String {
         format!("ws://127.0.0.1:{}/xmpp-websocket", self.ports.http)
+    }
+
+    /// The HTTPS port on 127.0.0.1: the WebSocket endpoint (and BOSH) over TLS with the
+    /// certificate of [`TestServer::ca_cert_pem`]. On ejabberd it also serves XEP-0156
+    /// host-meta (`/.well-known/host-meta` and `/.well-known/host-meta.json`), which advertises
+    /// [`TestServer::secure_websocket_url`]; Prosody 0.12 has no host-meta.
+    pub fn https_port(&self) -> u16 {
+        self.ports.https
+    }
+
+    /// The RFC 7395 WebSocket endpoint over TLS: `wss://localhost:PORT/xmpp-websocket`, with
+    /// the host name `localhost` so that the certificate verifies by name (trust
+    /// [`TestServer::ca_cert_pem`]).
+    pub fn secure_websocket_url(&self) -> String {
+        format!("wss://localhost:{}/xmpp-websocket", self.ports.https)
     }
 
     /// The PEM file of the self-signed certificate the server presents. Trust it as the only
@@ -444,12 +461,13 @@ impl TestServer {
             .replace("@C2S_PORT@", &self.ports.c2s.to_string())
             .replace("@TLS_PORT@", &self.ports.tls.to_string())
             .replace("@HTTP_PORT@", &self.ports.http.to_string())
+            .replace("@HTTPS_PORT@", &self.ports.https.to_string())
             .replace("@LOG_LEVEL@", if debug { "debug" } else { "info" });
         debug_assert!(!config.contains("@DIR@") && !config.contains("_PORT@"));
         fs::write(self.config_path(), config)
     }
 
-    /// Spawns the server process and waits until it answers on c2s and HTTP.
+    /// Spawns the server process and waits until it answers on c2s, HTTP and HTTPS.
     fn launch(&mut self) -> Result<(), LaunchFailure> {
         let log_offset = fs::metadata(self.log_path()).map(|m| m.len()).unwrap_or(0) as usize;
         let console = OpenOptions::new()
@@ -551,15 +569,20 @@ impl TestServer {
             if !c2s_ok {
                 c2s_ok = probe_stream_features(self.c2s_addr(), Duration::from_secs(2)).is_some();
             }
-            if c2s_ok && tcp_accepts(SocketAddr::from((Ipv4Addr::LOCALHOST, self.ports.http))) {
+            if c2s_ok
+                && tcp_accepts(SocketAddr::from((Ipv4Addr::LOCALHOST, self.ports.http)))
+                && tcp_accepts(SocketAddr::from((Ipv4Addr::LOCALHOST, self.ports.https)))
+            {
                 return Ok(());
             }
             if Instant::now() > deadline {
                 return Err(LaunchFailure {
                     reason: format!(
-                        "no <stream:features> on {} and HTTP on port {} within {READY_TIMEOUT:?}",
+                        "no <stream:features> on {} and HTTP on ports {} and {} (HTTPS) \
+                         within {READY_TIMEOUT:?}",
                         self.c2s_addr(),
-                        self.ports.http
+                        self.ports.http,
+                        self.ports.https
                     ),
                     port_conflict: false,
                 });

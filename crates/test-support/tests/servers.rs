@@ -245,18 +245,142 @@ fn openssl_verifies(addr: SocketAddr, ca: &Path, starttls: bool) -> bool {
     ok
 }
 
-/// HTTP Upgrade to the XMPP WebSocket subprotocol; returns the response head.
+/// The HTTP Upgrade request to the XMPP WebSocket subprotocol, for `host`.
+fn upgrade_request(host: &str) -> String {
+    // The RFC 6455 example key; its accept value is s3pPLMBiTxaQ9kYGzzhZRbK+xOo=.
+    format!(
+        "GET /xmpp-websocket HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: xmpp\r\n\r\n"
+    )
+}
+
+/// HTTP Upgrade to the XMPP WebSocket subprotocol on the plain HTTP port; returns the
+/// response head.
 fn websocket_upgrade(server: &TestServer) -> String {
     let port = server.http_port();
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    // The RFC 6455 example key; its accept value is s3pPLMBiTxaQ9kYGzzhZRbK+xOo=.
-    let request = format!(
-        "GET /xmpp-websocket HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n\
-         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: xmpp\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).unwrap();
+    stream
+        .write_all(upgrade_request(&format!("127.0.0.1:{port}")).as_bytes())
+        .unwrap();
     read_until(&mut stream, &["\r\n\r\n"], Duration::from_secs(10))
+}
+
+/// Sends `request` to the HTTPS port through `openssl s_client` (trusting only
+/// `ca_cert_pem()`, verifying the name `localhost`) and returns what came back once it
+/// contains `until` (with `None`: once the server closed), or after 15 s. Empty if the TLS
+/// handshake failed.
+fn https_exchange(server: &TestServer, request: &str, until: Option<&str>) -> String {
+    let mut child = Command::new("openssl")
+        .args([
+            "s_client",
+            "-quiet", // no session dump; implies -ign_eof
+            "-verify_return_error",
+            "-verify_hostname",
+            "localhost",
+            "-servername",
+            "localhost",
+            "-connect",
+            &format!("127.0.0.1:{}", server.https_port()),
+            "-CAfile",
+        ])
+        .arg(server.ca_cert_pem())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Keep stdin open: closing it could end the exchange before the answer arrives.
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(request.as_bytes()).unwrap();
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    let sink = Arc::clone(&received);
+    let reader = thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = String::from_utf8_lossy(&received.lock().unwrap()).into_owned();
+        if until.is_some_and(|u| text.contains(u))
+            || reader.is_finished()
+            || Instant::now() > deadline
+        {
+            break;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    drop(stdin);
+    reader.join().unwrap();
+    let text = String::from_utf8_lossy(&received.lock().unwrap()).into_owned();
+    text
+}
+
+/// HTTP Upgrade to the XMPP WebSocket subprotocol over TLS on the HTTPS port, `Host:
+/// localhost:PORT` as in `secure_websocket_url()`; returns the response head.
+fn secure_websocket_upgrade(server: &TestServer) -> String {
+    let host = format!("localhost:{}", server.https_port());
+    https_exchange(server, &upgrade_request(&host), Some("\r\n\r\n"))
+}
+
+/// Asserts a 101 answer that accepts the RFC 6455 example key and the `xmpp` subprotocol.
+fn assert_upgraded(kind: ServerKind, what: &str, head: &str) {
+    assert!(
+        head.starts_with("HTTP/1.1 101"),
+        "{kind}: {what} upgrade: {head:?}"
+    );
+    let lower = head.to_ascii_lowercase();
+    assert!(
+        lower.contains("s3pplmbitxaq9kygzzhzrbk+xoo="),
+        "{kind}: {what}: bad Sec-WebSocket-Accept: {head:?}"
+    );
+    assert!(
+        lower.contains("sec-websocket-protocol:") && lower.contains("xmpp"),
+        "{kind}: {what}: {head:?}"
+    );
+}
+
+/// GET `path` on the HTTPS port (`Connection: close`); the whole response.
+fn https_get(server: &TestServer, path: &str) -> String {
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost:{}\r\nConnection: close\r\n\r\n",
+        server.https_port()
+    );
+    https_exchange(server, &request, None)
+}
+
+/// XEP-0156 host-meta on the HTTPS port: ejabberd advertises `secure_websocket_url()` in both
+/// documents; Prosody 0.12 has no host-meta at all.
+fn check_host_meta(kind: ServerKind, server: &TestServer) {
+    let url = server.secure_websocket_url();
+    for path in ["/.well-known/host-meta", "/.well-known/host-meta.json"] {
+        let response = https_get(server, path);
+        match kind {
+            ServerKind::Ejabberd => {
+                assert!(
+                    response.starts_with("HTTP/1.1 200"),
+                    "{kind}: {path}: {response:?}"
+                );
+                assert!(
+                    response.contains("urn:xmpp:alt-connections:websocket")
+                        && response.contains(&url),
+                    "{kind}: {path} does not advertise {url}: {response:?}"
+                );
+            }
+            ServerKind::Prosody => assert!(
+                response.starts_with("HTTP/1.1 404"),
+                "{kind}: {path}: {response:?}"
+            ),
+        }
+    }
 }
 
 fn check_server(kind: ServerKind) {
@@ -277,6 +401,11 @@ fn check_server(kind: ServerKind) {
             .websocket_url()
             .ends_with(&format!(":{}/xmpp-websocket", server.http_port()))
     );
+    assert_eq!(
+        server.secure_websocket_url(),
+        format!("wss://localhost:{}/xmpp-websocket", server.https_port())
+    );
+    assert_ne!(server.https_port(), server.http_port());
     assert!(server.ca_cert_pem().is_file());
     assert!(server.dir().is_dir());
 
@@ -307,22 +436,16 @@ fn check_server(kind: ServerKind) {
         openssl_verifies(server.c2s_addr(), server.ca_cert_pem(), true),
         "{kind}: STARTTLS"
     );
+    let https_addr = SocketAddr::from(([127, 0, 0, 1], server.https_port()));
+    assert!(
+        openssl_verifies(https_addr, server.ca_cert_pem(), false),
+        "{kind}: HTTPS"
+    );
 
-    // WebSocket upgrade.
-    let head = websocket_upgrade(&server);
-    assert!(
-        head.starts_with("HTTP/1.1 101"),
-        "{kind}: websocket upgrade: {head:?}"
-    );
-    let lower = head.to_ascii_lowercase();
-    assert!(
-        lower.contains("s3pplmbitxaq9kygzzhzrbk+xoo="),
-        "{kind}: bad Sec-WebSocket-Accept: {head:?}"
-    );
-    assert!(
-        lower.contains("sec-websocket-protocol:") && lower.contains("xmpp"),
-        "{kind}: {head:?}"
-    );
+    // WebSocket upgrade, plain and over TLS; host-meta.
+    assert_upgraded(kind, "ws://", &websocket_upgrade(&server));
+    assert_upgraded(kind, "wss://", &secure_websocket_upgrade(&server));
+    check_host_meta(kind, &server);
 
     // Default accounts.
     for name in TestServer::DEFAULT_ACCOUNTS {
@@ -355,7 +478,7 @@ fn check_server(kind: ServerKind) {
     // Restart with a live authenticated session that ignores the server's goodbye: same
     // ports, data kept, the old session gone.
     let mut live = plain_auth(server.c2s_addr(), "carol", "carolpass").expect("carol login");
-    let (c2s, http) = (server.c2s_addr(), server.http_port());
+    let (c2s, http, https) = (server.c2s_addr(), server.http_port(), server.https_port());
     let t1 = Instant::now();
     server.restart();
     println!(
@@ -372,7 +495,10 @@ fn check_server(kind: ServerKind) {
         matches!(live.read(&mut [0u8; 256]), Ok(0) | Err(_)),
         "{kind}: old session still open"
     );
-    assert_eq!((server.c2s_addr(), server.http_port()), (c2s, http));
+    assert_eq!(
+        (server.c2s_addr(), server.http_port(), server.https_port()),
+        (c2s, http, https)
+    );
     stream_features(server.c2s_addr());
     assert!(
         plain_login(server.c2s_addr(), "frank", "frank-secret"),
@@ -383,6 +509,12 @@ fn check_server(kind: ServerKind) {
         "{kind}: bob after restart"
     );
     assert!(websocket_upgrade(&server).starts_with("HTTP/1.1 101"));
+    assert_upgraded(
+        kind,
+        "wss:// after restart",
+        &secure_websocket_upgrade(&server),
+    );
+    check_host_meta(kind, &server);
 
     assert!(!server.log_tail(20).trim().is_empty(), "{kind}: empty log");
     let dir = server.dir().to_owned();
@@ -442,6 +574,7 @@ fn parallel_instances() {
                 s.c2s_addr().port(),
                 s.direct_tls_addr().port(),
                 s.http_port(),
+                s.https_port(),
             ]
         })
         .collect();
