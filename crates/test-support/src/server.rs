@@ -276,10 +276,10 @@ impl TestServer {
         format!("ws://127.0.0.1:{}/xmpp-websocket", self.ports.http)
     }
 
-    /// The HTTPS port on 127.0.0.1: the WebSocket endpoint (and BOSH) over TLS with the
-    /// certificate of [`TestServer::ca_cert_pem`]. On ejabberd it also serves XEP-0156
-    /// host-meta (`/.well-known/host-meta` and `/.well-known/host-meta.json`), which advertises
-    /// [`TestServer::secure_websocket_url`]; Prosody 0.12 has no host-meta.
+    /// The HTTPS port on 127.0.0.1: the WebSocket endpoint and BOSH (on Prosody also upload)
+    /// over TLS with the certificate of [`TestServer::ca_cert_pem`]. On ejabberd it also
+    /// serves XEP-0156 host-meta (`/.well-known/host-meta` and `/.well-known/host-meta.json`),
+    /// which advertises [`TestServer::secure_websocket_url`]; Prosody 0.12 has no host-meta.
     pub fn https_port(&self) -> u16 {
         self.ports.https
     }

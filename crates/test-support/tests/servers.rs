@@ -320,8 +320,7 @@ fn https_exchange(server: &TestServer, request: &str, until: Option<&str>) -> St
     let _ = child.wait();
     drop(stdin);
     reader.join().unwrap();
-    let text = String::from_utf8_lossy(&received.lock().unwrap()).into_owned();
-    text
+    String::from_utf8_lossy(&received.lock().unwrap()).into_owned()
 }
 
 /// HTTP Upgrade to the XMPP WebSocket subprotocol over TLS on the HTTPS port, `Host:

@@ -1,6 +1,8 @@
 //! The WebSocket transport against real Prosody and ejabberd on loopback (`ws://`, opted in):
 //! login and echo, plaintext refused without the opt-in, resumption after a cut, and
-//! reconnection after the server closes the connection (restart).
+//! reconnection after the server closes the connection (restart). Over TLS (`wss://` on the
+//! servers' HTTPS port, trusting only the test certificate): login and echo, and XEP-0156
+//! host-meta discovery (ejabberd only: Prosody 0.12 has no built-in host-meta).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +12,8 @@ use groupchat_test_support::{Account, FaultProxy, ServerKind, TestServer};
 use groupchat_transport::{
     Client, ClientConfig, ConnectionState, ReconnectPolicy, TransportError, TransportEvent,
 };
-use groupchat_transport_ws::WsConnector;
+use groupchat_transport_tcp::TlsOptions;
+use groupchat_transport_ws::{WsConnector, discover};
 
 fn config(account: &Account) -> ClientConfig {
     let mut c = ClientConfig::new(account.jid.parse().unwrap(), account.password.as_str());
@@ -134,6 +137,102 @@ async fn websocket_login_resume_and_reconnect_on_prosody() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_login_resume_and_reconnect_on_ejabberd() {
     websocket(ServerKind::Ejabberd).await;
+}
+
+/// A `wss://` connector that trusts only the server's test certificate.
+fn secure_connector(server: &TestServer, url: &str) -> Arc<WsConnector> {
+    Arc::new(
+        WsConnector::builder(url)
+            .tls(TlsOptions::ca_file(server.ca_cert_pem()))
+            .build()
+            .unwrap(),
+    )
+}
+
+/// Logs `account` in through `connector`, echoes `body` to itself and closes cleanly.
+async fn login_echo_close(account: &Account, connector: Arc<WsConnector>, body: &str) {
+    let mut c = Client::start(config(account), connector);
+    until_state(&mut c, "connected over wss://", connected).await;
+    echo(&mut c, body).await;
+    c.close();
+    let end = until_state(&mut c, "end", |s| {
+        matches!(s, ConnectionState::Ended { .. })
+    })
+    .await;
+    assert_eq!(end, ConnectionState::Ended { reason: None });
+}
+
+async fn secure_websocket(kind: ServerKind) {
+    let Some(server) = TestServer::start(kind) else {
+        return;
+    };
+    let url = server.secure_websocket_url();
+    assert!(url.starts_with("wss://localhost:"), "{kind}: {url}");
+    let connector = secure_connector(&server, &url);
+    assert_eq!(
+        groupchat_transport::Connector::tls(&*connector),
+        groupchat_protocol::Tls::Encrypted
+    );
+    login_echo_close(&server.account("bob"), connector, "over secure websocket").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secure_websocket_login_on_prosody() {
+    secure_websocket(ServerKind::Prosody).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secure_websocket_login_on_ejabberd() {
+    secure_websocket(ServerKind::Ejabberd).await;
+}
+
+/// ejabberd's mod_host_meta serves `/.well-known/host-meta` (and `.json`) on the HTTPS port
+/// and advertises the `wss://` endpoint; discovery returns it and a login through it works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_meta_discovery_on_ejabberd() {
+    let Some(server) = TestServer::start(ServerKind::Ejabberd) else {
+        return;
+    };
+    let authority = format!("localhost:{}", server.https_port());
+    let tls = TlsOptions::ca_file(server.ca_cert_pem());
+    let url = tokio::time::timeout(Duration::from_secs(20), discover(&authority, &tls))
+        .await
+        .expect("discovery hung")
+        .unwrap();
+    assert_eq!(url, server.secure_websocket_url());
+
+    // The certificate is verified: without the test certificate as a root, discovery fails
+    // with a TLS error instead of falling back to anything.
+    match discover(&authority, &TlsOptions::default()).await {
+        Err(TransportError::Tls(_)) => {}
+        other => panic!("discovery with the default roots: {other:?}"),
+    }
+
+    login_echo_close(
+        &server.account("carol"),
+        secure_connector(&server, &url),
+        "via host-meta",
+    )
+    .await;
+}
+
+/// Prosody 0.12 has no built-in XEP-0156 host-meta (the community mod_http_altconnect is not
+/// in Debian's prosody-modules), so discovery against it finds no endpoint: a resolve error,
+/// not a hang or a TLS error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_meta_discovery_on_prosody_finds_no_endpoint() {
+    let Some(server) = TestServer::start(ServerKind::Prosody) else {
+        return;
+    };
+    let authority = format!("localhost:{}", server.https_port());
+    let tls = TlsOptions::ca_file(server.ca_cert_pem());
+    let result = tokio::time::timeout(Duration::from_secs(20), discover(&authority, &tls))
+        .await
+        .expect("discovery hung");
+    match result {
+        Err(TransportError::Resolve { host, .. }) => assert_eq!(host, authority),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
