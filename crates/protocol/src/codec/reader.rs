@@ -105,6 +105,8 @@ pub(crate) struct XmlReader<'a> {
     depth: usize,
     /// An empty element was returned as `Start`; its `End` comes next.
     pending_end: bool,
+    /// An `xmlns=''` was seen (minidom resolves those differently: see `element`).
+    saw_undeclaration: bool,
 }
 
 /// What the reader saw.
@@ -146,6 +148,7 @@ impl<'a> XmlReader<'a> {
             bindings,
             depth: 0,
             pending_end: false,
+            saw_undeclaration: false,
         }
     }
 
@@ -257,6 +260,13 @@ impl<'a> XmlReader<'a> {
                         .into_owned(),
                 ),
             };
+            if uri.is_empty() {
+                if prefix.is_some() {
+                    // Namespaces in XML 1.0 §3: a prefix cannot be undeclared.
+                    return Err(DecodeError::xml("empty namespace name for a prefix"));
+                }
+                self.saw_undeclaration = true;
+            }
             // Keys borrow from the tag, which borrows from the input for a slice reader.
             let prefix = prefix.map(|p| self.input_slice(p));
             self.bindings.push(Binding {
@@ -348,8 +358,18 @@ impl<'a> XmlReader<'a> {
                 prefixes.insert(p, b.uri.clone().into_owned());
             }
         }
+        self.saw_undeclaration = false;
         self.skip(start)?;
         let end = self.r.buffer_position() as usize;
+        if std::mem::take(&mut self.saw_undeclaration) || start.ns.is_empty() {
+            // minidom would put an `xmlns=''` element back into the inherited default
+            // namespace, changing what the payload means: refuse it (the stanza is dropped,
+            // the session carries on) rather than mis-model it. Found by fuzzing.
+            return Err(DecodeError::invalid(
+                "payload",
+                "xmlns='' (default namespace undeclared) is not supported in unknown payloads",
+            ));
+        }
         Element::from_reader_with_prefixes(&self.input[begin..end], prefixes)
             .map_err(|e| DecodeError::xml(e.to_string()))
     }
