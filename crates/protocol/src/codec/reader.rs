@@ -62,16 +62,19 @@ impl<'a> Start<'a> {
         for a in self.tag.attributes() {
             let a = a.map_err(|e| DecodeError::xml(e.to_string()))?;
             if a.key.as_ref() == name.as_bytes() {
-                return match a.value {
+                let value = match a.value {
                     // Attributes without references borrow from the input: no allocation.
                     Cow::Borrowed(v) if !v.contains(&b'&') => std::str::from_utf8(v)
-                        .map(|s| Some(Cow::Borrowed(s)))
-                        .map_err(|_| DecodeError::xml("attribute is not UTF-8")),
-                    _ => a
-                        .unescape_value()
-                        .map(|v| Some(Cow::Owned(v.into_owned())))
-                        .map_err(|e| DecodeError::xml(e.to_string())),
+                        .map(Cow::Borrowed)
+                        .map_err(|_| DecodeError::xml("attribute is not UTF-8"))?,
+                    _ => Cow::Owned(
+                        a.unescape_value()
+                            .map_err(|e| DecodeError::xml(e.to_string()))?
+                            .into_owned(),
+                    ),
                 };
+                check_chars(value.as_bytes())?;
+                return Ok(Some(value));
             }
         }
         Ok(None)
@@ -185,12 +188,7 @@ impl<'a> XmlReader<'a> {
             }
             Event::Text(t) => {
                 let raw = t.into_inner();
-                if raw
-                    .iter()
-                    .any(|&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'))
-                {
-                    return Err(DecodeError::xml("control character in text"));
-                }
+                check_chars(&raw)?;
                 match raw {
                     Cow::Borrowed(b) => std::str::from_utf8(b)
                         .map(|s| Ev::Text(Cow::Borrowed(s)))
@@ -378,4 +376,21 @@ impl<'a> XmlReader<'a> {
 /// XML 1.0 §2.2 Char.
 pub(crate) fn is_xml_char(c: char) -> bool {
     matches!(c, '\u{9}' | '\u{A}' | '\u{D}' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// XML 1.0 §2.2: no control characters (other than tab, newline, carriage return) and no
+/// U+FFFE / U+FFFF, in text and attribute values.
+fn check_chars(b: &[u8]) -> Result<(), DecodeError> {
+    if b.iter()
+        .any(|&c| c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r'))
+    {
+        return Err(DecodeError::xml("control character in text or attribute"));
+    }
+    // U+FFFE and U+FFFF are EF BF BE / EF BF BF in UTF-8.
+    if memchr::memmem::find(b, b"\xEF\xBF\xBE").is_some()
+        || memchr::memmem::find(b, b"\xEF\xBF\xBF").is_some()
+    {
+        return Err(DecodeError::xml("non-character U+FFFE/U+FFFF"));
+    }
+    Ok(())
 }
