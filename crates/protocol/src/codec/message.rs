@@ -315,11 +315,20 @@ impl Message {
         if let Some(e) = &self.error {
             e.write(w);
         }
-        for p in &self.payloads {
-            // Writing into a Vec cannot fail; a tree that minidom cannot write is skipped.
-            let _ = p.write_to(&mut w.buf);
-        }
+        write_payloads(w, &self.payloads);
         w.end("message");
+    }
+}
+
+/// Writes unknown payloads. Each is written to a scratch buffer first, so that one minidom
+/// cannot serialize never leaves half an element in the stanza.
+pub(crate) fn write_payloads(w: &mut Writer, payloads: &[Element]) {
+    let mut scratch = Vec::new();
+    for p in payloads {
+        scratch.clear();
+        if p.write_to(&mut scratch).is_ok() {
+            w.buf.extend_from_slice(&scratch);
+        }
     }
 }
 

@@ -98,9 +98,7 @@ impl Presence {
         if let Some(e) = &self.error {
             e.write(&mut w);
         }
-        for p in &self.payloads {
-            let _ = p.write_to(&mut w.buf);
-        }
+        crate::codec::message::write_payloads(&mut w, &self.payloads);
         w.end("presence");
         w.buf
     }

@@ -258,6 +258,19 @@ impl<'a> XmlReader<'a> {
                         .into_owned(),
                 ),
             };
+            if let Some(p) = prefix {
+                // Namespaces in XML 1.0 §3: a prefix is an NCName; `xmlns` cannot be declared
+                // and `xml` only to its own namespace.
+                let bad = p.is_empty()
+                    || p.contains(&b':')
+                    || p == b"xmlns"
+                    || (p == b"xml") != (uri == crate::ns::XML);
+                if bad {
+                    return Err(DecodeError::xml("invalid namespace prefix declaration"));
+                }
+            } else if uri == crate::ns::XML || uri == "http://www.w3.org/2000/xmlns/" {
+                return Err(DecodeError::xml("reserved namespace as the default"));
+            }
             if uri.is_empty() {
                 if prefix.is_some() {
                     // Namespaces in XML 1.0 §3: a prefix cannot be undeclared.
