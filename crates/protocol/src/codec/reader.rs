@@ -236,6 +236,9 @@ impl<'a> XmlReader<'a> {
         for a in tag.attributes() {
             let a = a.map_err(|e| DecodeError::xml(e.to_string()))?;
             let key = a.key.as_ref();
+            if !is_qname(key) {
+                return Err(DecodeError::xml("invalid attribute name"));
+            }
             let prefix = if key == b"xmlns" {
                 None
             } else if let Some(p) = key.strip_prefix(b"xmlns:") {
@@ -288,6 +291,9 @@ impl<'a> XmlReader<'a> {
         }
         let qname = tag.name();
         let full = qname.as_ref();
+        if !is_qname(full) {
+            return Err(DecodeError::xml("invalid element name"));
+        }
         let (prefix, local) = match memchr::memchr(b':', full) {
             Some(i) => (Some(&full[..i]), &full[i + 1..]),
             None => (None, full),
@@ -406,4 +412,22 @@ fn check_chars(b: &[u8]) -> Result<(), DecodeError> {
         return Err(DecodeError::xml("non-character U+FFFE/U+FFFF"));
     }
     Ok(())
+}
+
+/// A qualified name: one or two name parts separated by a colon. Checks the ASCII rules of
+/// XML names (no markup or control characters, no leading digit, `-` or `.`); non-ASCII
+/// name characters are accepted.
+fn is_qname(n: &[u8]) -> bool {
+    let mut parts = n.split(|&b| b == b':');
+    let ok = |p: &[u8]| {
+        !p.is_empty()
+            && !matches!(p[0], b'0'..=b'9' | b'-' | b'.')
+            && p.iter()
+                .all(|&b| b >= 0x80 || b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    };
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(a), None, None) => ok(a),
+        (Some(a), Some(b), None) => ok(a) && ok(b),
+        _ => false,
+    }
 }
