@@ -159,12 +159,13 @@ pub fn session_script(data: &[u8]) {
             }
             // Raw bytes from the server.
             1 => {
-                let n = usize::from(arg).min(data.len().saturating_sub(i));
+                let start = i.min(data.len());
+                let n = usize::from(arg).min(data.len() - start);
                 s.handle_input(Input::Received {
                     now,
-                    data: &data[i..i + n],
+                    data: &data[start..start + n],
                 });
-                i += n;
+                i = start + n;
             }
             // Time passes; sometimes past every deadline.
             2 => {

@@ -418,6 +418,9 @@ fn check_chars(b: &[u8]) -> Result<(), DecodeError> {
 /// XML names (no markup or control characters, no leading digit, `-` or `.`); non-ASCII
 /// name characters are accepted.
 fn is_qname(n: &[u8]) -> bool {
+    if std::str::from_utf8(n).is_err() {
+        return false;
+    }
     let mut parts = n.split(|&b| b == b':');
     let ok = |p: &[u8]| {
         !p.is_empty()
