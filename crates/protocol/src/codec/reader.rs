@@ -261,6 +261,7 @@ impl<'a> XmlReader<'a> {
                         .into_owned(),
                 ),
             };
+            check_chars(uri.as_bytes())?;
             if let Some(p) = prefix {
                 // Namespaces in XML 1.0 §3: a prefix is an NCName; `xmlns` cannot be declared
                 // and `xml` only to its own namespace.
