@@ -415,15 +415,19 @@ fn check_chars(b: &[u8]) -> Result<(), DecodeError> {
     Ok(())
 }
 
-/// A qualified name: one or two name parts separated by a colon. Checks the ASCII rules of
-/// XML names (no markup or control characters, no leading digit, `-` or `.`); non-ASCII
-/// name characters are accepted.
+/// A qualified name: one or two name parts separated by a colon, each an XML NCName (ASCII
+/// names checked inline, others with rxml's rules).
 fn is_qname(n: &[u8]) -> bool {
     if std::str::from_utf8(n).is_err() {
         return false;
     }
     let mut parts = n.split(|&b| b == b':');
     let ok = |p: &[u8]| {
+        if !p.is_ascii() {
+            // Rare: the full XML name rules, the same that minidom's writer applies.
+            return std::str::from_utf8(p)
+                .is_ok_and(|s| rxml_validation::validate_ncname(s).is_ok());
+        }
         !p.is_empty()
             && !matches!(p[0], b'0'..=b'9' | b'-' | b'.')
             && p.iter()
