@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Instructions per stanza under callgrind, one implementation per valgrind run, counting only
+# the work itself (`--toggle-collect` on the `measure` function of benches/callgrind.rs).
+#
+#   bash benches/callgrind.sh                    # every implementation
+#   bash benches/callgrind.sh session baseline   # some of them
+#
+# Profiles are left in target/callgrind/cg.IMPL.out for `callgrind_annotate`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bin=$(cargo bench -p groupchat-benches --bench callgrind --no-run 2>&1 |
+    sed -n 's/.*Executable benches\/callgrind.rs (\(.*\))$/\1/p')
+[ -x "$bin" ] || { echo "callgrind bench binary not found" >&2; exit 1; }
+out=target/callgrind
+mkdir -p "$out"
+
+if [ $# -gt 0 ]; then
+    impls=("$@")
+else
+    impls=(session session+ingest decode_stanza decode_stanza+ingest baseline baseline-read
+        floor encode-ours encode-xso idle-1 idle-50 idle-500)
+fi
+
+printf '%-22s %15s %9s %12s\n' implementation instructions items per-item
+for impl in "${impls[@]}"; do
+    log="$out/log.$impl.txt"
+    valgrind --tool=callgrind --toggle-collect='*callgrind::measure*' \
+        --callgrind-out-file="$out/cg.$impl.out" "$bin" "$impl" >"$log" 2>&1
+    ir=$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$log")
+    items=$(awk -v p="$impl: " 'index($0, p) == 1 { print $2 }' "$log")
+    awk -v i="$impl" -v ir="$ir" -v n="$items" \
+        'BEGIN { printf "%-22s %15.0f %9d %12.1f\n", i, ir, n, ir / n }'
+done

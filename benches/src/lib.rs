@@ -1,0 +1,213 @@
+//! Shared setup for the groupchat benchmarks: the corpus, and a logged-in [`Session`] to feed
+//! it to. The baselines (tokio-xmpp + xmpp-parsers, quick-xml) live with the bench targets
+//! (`benches/benches/common/`), so that this library, and `cargo test --workspace`, never compile them.
+//!
+//! See `docs/benchmarks.md` for the commands and the results.
+
+use std::time::Instant;
+
+use groupchat_protocol::codec::{Presence, Stanza};
+use groupchat_protocol::group::{GroupEvent, GroupServices, GroupTracker};
+use groupchat_protocol::{Config, Event, Framing, Input, Output, Session, Tls};
+
+/// The corpus, checked in: a `<stream:stream>` header, 10,000 stanzas, the stream footer.
+pub const CORPUS_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/group-corpus.xml");
+
+/// Bytes handed over per read, for every implementation alike (one TLS record's worth).
+pub const CHUNK: usize = 16 * 1024;
+
+/// The account the corpus is addressed to.
+pub const ACCOUNT: &str = "me@localhost";
+/// The full JID the corpus is addressed to (the bind result).
+pub const FULL_JID: &str = "me@localhost/gajim.XK3F9A";
+/// The group service of the corpus.
+pub const GROUP_SERVICE: &str = "conference.localhost";
+
+/// The corpus, with the offsets of its parts.
+pub struct Corpus {
+    /// The whole file.
+    pub bytes: Vec<u8>,
+    header_end: usize,
+    body_end: usize,
+    /// The stanzas, cut by our framer ([`groupchat_protocol::fuzz_targets::split_elements`]).
+    pub stanzas: Vec<Vec<u8>>,
+}
+
+impl Corpus {
+    /// Reads `data/group-corpus.xml` and cuts it into stanzas.
+    ///
+    /// # Panics
+    ///
+    /// If the file is missing or not a stream of stanzas.
+    pub fn load() -> Self {
+        let bytes = std::fs::read(CORPUS_PATH).expect("benches/data/group-corpus.xml");
+        let open = find(&bytes, b"<stream:stream").expect("a stream header");
+        let header_end = open + find(&bytes[open..], b">").expect("the header's end") + 1;
+        let footer = b"</stream:stream>";
+        let trimmed = bytes.trim_ascii_end();
+        assert!(
+            trimmed.ends_with(footer),
+            "the corpus ends with the stream footer"
+        );
+        let body_end = trimmed.len() - footer.len();
+        let stanzas =
+            groupchat_protocol::fuzz_targets::split_elements(&bytes[header_end..body_end]);
+        Self {
+            bytes,
+            header_end,
+            body_end,
+            stanzas,
+        }
+    }
+
+    /// `<?xml ...?><stream:stream ...>`.
+    pub fn header(&self) -> &[u8] {
+        &self.bytes[..self.header_end]
+    }
+
+    /// The stanzas, as received: everything between the header and the footer.
+    pub fn body(&self) -> &[u8] {
+        &self.bytes[self.header_end..self.body_end]
+    }
+
+    /// Number of top-level stanzas.
+    pub fn len(&self) -> usize {
+        self.stanzas.len()
+    }
+
+    /// True for an empty corpus.
+    pub fn is_empty(&self) -> bool {
+        self.stanzas.is_empty()
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Drains `session` until [`Output::Timeout`], handing every event to `on_event`.
+pub fn drain(session: &mut Session, mut on_event: impl FnMut(Event)) {
+    loop {
+        match session.poll_output() {
+            Output::Timeout(_) => return,
+            Output::Event(e) => on_event(e),
+            _ => {}
+        }
+    }
+}
+
+/// A session logged in with PLAIN over a plaintext stream, bound to [`FULL_JID`], with
+/// stream management enabled, as the corpus' recipient. `header` is the server's stream
+/// header (the corpus' own).
+///
+/// # Panics
+///
+/// If the login does not complete.
+pub fn logged_in_session(header: &[u8], now: Instant) -> Session {
+    let mut config = Config::new(
+        ACCOUNT.parse().expect("valid JID"),
+        "secret",
+        Framing::Stream,
+        [7; 32],
+    );
+    config.tls = Tls::InsecurePlaintext;
+    config.allow_plain_without_tls = true;
+    let mut session = Session::new(config, now);
+    let features = |children: &str| format!("<stream:features>{children}</stream:features>");
+    let prelude: [Vec<u8>; 7] = [
+        header.to_vec(),
+        features("<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>PLAIN</mechanism></mechanisms>").into_bytes(),
+        b"<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>".to_vec(),
+        header.to_vec(),
+        features("<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/><sm xmlns='urn:xmpp:sm:3'/>").into_bytes(),
+        format!("<iq type='result' id='gc-bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>{FULL_JID}</jid></bind></iq>").into_bytes(),
+        b"<enabled xmlns='urn:xmpp:sm:3' id='sm-1' resume='true'/>".to_vec(),
+    ];
+    drain(&mut session, |_| {});
+    for piece in &prelude {
+        session.handle_input(Input::Received { now, data: piece });
+        drain(&mut session, |e| {
+            assert!(
+                !matches!(e, Event::Disconnected { .. }),
+                "login failed: {e:?}"
+            );
+        });
+    }
+    assert!(session.is_connected(), "the prelude logs in");
+    session
+}
+
+/// Feeds `data` to `session` in [`CHUNK`]-sized reads, draining after each, and hands every
+/// decoded stanza to `on_stanza`. Returns the number of stanzas dropped as not understood.
+pub fn feed(
+    session: &mut Session,
+    now: Instant,
+    data: &[u8],
+    mut on_stanza: impl FnMut(Stanza),
+) -> usize {
+    let mut dropped = 0;
+    for chunk in data.chunks(CHUNK) {
+        session.handle_input(Input::Received { now, data: chunk });
+        drain(session, |e| match e {
+            Event::Stanza(s) => on_stanza(s),
+            Event::StanzaDropped { .. } => dropped += 1,
+            Event::Disconnected { reason } => panic!("the session ended: {reason}"),
+            _ => {}
+        });
+    }
+    dropped
+}
+
+/// Joins `groups` rooms the way the protocol does: a join presence per room (sent with
+/// [`Session::send_encoded`]), the room's self-presence (status 110) fed back, and the
+/// server's `<a/>` for all of them, so that nothing is left outstanding. Returns the
+/// tracker that saw the joins.
+///
+/// The session itself holds no per-group state today (rooms live in [`GroupTracker`] and in
+/// the SDK), so the number of groups is not expected to change what an idle poll costs; the
+/// benchmark keeps the joins real so that it stays meaningful when per-group state arrives.
+///
+/// # Panics
+///
+/// If a join is not reported as [`GroupEvent::Joined`].
+pub fn join_groups(session: &mut Session, now: Instant, groups: usize) -> GroupTracker {
+    let mut tracker = GroupTracker::new(GroupServices::new([GROUP_SERVICE]));
+    for i in 0..groups {
+        let mut join = Presence::default();
+        join.to = Some(
+            format!("room{i}@{GROUP_SERVICE}/me")
+                .parse()
+                .expect("valid JID"),
+        );
+        join.muc_join = true;
+        session
+            .send_encoded(now, join.encode())
+            .expect("connected session sends");
+    }
+    drain(session, |_| {});
+    let mut reply = String::new();
+    for i in 0..groups {
+        reply.push_str(&format!(
+            "<presence from='room{i}@{GROUP_SERVICE}/me' to='{FULL_JID}'>\
+             <x xmlns='http://jabber.org/protocol/muc#user'>\
+             <item affiliation='member' role='participant' jid='{FULL_JID}'/>\
+             <status code='110'/></x></presence>"
+        ));
+    }
+    reply.push_str(&format!("<a xmlns='urn:xmpp:sm:3' h='{groups}'/>"));
+    let mut joined = 0;
+    feed(session, now, reply.as_bytes(), |s| {
+        joined += tracker
+            .ingest(&s)
+            .iter()
+            .filter(|e| matches!(e, GroupEvent::Joined { .. }))
+            .count();
+    });
+    assert_eq!(joined, groups, "every join is confirmed");
+    assert_eq!(
+        session.unacked().len(),
+        0,
+        "the server acknowledged the joins"
+    );
+    tracker
+}
