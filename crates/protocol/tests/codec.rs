@@ -260,6 +260,8 @@ fn plain_message() -> impl Strategy<Value = Message> {
             any::<bool>(),
             option::of(marker()),
             hints(),
+            any::<bool>(),
+            option::of(token()),
         ),
         (
             option::of(media()),
@@ -281,7 +283,14 @@ fn plain_message() -> impl Strategy<Value = Message> {
             m.origin_id = origin;
             m.occupant_id = occupant;
             m.delay = delay;
-            (m.chat_state, m.markable, m.marker, m.hints) = states;
+            (
+                m.chat_state,
+                m.markable,
+                m.marker,
+                m.hints,
+                m.receipt_request,
+                m.receipt,
+            ) = states;
             let (media, retraction, muc_user, invite, error) = payloads;
             m.media = media.map(Box::new);
             m.retraction = retraction.map(|(id, moderated_by, reason)| {

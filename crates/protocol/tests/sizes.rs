@@ -264,9 +264,10 @@ fn live_group_texts(corpus: &[Stanza]) -> (usize, usize, usize, usize) {
 #[test]
 fn size_of_guards() {
     // Upper bounds at today's values (x86-64): growth is a decision, not an accident.
+    // Message grew 392 → 416 to type XEP-0184 receipts, which were ~1.1 KB minidom trees.
     assert!(size_of::<Stanza>() <= 16, "Stanza: {}", size_of::<Stanza>());
     assert!(
-        size_of::<Message>() <= 392,
+        size_of::<Message>() <= 416,
         "Message: {}",
         size_of::<Message>()
     );
@@ -308,16 +309,15 @@ fn held_group_messages_do_not_grow() {
         println!("{kind}: {n}, held bytes median {median}, p90 {p90}, max {max}");
     }
     assert_eq!(n, 4032, "live group text messages in the corpus");
-    // Today's figures (see docs/benchmarks.md) as a ceiling, until the 1 KiB target is met.
+    // Today's figures (median 969, max 1,496 bytes) as a ceiling: growth is noticed.
     assert!(
-        median <= 2250,
+        median <= 1000,
         "median held group message grew: {median} bytes"
     );
-    assert!(max <= 2750, "largest held group message grew: {max} bytes");
+    assert!(max <= 1550, "largest held group message grew: {max} bytes");
 }
 
 #[test]
-#[ignore = "target not met yet: a held group message is ~2.2 KiB today (docs/benchmarks.md)"]
 fn held_group_message_within_1_kib() {
     let (_, median, _, _) = live_group_texts(&corpus());
     assert!(

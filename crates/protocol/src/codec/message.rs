@@ -17,6 +17,9 @@ use super::xep::stanza_error::{self, StanzaError};
 use super::{DecodeError, jid_attr};
 use crate::ns;
 
+/// XEP-0184 Message Delivery Receipts `urn:xmpp:receipts`.
+pub const RECEIPTS_NS: &str = "urn:xmpp:receipts";
+
 /// RFC 6121 §5.2.2 message types.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -96,6 +99,10 @@ pub struct Message {
     pub marker: Option<Marker>,
     /// XEP-0334 hints.
     pub hints: Hints,
+    /// XEP-0184 `<request/>`: the sender asks for a delivery receipt.
+    pub receipt_request: bool,
+    /// XEP-0184 `<received id/>`: a delivery receipt for message `id`.
+    pub receipt: Option<String>,
     /// XEP-0066 / 0446 / 0447 media attachment.
     pub media: Option<Box<Media>>,
     /// XEP-0424 / 0425 retraction.
@@ -263,6 +270,14 @@ impl Message {
         }
         for h in self.hints.names() {
             w.empty_ns(h, hints::NS);
+        }
+        if self.receipt_request {
+            w.empty_ns("request", RECEIPTS_NS);
+        }
+        if let Some(id) = &self.receipt {
+            w.open_ns("received", RECEIPTS_NS);
+            w.attr("id", id);
+            w.close_empty();
         }
         if let Some(m) = &self.media {
             write_media(w, m);
@@ -486,6 +501,8 @@ pub(crate) fn decode(r: &mut XmlReader<'_>, start: &Start<'_>) -> Result<Message
             (ns::CLIENT, "thread") => m.thread = Some(r.text(&s)?.into_owned()),
             (ns::CLIENT, "error") => m.error = Some(Box::new(stanza_error::decode(r, &s)?)),
             (sid::NS, "stanza-id") => {
+                // Usually one or two: exact capacity, not Vec's default of four (held memory).
+                m.stanza_ids.reserve_exact(1);
                 m.stanza_ids.push(StanzaId {
                     id: s.req("id")?.into_owned(),
                     by: s.req("by")?.into_owned(),
@@ -519,6 +536,14 @@ pub(crate) fn decode(r: &mut XmlReader<'_>, start: &Start<'_>) -> Result<Message
                 r.skip(&s)?;
             }
             (hints::NS, name) if m.hints.set(name) => r.skip(&s)?,
+            (RECEIPTS_NS, "request") => {
+                m.receipt_request = true;
+                r.skip(&s)?;
+            }
+            (RECEIPTS_NS, "received") => {
+                m.receipt = s.attr_string("id")?;
+                r.skip(&s)?;
+            }
             (media::OOB_NS, "x") => decode_oob(r, &s, m.media.get_or_insert_with(Box::default))?,
             (media::SFS_NS, "file-sharing") => {
                 decode_sfs(r, m.media.get_or_insert_with(Box::default))?

@@ -59,7 +59,9 @@ impl<'a> Start<'a> {
 
     /// An unprefixed attribute's unescaped value.
     pub(crate) fn attr(&self, name: &str) -> Result<Option<Cow<'_, str>>, DecodeError> {
-        for a in self.tag.attributes() {
+        // Syntax and duplicates were checked when the tag was read (`XmlReader::start` and
+        // the framer): lookups skip quick-xml's per-call duplicate check.
+        for a in self.tag.attributes().with_checks(false) {
             let a = a.map_err(|e| DecodeError::xml(e.to_string()))?;
             if a.key.as_ref() == name.as_bytes() {
                 let value = match a.value {
@@ -401,16 +403,18 @@ pub(crate) fn is_xml_char(c: char) -> bool {
 /// XML 1.0 §2.2: no control characters (other than tab, newline, carriage return) and no
 /// U+FFFE / U+FFFF, in text and attribute values.
 fn check_chars(b: &[u8]) -> Result<(), DecodeError> {
-    if b.iter()
-        .any(|&c| c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r'))
-    {
-        return Err(DecodeError::xml("control character in text or attribute"));
-    }
-    // U+FFFE and U+FFFF are EF BF BE / EF BF BF in UTF-8.
-    if memchr::memmem::find(b, b"\xEF\xBF\xBE").is_some()
-        || memchr::memmem::find(b, b"\xEF\xBF\xBF").is_some()
-    {
-        return Err(DecodeError::xml("non-character U+FFFE/U+FFFF"));
+    // One pass: control characters, and the lead byte of U+FFFE / U+FFFF (EF BF BE/BF).
+    for (i, &c) in b.iter().enumerate() {
+        if c < 0x20 {
+            if !matches!(c, b'\t' | b'\n' | b'\r') {
+                return Err(DecodeError::xml("control character in text or attribute"));
+            }
+        } else if c == 0xEF
+            && b.get(i + 1) == Some(&0xBF)
+            && matches!(b.get(i + 2), Some(0xBE | 0xBF))
+        {
+            return Err(DecodeError::xml("non-character U+FFFE/U+FFFF"));
+        }
     }
     Ok(())
 }
