@@ -134,3 +134,46 @@ pub(crate) fn field(w: &mut Writer, var: &str, kind: Option<&str>, values: &[&st
     }
     w.end("field");
 }
+
+/// A XEP-0223 private PEP publish: `payload` written as item `item_id` of `node`, with
+/// publish-options persist_items + whitelist access and any `extra` options.
+pub(crate) fn private_publish(
+    id: &str,
+    node: &str,
+    item_id: &str,
+    extra: &[(&str, &str)],
+    payload: impl FnOnce(&mut Writer),
+) -> Vec<u8> {
+    iq("set", None, id, |w| {
+        w.open_ns("pubsub", "http://jabber.org/protocol/pubsub");
+        w.close_start();
+        w.open("publish");
+        w.attr("node", node);
+        w.close_start();
+        w.open("item");
+        w.attr("id", item_id);
+        w.close_start();
+        payload(w);
+        w.end("item");
+        w.end("publish");
+        w.open("publish-options");
+        w.close_start();
+        w.open_ns("x", "jabber:x:data");
+        w.attr("type", "submit");
+        w.close_start();
+        field(
+            w,
+            "FORM_TYPE",
+            Some("hidden"),
+            &["http://jabber.org/protocol/pubsub#publish-options"],
+        );
+        field(w, "pubsub#persist_items", None, &["true"]);
+        for (var, value) in extra {
+            field(w, var, None, &[value]);
+        }
+        field(w, "pubsub#access_model", None, &["whitelist"]);
+        w.end("x");
+        w.end("publish-options");
+        w.end("pubsub");
+    })
+}

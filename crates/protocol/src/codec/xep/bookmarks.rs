@@ -9,7 +9,7 @@
 
 use minidom::Element;
 
-use crate::codec::write::{Writer, field, iq};
+use crate::codec::write::{Writer, iq, private_publish};
 use crate::codec::xep::stanza_error::StanzaError;
 use crate::codec::{DecodeError, Iq};
 
@@ -21,7 +21,6 @@ pub const PUBSUB_NS: &str = "http://jabber.org/protocol/pubsub";
 pub const PRIVATE_NS: &str = "jabber:iq:private";
 /// XEP-0048 `storage:bookmarks`
 pub const STORAGE_NS: &str = "storage:bookmarks";
-const DATA_NS: &str = "jabber:x:data";
 
 /// A bookmarked group.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -96,39 +95,12 @@ impl Dialect {
 
 /// Publishes one bookmark (XEP-0402), item id = the group JID.
 pub fn publish(id: &str, b: &Bookmark, dialect: Dialect) -> Vec<u8> {
-    iq("set", None, id, |w| {
-        w.open_ns("pubsub", PUBSUB_NS);
-        w.close_start();
-        w.open("publish");
-        w.attr("node", NS);
-        w.close_start();
-        w.open("item");
-        w.attr("id", &b.jid);
-        w.close_start();
-        write_conference_402(w, b);
-        w.end("item");
-        w.end("publish");
-        w.open("publish-options");
-        w.close_start();
-        w.open_ns("x", DATA_NS);
-        w.attr("type", "submit");
-        w.close_start();
-        field(
-            w,
-            "FORM_TYPE",
-            Some("hidden"),
-            &["http://jabber.org/protocol/pubsub#publish-options"],
-        );
-        field(w, "pubsub#persist_items", None, &["true"]);
-        if dialect == Dialect::Pep {
-            field(w, "pubsub#max_items", None, &["max"]);
-            field(w, "pubsub#send_last_published_item", None, &["never"]);
-        }
-        field(w, "pubsub#access_model", None, &["whitelist"]);
-        w.end("x");
-        w.end("publish-options");
-        w.end("pubsub");
-    })
+    let full: &[(&str, &str)] = &[
+        ("pubsub#max_items", "max"),
+        ("pubsub#send_last_published_item", "never"),
+    ];
+    let extra = if dialect == Dialect::Pep { full } else { &[] };
+    private_publish(id, NS, &b.jid, extra, |w| write_conference_402(w, b))
 }
 
 fn write_conference_402(w: &mut Writer, b: &Bookmark) {

@@ -3,13 +3,12 @@
 
 use minidom::Element;
 
-use crate::codec::write::{field, iq};
+use crate::codec::write::{iq, private_publish};
 use crate::codec::{DecodeError, Iq};
 
 /// Our node and payload namespace.
 pub const NS: &str = "urn:xmpp:groupchat:state:0";
 const PUBSUB_NS: &str = "http://jabber.org/protocol/pubsub";
-const DATA_NS: &str = "jabber:x:data";
 
 /// What this user hid in one group, on every device.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -36,15 +35,7 @@ impl GroupState {
 
 /// Publishes the state as the item with id = group JID, private (whitelist access).
 pub fn publish(id: &str, s: &GroupState) -> Vec<u8> {
-    iq("set", None, id, |w| {
-        w.open_ns("pubsub", PUBSUB_NS);
-        w.close_start();
-        w.open("publish");
-        w.attr("node", NS);
-        w.close_start();
-        w.open("item");
-        w.attr("id", &s.group);
-        w.close_start();
+    private_publish(id, NS, &s.group, &[], |w| {
         w.open_ns("state", NS);
         w.attr("group", &s.group);
         w.close_start();
@@ -59,24 +50,6 @@ pub fn publish(id: &str, s: &GroupState) -> Vec<u8> {
             w.close_empty();
         }
         w.end("state");
-        w.end("item");
-        w.end("publish");
-        w.open("publish-options");
-        w.close_start();
-        w.open_ns("x", DATA_NS);
-        w.attr("type", "submit");
-        w.close_start();
-        field(
-            w,
-            "FORM_TYPE",
-            Some("hidden"),
-            &["http://jabber.org/protocol/pubsub#publish-options"],
-        );
-        field(w, "pubsub#persist_items", None, &["true"]);
-        field(w, "pubsub#access_model", None, &["whitelist"]);
-        w.end("x");
-        w.end("publish-options");
-        w.end("pubsub");
     })
 }
 
