@@ -407,7 +407,10 @@ impl Scanner {
 /// XML 1.0 §3.1: an attribute name appears at most once per tag. Prefixes are compared
 /// as written; the decoder resolves namespaces.
 fn check_unique_attributes(mut rest: &[u8]) -> Result<(), XmlError> {
-    let mut names: Vec<&[u8]> = Vec::new();
+    // Names of the first attributes stay on the stack; most tags have fewer than eight.
+    let mut few: [&[u8]; 8] = [&[]; 8];
+    let mut many: Vec<&[u8]> = Vec::new();
+    let mut n = 0usize;
     while let Some(i) = rest
         .iter()
         .position(|b| !b.is_ascii_whitespace() && *b != b'/' && *b != b'>')
@@ -416,7 +419,22 @@ fn check_unique_attributes(mut rest: &[u8]) -> Result<(), XmlError> {
         let Some(eq) = memchr::memchr(b'=', rest) else {
             return Err(XmlError::NotWellFormed("attribute without a value"));
         };
-        names.push(trim_ascii_end(&rest[..eq]));
+        let name = trim_ascii_end(&rest[..eq]);
+        if !is_qname(name) {
+            return Err(XmlError::NotWellFormed("invalid attribute name"));
+        }
+        if n < few.len() {
+            if few[..n].contains(&name) {
+                return Err(XmlError::NotWellFormed("duplicate attribute"));
+            }
+            few[n] = name;
+        } else {
+            if n == few.len() {
+                many.extend_from_slice(&few);
+            }
+            many.push(name);
+        }
+        n += 1;
         let after = &rest[eq + 1..];
         let Some(q) = after.iter().position(|b| !b.is_ascii_whitespace()) else {
             return Err(XmlError::NotWellFormed("attribute without a value"));
@@ -429,14 +447,59 @@ fn check_unique_attributes(mut rest: &[u8]) -> Result<(), XmlError> {
             return Err(XmlError::NotWellFormed("unterminated attribute value"));
         };
         rest = &after[q + 1 + close + 1..];
+        // XML 1.0 §3.1: attributes are separated by white space.
+        if rest
+            .first()
+            .is_some_and(|b| !b.is_ascii_whitespace() && *b != b'/' && *b != b'>')
+        {
+            return Err(XmlError::NotWellFormed(
+                "attributes not separated by white space",
+            ));
+        }
     }
-    if names.len() > 1 {
-        names.sort_unstable();
-        if names.windows(2).any(|w| w[0] == w[1]) {
+    if many.len() > 1 {
+        many.sort_unstable();
+        if many.windows(2).any(|w| w[0] == w[1]) {
             return Err(XmlError::NotWellFormed("duplicate attribute"));
         }
     }
     Ok(())
+}
+
+/// A qualified name: one or two name parts separated by a colon, each an XML NCName (ASCII
+/// names checked inline, others with rxml's rules, which minidom's writer applies too).
+pub(crate) fn is_qname(n: &[u8]) -> bool {
+    let ok = |p: &[u8]| {
+        if !p.is_ascii() {
+            return std::str::from_utf8(p)
+                .is_ok_and(|s| rxml_validation::validate_ncname(s).is_ok());
+        }
+        !p.is_empty()
+            && !matches!(p[0], b'0'..=b'9' | b'-' | b'.')
+            && p.iter()
+                .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    };
+    match memchr::memchr(b':', n) {
+        None => ok(n),
+        Some(i) => ok(&n[..i]) && ok(&n[i + 1..]) && memchr::memchr(b':', &n[i + 1..]).is_none(),
+    }
+}
+
+/// Checks that `bytes` are exactly one complete element under the framer's rules (for
+/// elements that did not come through a session's framer).
+pub(crate) fn check_element(bytes: &[u8]) -> Result<(), XmlError> {
+    let mut sc = Scanner::new(
+        false,
+        Limits {
+            max_stanza_size: usize::MAX,
+            max_depth: Limits::default().max_depth,
+        },
+    );
+    sc.push(bytes);
+    match sc.next_token()? {
+        Some(Token::Element(_)) if sc.at_boundary() => Ok(()),
+        _ => Err(XmlError::NotWellFormed("not exactly one complete element")),
+    }
 }
 
 fn trim_ascii_end(s: &[u8]) -> &[u8] {
@@ -527,6 +590,9 @@ mod tests {
             b"<x/>",
             b"<stream:stream><1a/>",
             b"<stream:stream></a>",
+            b"<stream:stream><a x='1'y='2'/>",
+            b"<stream:stream><a x\x00='1'/>",
+            b"<stream:stream><a q<r='1'/>",
         ] {
             let mut s = Scanner::new(true, Limits::default());
             s.push(bad);

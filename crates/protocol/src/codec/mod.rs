@@ -118,8 +118,12 @@ pub enum Stanza {
     Iq(Box<Iq>),
 }
 
-/// Decodes one complete stanza (`message`, `presence` or `iq` in `jabber:client`).
+/// Decodes one complete stanza (`message`, `presence` or `iq` in `jabber:client`) from
+/// untrusted bytes: the framer's checks (tag structure, restricted XML, attribute names and
+/// duplicates, depth) run first, then the typed decoding. (A session's framer has already
+/// run them, so it calls the decoding directly.)
 pub fn decode_stanza(bytes: &[u8], ctx: &NsContext) -> Result<Stanza, DecodeError> {
+    crate::xml::check_element(bytes).map_err(DecodeError::xml)?;
     match decode_top_level(bytes, ctx)? {
         TopLevel::Stanza(s) => Ok(s),
         TopLevel::Other(el) => Err(DecodeError::NotAStanza(el.name().to_owned())),
@@ -133,7 +137,8 @@ pub(crate) enum TopLevel {
     Other(Element),
 }
 
-/// Decodes one top-level element: stanzas on the typed path, anything else as a tree.
+/// Decodes one top-level element that the framer has already checked: stanzas on the typed
+/// path, anything else as a tree.
 pub(crate) fn decode_top_level(bytes: &[u8], ctx: &NsContext) -> Result<TopLevel, DecodeError> {
     let mut r = XmlReader::new(bytes, ctx);
     let start = loop {

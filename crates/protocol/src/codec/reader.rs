@@ -235,12 +235,12 @@ impl<'a> XmlReader<'a> {
     fn start(&mut self, tag: BytesStart<'a>, offset: usize) -> Result<Start<'a>, DecodeError> {
         self.depth += 1;
         // Declarations first: they apply to the element's own name.
-        for a in tag.attributes() {
+        // Attribute syntax, names and duplicates were checked by the framer; only namespace
+        // declarations matter here, and most tags have none.
+        let declares = memchr::memmem::find(tag.attributes_raw(), b"xmlns").is_some();
+        for a in tag.attributes().with_checks(false).filter(|_| declares) {
             let a = a.map_err(|e| DecodeError::xml(e.to_string()))?;
             let key = a.key.as_ref();
-            if !is_qname(key) {
-                return Err(DecodeError::xml("invalid attribute name"));
-            }
             let prefix = if key == b"xmlns" {
                 None
             } else if let Some(p) = key.strip_prefix(b"xmlns:") {
@@ -294,7 +294,7 @@ impl<'a> XmlReader<'a> {
         }
         let qname = tag.name();
         let full = qname.as_ref();
-        if !is_qname(full) {
+        if !crate::xml::is_qname(full) {
             return Err(DecodeError::xml("invalid element name"));
         }
         let (prefix, local) = match memchr::memchr(b':', full) {
@@ -417,29 +417,4 @@ fn check_chars(b: &[u8]) -> Result<(), DecodeError> {
         }
     }
     Ok(())
-}
-
-/// A qualified name: one or two name parts separated by a colon, each an XML NCName (ASCII
-/// names checked inline, others with rxml's rules).
-fn is_qname(n: &[u8]) -> bool {
-    if std::str::from_utf8(n).is_err() {
-        return false;
-    }
-    let mut parts = n.split(|&b| b == b':');
-    let ok = |p: &[u8]| {
-        if !p.is_ascii() {
-            // Rare: the full XML name rules, the same that minidom's writer applies.
-            return std::str::from_utf8(p)
-                .is_ok_and(|s| rxml_validation::validate_ncname(s).is_ok());
-        }
-        !p.is_empty()
-            && !matches!(p[0], b'0'..=b'9' | b'-' | b'.')
-            && p.iter()
-                .all(|&b| b >= 0x80 || b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
-    };
-    match (parts.next(), parts.next(), parts.next()) {
-        (Some(a), None, None) => ok(a),
-        (Some(a), Some(b), None) => ok(a) && ok(b),
-        _ => false,
-    }
 }
