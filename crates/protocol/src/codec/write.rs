@@ -177,3 +177,15 @@ pub(crate) fn private_publish(
         w.end("pubsub");
     })
 }
+
+/// Requests every item of a PEP `node` of our own account (XEP-0060 items).
+pub(crate) fn pubsub_items(id: &str, node: &str) -> Vec<u8> {
+    iq("get", None, id, |w| {
+        w.open_ns("pubsub", "http://jabber.org/protocol/pubsub");
+        w.close_start();
+        w.open("items");
+        w.attr("node", node);
+        w.close_empty();
+        w.end("pubsub");
+    })
+}

@@ -318,3 +318,17 @@ pub fn message(n: usize) -> Element {
         .parse()
         .unwrap()
 }
+
+/// A new session that logs in with PLAIN and, the features offering stream management,
+/// sends `<resume/>` for `resume`: the point where the server answers resumed or failed.
+pub fn resuming(framing: Framing, resume: Option<groupchat_protocol::Resumption>) -> Pair {
+    let mut c = config(framing);
+    c.allow_plain_without_tls = true;
+    c.resume = resume;
+    let mut q = Pair::new(c);
+    q.open_with(&mechs(&["PLAIN"]));
+    q.feed("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
+    q.take_sent();
+    q.open_with(BIND_SM);
+    q
+}

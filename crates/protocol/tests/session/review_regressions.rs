@@ -36,13 +36,7 @@ fn a_drop_during_resumption_keeps_the_old_session_resumable() {
     let mut p = logged_in(Framing::Stream, true);
     p.session.send(p.now, &message(1)).unwrap();
     p.transport_closed();
-    let mut c = config(Framing::Stream);
-    c.allow_plain_without_tls = true;
-    c.resume = p.session.resumption();
-    let mut q = Pair::new(c);
-    q.open_with(&mechs(&["PLAIN"]));
-    q.feed("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
-    q.open_with(BIND_SM);
+    let mut q = resuming(Framing::Stream, p.session.resumption());
     assert!(q.last_sent().starts_with("<resume "));
     q.transport_closed();
     let r = q.session.resumption().expect("still resumable");
@@ -115,13 +109,7 @@ fn a_failed_resume_with_an_impossible_count_reports_everything() {
         p.session.send(p.now, &message(n)).unwrap();
     }
     p.transport_closed();
-    let mut c = config(Framing::Stream);
-    c.allow_plain_without_tls = true;
-    c.resume = p.session.resumption();
-    let mut q = Pair::new(c);
-    q.open_with(&mechs(&["PLAIN"]));
-    q.feed("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
-    q.open_with(BIND_SM);
+    let mut q = resuming(Framing::Stream, p.session.resumption());
     q.feed("<failed xmlns='urn:xmpp:sm:3' h='99'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>");
     match &q.take_events()[..] {
         [Event::ResumeFailed { unacked }] => assert_eq!(unacked.len(), 3),

@@ -79,14 +79,7 @@ fn resume_replays_exactly_the_unacked_stanzas() {
         let r = p.session.resumption().expect("resumable");
         assert_eq!(r.unacked().len(), 3);
 
-        let mut c = config(f);
-        c.allow_plain_without_tls = true;
-        c.resume = Some(r);
-        let mut q = Pair::new(c);
-        q.open_with(&mechs(&["PLAIN"]));
-        q.feed("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
-        q.take_sent();
-        q.open_with(BIND_SM);
+        let mut q = resuming(f, Some(r));
         assert_eq!(
             q.last_sent(),
             "<resume xmlns='urn:xmpp:sm:3' h='1' previd='sm-1'/>"
@@ -122,13 +115,7 @@ fn failed_resume_reports_unacked_and_binds_fresh() {
             p.session.send(p.now, &message(n)).unwrap();
         }
         p.transport_closed();
-        let mut c = config(f);
-        c.allow_plain_without_tls = true;
-        c.resume = p.session.resumption();
-        let mut q = Pair::new(c);
-        q.open_with(&mechs(&["PLAIN"]));
-        q.feed("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
-        q.open_with(BIND_SM);
+        let mut q = resuming(f, p.session.resumption());
         q.feed("<failed xmlns='urn:xmpp:sm:3' h='1'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>");
         match &q.take_events()[..] {
             [Event::ResumeFailed { unacked }] => {

@@ -9,7 +9,7 @@
 
 use minidom::Element;
 
-use crate::codec::write::{Writer, iq, private_publish};
+use crate::codec::write::{Writer, iq, private_publish, pubsub_items};
 use crate::codec::xep::stanza_error::StanzaError;
 use crate::codec::{DecodeError, Iq};
 
@@ -138,14 +138,7 @@ pub fn retract(id: &str, jid: &str) -> Vec<u8> {
 
 /// Requests all XEP-0402 bookmarks.
 pub fn get_items(id: &str) -> Vec<u8> {
-    iq("get", None, id, |w| {
-        w.open_ns("pubsub", PUBSUB_NS);
-        w.close_start();
-        w.open("items");
-        w.attr("node", NS);
-        w.close_empty();
-        w.end("pubsub");
-    })
+    pubsub_items(id, NS)
 }
 
 /// Reads XEP-0402 items (a result, or a `pubsub#event` notification payload).

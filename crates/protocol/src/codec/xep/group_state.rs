@@ -3,7 +3,7 @@
 
 use minidom::Element;
 
-use crate::codec::write::{iq, private_publish};
+use crate::codec::write::{private_publish, pubsub_items};
 use crate::codec::{DecodeError, Iq};
 
 /// Our node and payload namespace.
@@ -55,14 +55,7 @@ pub fn publish(id: &str, s: &GroupState) -> Vec<u8> {
 
 /// Requests every group's state.
 pub fn get_all(id: &str) -> Vec<u8> {
-    iq("get", None, id, |w| {
-        w.open_ns("pubsub", PUBSUB_NS);
-        w.close_start();
-        w.open("items");
-        w.attr("node", NS);
-        w.close_empty();
-        w.end("pubsub");
-    })
+    pubsub_items(id, NS)
 }
 
 /// Reads the states from an items result or an event payload.

@@ -99,14 +99,18 @@ pub fn get_config(room: &str, id: &str) -> Vec<u8> {
     iq("get", Some(room), id, |w| w.empty_ns("query", NS))
 }
 
-/// Reads the configuration form from the IQ result (through xmpp-parsers' `DataForm`).
-pub fn decode_config_form(iq: &Iq) -> Result<ConfigForm, DecodeError> {
-    let x = iq
-        .payload
+/// The data form inside a `muc#owner` query.
+fn form_of(iq: &Iq) -> Result<&Element, DecodeError> {
+    iq.payload
         .as_ref()
         .filter(|p| p.is("query", NS))
         .and_then(|q| q.get_child("x", DATA_NS))
-        .ok_or_else(|| DecodeError::invalid("room configuration", "no form"))?;
+        .ok_or_else(|| DecodeError::invalid("room configuration", "no form"))
+}
+
+/// Reads the configuration form from the IQ result (through xmpp-parsers' `DataForm`).
+pub fn decode_config_form(iq: &Iq) -> Result<ConfigForm, DecodeError> {
+    let x = form_of(iq)?;
     let form = xmpp_parsers::data_forms::DataForm::try_from(x.clone())
         .map_err(|e| DecodeError::invalid("room configuration form", &e.to_string()))?;
     let mut f = ConfigForm::default();
@@ -238,12 +242,7 @@ pub fn destroy(room: &str, id: &str, reason: Option<&str>) -> Vec<u8> {
 
 /// Reads a configuration submission back (the inverse of [`submit_config`]).
 pub fn decode_submission(iq: &Iq) -> Result<RoomConfig, DecodeError> {
-    let x = iq
-        .payload
-        .as_ref()
-        .filter(|p| p.is("query", NS))
-        .and_then(|q| q.get_child("x", DATA_NS))
-        .ok_or_else(|| DecodeError::invalid("room configuration", "no form"))?;
+    let x = form_of(iq)?;
     let value = |var: &str| {
         x.children()
             .find(|f| f.is("field", DATA_NS) && f.attr("var") == Some(var))
