@@ -6,24 +6,16 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use groupchat_protocol::codec::{Message, MessageType, Stanza};
+use groupchat_protocol::codec::Stanza;
 use groupchat_protocol::{SessionError, Tls};
-use groupchat_test_support::{Account, FaultProxy, ServerKind, TestServer};
-use groupchat_transport::{
-    Client, ClientConfig, ConnectionState, ReconnectPolicy, TlsFailure, TransportError,
-    TransportEvent,
-};
+use groupchat_test_support::{FaultProxy, ServerKind, TestServer};
+use groupchat_transport::{Client, ConnectionState, TlsFailure, TransportError, TransportEvent};
 use groupchat_transport_tcp::{Security, TcpConnector, TlsOptions};
 
-fn config(account: &Account) -> ClientConfig {
-    let mut c = ClientConfig::new(account.jid.parse().unwrap(), account.password.as_str());
-    let mut r = ReconnectPolicy::default();
-    r.initial_delay = Duration::from_millis(100);
-    r.max_delay = Duration::from_secs(1);
-    c.reconnect = r;
-    c.connect_timeout = Duration::from_secs(15);
-    c
-}
+#[path = "../../transport/tests/support/mod.rs"]
+mod support;
+
+use support::{chat, config, connected, echo, ended, presence, until_state};
 
 fn connector(
     server: &TestServer,
@@ -40,79 +32,39 @@ fn connector(
     )
 }
 
-/// Waits for the next state change matching `f`, failing on a permanent end.
-async fn until_state(
-    client: &mut Client,
-    what: &str,
-    f: impl Fn(&ConnectionState) -> bool,
-) -> ConnectionState {
-    let deadline = tokio::time::sleep(Duration::from_secs(40));
-    tokio::pin!(deadline);
-    loop {
-        tokio::select! {
-            () = &mut deadline => panic!("timed out waiting for {what}; state {:?}", client.state()),
-            ev = client.next_event() => match ev {
-                Some(TransportEvent::State(ConnectionState::Disconnected { reason })) if std::env::var("DBG").is_ok() => eprintln!("DISCONNECTED {reason:?}"),
-                Some(TransportEvent::State(s)) if f(&s) => return s,
-                Some(TransportEvent::State(ConnectionState::Ended { reason })) => panic!("ended while waiting for {what}: {reason:?}"),
-                Some(_) => {}
-                None => panic!("client gone while waiting for {what}"),
-            },
-        }
-    }
-}
-
-fn chat(to: &str, body: &str) -> Vec<u8> {
-    Message::text(
-        to.parse().unwrap(),
-        MessageType::Chat,
-        body.to_owned(),
-        body.to_owned(),
-    )
-    .encode()
-}
-
-fn presence() -> Vec<u8> {
-    b"<presence xmlns='jabber:client'/>".to_vec()
-}
-
 async fn login_and_echo(server: &TestServer, addr: std::net::SocketAddr, security: Security) {
     let alice = server.account("alice");
     let mut c = Client::start(config(&alice), connector(server, addr, security));
-    let ConnectionState::Connected { jid, .. } = until_state(&mut c, "connected", |s| {
-        matches!(s, ConnectionState::Connected { .. })
-    })
-    .await
-    else {
-        unreachable!()
-    };
-    c.send(chat(&jid.to_string(), "echo")).await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        match tokio::time::timeout_at(deadline, c.next_event())
-            .await
-            .expect("echo timed out")
-        {
-            Some(TransportEvent::Stanza(Stanza::Message(m)))
-                if m.body.as_deref() == Some("echo") =>
-            {
-                break;
-            }
-            Some(_) => {}
-            None => panic!("client ended"),
-        }
-    }
+    until_state(&mut c, "connected", connected).await;
+    echo(&mut c, "echo").await;
     c.close();
-    let end = until_state(&mut c, "end", |s| {
-        matches!(s, ConnectionState::Ended { .. })
-    })
-    .await;
+    let end = until_state(&mut c, "end", ended).await;
     assert_eq!(
         end,
         ConnectionState::Ended { reason: None },
         "{}",
         server.kind()
     );
+}
+
+/// Bob connected directly (and present), alice through `proxy`; returns (bob, alice, bob's JID).
+async fn receiver_and_sender(server: &TestServer, proxy: &FaultProxy) -> (Client, Client, String) {
+    let (alice, bob) = (server.account("alice"), server.account("bob"));
+    let mut receiver = Client::start(
+        config(&bob),
+        connector(server, server.c2s_addr(), Security::StartTls),
+    );
+    let ConnectionState::Connected { jid, .. } = until_state(&mut receiver, "bob", connected).await
+    else {
+        unreachable!()
+    };
+    receiver.send(presence()).await.unwrap();
+    let mut sender = Client::start(
+        config(&alice),
+        connector(server, proxy.addr(), Security::StartTls),
+    );
+    until_state(&mut sender, "alice", connected).await;
+    (receiver, sender, jid.to_string())
 }
 
 async fn failures(server: &TestServer) {
@@ -155,10 +107,7 @@ async fn failures(server: &TestServer) {
             .build()
             .unwrap();
         let mut c = Client::start(config(&alice), Arc::new(wrong));
-        let end = until_state(&mut c, "end", |s| {
-            matches!(s, ConnectionState::Ended { .. })
-        })
-        .await;
+        let end = until_state(&mut c, "end", ended).await;
         match end {
             ConnectionState::Ended {
                 reason: Some(TransportError::Tls(TlsFailure::InvalidCertificate(why))),
@@ -175,10 +124,7 @@ async fn failures(server: &TestServer) {
         .build()
         .unwrap();
     let mut c = Client::start(config(&alice), Arc::new(strict));
-    let end = until_state(&mut c, "end", |s| {
-        matches!(s, ConnectionState::Ended { .. })
-    })
-    .await;
+    let end = until_state(&mut c, "end", ended).await;
     assert!(
         matches!(
             end,
@@ -260,29 +206,7 @@ async fn cut_in_the_middle(kind: ServerKind) {
         return;
     };
     let proxy = FaultProxy::start(server.c2s_addr()).unwrap();
-    let (alice, bob) = (server.account("alice"), server.account("bob"));
-    let mut receiver = Client::start(
-        config(&bob),
-        connector(&server, server.c2s_addr(), Security::StartTls),
-    );
-    let ConnectionState::Connected { jid: bob_jid, .. } = until_state(&mut receiver, "bob", |s| {
-        matches!(s, ConnectionState::Connected { .. })
-    })
-    .await
-    else {
-        unreachable!()
-    };
-    receiver.send(presence()).await.unwrap();
-    let mut sender = Client::start(
-        config(&alice),
-        connector(&server, proxy.addr(), Security::StartTls),
-    );
-    until_state(&mut sender, "alice", |s| {
-        matches!(s, ConnectionState::Connected { .. })
-    })
-    .await;
-
-    let to = bob_jid.to_string();
+    let (mut receiver, mut sender, to) = receiver_and_sender(&server, &proxy).await;
     let collector = tokio::spawn(async move { collect(&mut receiver, 200, None).await });
     let mut resumed = false;
     for i in 0..200 {
@@ -340,24 +264,7 @@ async fn restart_in_the_middle(kind: ServerKind) {
         return;
     };
     let proxy = FaultProxy::start(server.c2s_addr()).unwrap();
-    let (alice, bob) = (server.account("alice"), server.account("bob"));
-    let mut receiver = Client::start(
-        config(&bob),
-        connector(&server, server.c2s_addr(), Security::StartTls),
-    );
-    until_state(&mut receiver, "bob", |s| {
-        matches!(s, ConnectionState::Connected { .. })
-    })
-    .await;
-    receiver.send(presence()).await.unwrap();
-    let mut sender = Client::start(
-        config(&alice),
-        connector(&server, proxy.addr(), Security::StartTls),
-    );
-    until_state(&mut sender, "alice", |s| {
-        matches!(s, ConnectionState::Connected { .. })
-    })
-    .await;
+    let (mut receiver, mut sender, _) = receiver_and_sender(&server, &proxy).await;
     // Bob's messages go to his bare JID: after the restart his session is new, and whatever
     // arrives while he is away waits in offline storage until his presence.
     let collector =
@@ -385,9 +292,6 @@ async fn restart_in_the_middle(kind: ServerKind) {
         while let Ok(Some(ev)) =
             tokio::time::timeout(Duration::from_millis(1), sender.next_event()).await
         {
-            if std::env::var("DBG").is_ok() && !matches!(ev, TransportEvent::Acked { .. }) {
-                eprintln!("ALICE {i} {ev:?}");
-            }
             if let TransportEvent::Unacknowledged { stanzas } = ev {
                 reported.extend(stanzas.iter().map(|u| u.id.0));
                 resend.extend(stanzas.into_iter().map(|u| u.bytes.to_vec()));

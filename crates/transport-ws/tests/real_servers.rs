@@ -7,22 +7,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use groupchat_protocol::codec::{Message, MessageType, Stanza};
 use groupchat_test_support::{Account, FaultProxy, ServerKind, TestServer};
-use groupchat_transport::{
-    Client, ClientConfig, ConnectionState, ReconnectPolicy, TransportError, TransportEvent,
-};
+use groupchat_transport::{Client, ConnectionState, TransportError};
 use groupchat_transport_tcp::TlsOptions;
 use groupchat_transport_ws::{WsConnector, discover};
 
-fn config(account: &Account) -> ClientConfig {
-    let mut c = ClientConfig::new(account.jid.parse().unwrap(), account.password.as_str());
-    let mut r = ReconnectPolicy::default();
-    r.initial_delay = Duration::from_millis(100);
-    r.max_delay = Duration::from_secs(1);
-    c.reconnect = r;
-    c
-}
+#[path = "../../transport/tests/support/mod.rs"]
+mod support;
+
+use support::{config, connected, echo, until_state};
 
 fn connector(url: &str) -> Arc<WsConnector> {
     Arc::new(
@@ -31,56 +24,6 @@ fn connector(url: &str) -> Arc<WsConnector> {
             .build()
             .unwrap(),
     )
-}
-
-async fn until_state(
-    client: &mut Client,
-    what: &str,
-    f: impl Fn(&ConnectionState) -> bool,
-) -> ConnectionState {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
-    loop {
-        match tokio::time::timeout_at(deadline, client.next_event()).await {
-            Err(_) => panic!("timed out waiting for {what}: {:?}", client.state()),
-            Ok(Some(TransportEvent::State(s))) if f(&s) => return s,
-            Ok(Some(TransportEvent::State(ConnectionState::Ended { reason }))) => {
-                panic!("ended waiting for {what}: {reason:?}")
-            }
-            Ok(Some(_)) => {}
-            Ok(None) => panic!("client gone"),
-        }
-    }
-}
-
-fn connected(s: &ConnectionState) -> bool {
-    matches!(s, ConnectionState::Connected { .. })
-}
-
-async fn echo(c: &mut Client, body: &str) {
-    let jid = match c.state() {
-        ConnectionState::Connected { jid, .. } => jid,
-        s => panic!("{s:?}"),
-    };
-    let m = Message::text(
-        jid.into(),
-        MessageType::Chat,
-        body.to_owned(),
-        body.to_owned(),
-    );
-    c.send(m.encode()).await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        match tokio::time::timeout_at(deadline, c.next_event())
-            .await
-            .expect("echo timed out")
-        {
-            Some(TransportEvent::Stanza(Stanza::Message(m))) if m.body.as_deref() == Some(body) => {
-                return;
-            }
-            Some(_) => {}
-            None => panic!("client ended"),
-        }
-    }
 }
 
 async fn websocket(kind: ServerKind) {
