@@ -109,7 +109,12 @@ fn write_conference_402(w: &mut Writer, b: &Bookmark) {
     if b.autojoin {
         w.attr("autojoin", "true");
     }
-    match &b.nick {
+    close_conference(w, b.nick.as_deref());
+}
+
+/// Ends a `<conference>` start tag: with a `<nick/>` child, or empty.
+fn close_conference(w: &mut Writer, nick: Option<&str>) {
+    match nick {
         Some(n) => {
             w.close_start();
             w.text_element("nick", n);
@@ -193,14 +198,7 @@ pub fn set_private(id: &str, bookmarks: &[Bookmark]) -> Vec<u8> {
             w.attr("jid", &b.jid);
             w.attr_opt("name", b.name.as_deref());
             w.attr("autojoin", if b.autojoin { "true" } else { "false" });
-            match &b.nick {
-                Some(n) => {
-                    w.close_start();
-                    w.text_element("nick", n);
-                    w.end("conference");
-                }
-                None => w.close_empty(),
-            }
+            close_conference(w, b.nick.as_deref());
         }
         w.end("storage");
         w.end("query");
