@@ -327,13 +327,18 @@ async fn restart_in_the_middle(kind: ServerKind) {
     );
     let distinct: HashSet<&String> = bodies.iter().collect();
     assert_eq!(distinct.len(), 200, "{kind}: nothing lost");
-    // Duplicates can only be stanzas the application re-sent (delivered, but never acked).
+    // Duplicates are at-least-once effects of the restart, never anything else: stanzas
+    // alice re-sent (delivered, but never acked to her), or stanzas bob had received but not
+    // yet acked when the server shut down, which the server keeps offline and delivers again
+    // (seen with Prosody). Both can only be messages sent around the restart (m090..m110);
+    // the SDK removes them by message id.
     let mut seen = HashSet::new();
     for b in &bodies {
         if !seen.insert(b) {
+            let around_restart = ("m090".to_owned()..="m110".to_owned()).contains(b);
             assert!(
-                resent.contains(b),
-                "{kind}: duplicate {b} was never re-sent"
+                resent.contains(b) || around_restart,
+                "{kind}: duplicate {b} is neither re-sent nor from the restart"
             );
         }
     }
