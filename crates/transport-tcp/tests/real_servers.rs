@@ -175,23 +175,54 @@ async fn plaintext_needs_a_loopback_opt_in() {
     }
 }
 
-/// Collects chat bodies (in order) from `client` until `n` distinct ones arrived.
-async fn collect(client: &mut Client, n: usize, on_connected: Option<Vec<u8>>) -> Vec<String> {
+/// After a fresh (non-resumed) reconnection the receiver sends its initial presence, then a
+/// message to its own bare JID; once that comes back the server routes to it as available,
+/// and `ready` counts one more reconnection. (A bare-JID message that ejabberd routes while
+/// the presence is being processed can be stored offline after the offline queue was
+/// flushed, and would then wait for the next login: the sender waits for `ready` instead
+/// of racing the server.)
+struct Rejoin {
+    bare: String,
+    ready: tokio::sync::watch::Sender<u32>,
+}
+
+/// Collects chat bodies `m000`.. (in order) from `client` until `n` distinct ones arrived.
+async fn collect(client: &mut Client, n: usize, rejoin: Option<Rejoin>) -> Vec<String> {
     let mut bodies = Vec::new();
     let mut distinct = HashSet::new();
+    let mut reconnections = 0;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     while distinct.len() < n {
         match tokio::time::timeout_at(deadline, client.next_event()).await {
-            Err(_) => panic!("received {} of {n}: {:?}", distinct.len(), client.state()),
-            Ok(Some(TransportEvent::Stanza(Stanza::Message(m)))) => {
-                if let Some(b) = m.body {
+            Err(_) => {
+                let missing: Vec<String> = (0..n)
+                    .map(|i| format!("m{i:03}"))
+                    .filter(|b| !distinct.contains(b))
+                    .collect();
+                panic!(
+                    "received {} of {n}, missing {missing:?}: {:?}",
+                    distinct.len(),
+                    client.state()
+                )
+            }
+            Ok(Some(TransportEvent::Stanza(Stanza::Message(m)))) => match m.body {
+                Some(b) if b.starts_with('m') => {
                     distinct.insert(b.clone());
                     bodies.push(b);
                 }
-            }
+                Some(b) if b == format!("ready{reconnections}") => {
+                    if let Some(r) = &rejoin {
+                        r.ready.send_replace(reconnections);
+                    }
+                }
+                _ => {}
+            },
             Ok(Some(TransportEvent::State(ConnectionState::Connected { .. }))) => {
-                if let Some(p) = &on_connected {
-                    client.send(p.clone()).await.unwrap();
+                if let Some(r) = &rejoin {
+                    reconnections += 1;
+                    client.send(presence()).await.unwrap();
+                    let ping = format!("ready{reconnections}");
+                    client.send(chat(&r.bare, &ping)).await.unwrap();
                 }
             }
             Ok(Some(_)) => {}
@@ -267,8 +298,12 @@ async fn restart_in_the_middle(kind: ServerKind) {
     let (mut receiver, mut sender, _) = receiver_and_sender(&server, &proxy).await;
     // Bob's messages go to his bare JID: after the restart his session is new, and whatever
     // arrives while he is away waits in offline storage until his presence.
-    let collector =
-        tokio::spawn(async move { collect(&mut receiver, 200, Some(presence())).await });
+    let (ready, mut bob_ready) = tokio::sync::watch::channel(0);
+    let rejoin = Rejoin {
+        bare: "bob@localhost".to_owned(),
+        ready,
+    };
+    let collector = tokio::spawn(async move { collect(&mut receiver, 200, Some(rejoin)).await });
 
     let mut reported: Vec<u64> = Vec::new();
     let mut resent: HashSet<String> = HashSet::new();
@@ -283,6 +318,10 @@ async fn restart_in_the_middle(kind: ServerKind) {
             // ejabberd does not: then everything since the last ack is reported.)
             tokio::task::block_in_place(|| server.restart());
             proxy.set_blackhole(groupchat_test_support::Direction::ToServer, false);
+            tokio::time::timeout(Duration::from_secs(60), bob_ready.wait_for(|n| *n >= 1))
+                .await
+                .expect("bob is back after the restart")
+                .unwrap();
         }
         sender
             .send(chat("bob@localhost", &format!("m{i:03}")))
