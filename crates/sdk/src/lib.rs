@@ -1,3 +1,68 @@
-//! groupchat-sdk
+//! groupchat-sdk: an async group-chat client over standard XMPP (Prosody, ejabberd, …).
 //!
-//! An empty shell for now: the driver lands with its own issue. See `docs/ARCHITECTURE.md`.
+//! Connect with a [`ClientBuilder`], then call one async method per group operation of
+//! the seed API; every call returns `Result<T, RequestError>`, whose errors carry a status
+//! code (400 invalid argument, 403 refused or feature missing, 404 unknown group, 504 no
+//! answer, …) and convert into the seed's `{statusCode, message, data}` shape with
+//! [`Response`]. What happens in your groups arrives as [`Event`]s, on a
+//! [`futures::Stream`] ([`Client::events`]) and on listener traits
+//! ([`GroupProfileListener`], [`ConnectionListener`], [`MessageListener`]).
+//!
+//! ```no_run
+//! use futures::StreamExt as _;
+//! use groupchat_sdk::{Client, Event, GroupImage, Response};
+//! use groupchat_sdk::transport_tcp::{Security, TcpConnector};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! // TCP with STARTTLS to the JID's domain (DNS SRV), certificates checked.
+//! let client = Client::builder("alice@example.org", "secret")
+//!     .tcp(TcpConnector::builder("example.org").security(Security::StartTls).build()?)
+//!     .connect()
+//!     .await?;
+//! let mut events = client.events();
+//!
+//! let image = GroupImage::from_file("team.png").await?;
+//! let group = client
+//!     .create_group("Team", &["bob@example.org", "carol@example.org"], Some(image))
+//!     .await?;
+//! client.send_text(&group.jid, "Welcome!").await?;
+//!
+//! // The seed's response shape, for an app that speaks JSON.
+//! let list: Response<_> = client.groups().await.into();
+//! println!("{}", serde_json::to_string(&list)?);
+//!
+//! while let Some(event) = events.next().await {
+//!     if let Event::ParticipantRemoved { group, participant, by } = event {
+//!         println!("{by} removed {participant} from {group}");
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The crate composes `groupchat-transport-tcp` or `groupchat-transport-ws` (re-exported as
+//! [`transport_tcp`] and [`transport_ws`]) with the sans-IO `groupchat-protocol`; see
+//! `docs/ARCHITECTURE.md` and `docs/sdk.md` for how each call maps to XMPP.
+
+mod client;
+mod config;
+mod error;
+mod events;
+mod group;
+mod groups;
+
+pub use client::{Client, Services};
+pub use config::{ClientBuilder, InvitationPolicy};
+pub use error::{ConnectError, RequestError, Response};
+pub use events::{
+    Connection, ConnectionListener, Event, EventStream, GroupProfileListener, MessageListener,
+};
+pub use group::{Group, GroupImage, GroupProfile, MAX_IMAGE_BYTES, Participant, ParticipantRole};
+pub use groups::SentMessage;
+
+pub use groupchat_protocol::group::{GroupMessage, Occupant};
+pub use groupchat_transport::ReconnectPolicy;
+/// The TCP transport (connector builder, TLS options).
+pub use groupchat_transport_tcp as transport_tcp;
+/// The WebSocket transport.
+pub use groupchat_transport_ws as transport_ws;

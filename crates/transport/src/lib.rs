@@ -261,14 +261,15 @@ impl Client {
     /// waits in order and goes out after the reconnection; with stream management it is
     /// replayed after a resumption until acknowledged.
     pub async fn send(&self, stanza: Vec<u8>) -> Result<SendId, TransportError> {
-        let (reply, rx) = oneshot::channel();
-        self.commands
-            .send(Command::Send {
-                bytes: stanza,
-                reply,
-            })
-            .map_err(|_| TransportError::Ended)?;
-        rx.await.map_err(|_| TransportError::Ended)?
+        self.handle().send(stanza).await
+    }
+
+    /// A cloneable handle that sends and closes, for tasks other than the event reader.
+    pub fn handle(&self) -> Handle {
+        Handle {
+            commands: self.commands.clone(),
+            state: self.state.clone(),
+        }
     }
 
     /// The next event; `None` once the client has ended and every event was read.
@@ -304,6 +305,38 @@ impl Client {
     }
 
     /// Closes the stream cleanly and ends the client.
+    pub fn close(&self) {
+        let _ = self.commands.send(Command::Close);
+    }
+}
+
+/// Sends stanzas and closes a running [`Client`] from any task; the events stay with the
+/// `Client`, which one reader owns.
+#[derive(Clone, Debug)]
+pub struct Handle {
+    commands: mpsc::UnboundedSender<Command>,
+    state: watch::Receiver<ConnectionState>,
+}
+
+impl Handle {
+    /// Like [`Client::send`].
+    pub async fn send(&self, stanza: Vec<u8>) -> Result<SendId, TransportError> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Send {
+                bytes: stanza,
+                reply,
+            })
+            .map_err(|_| TransportError::Ended)?;
+        rx.await.map_err(|_| TransportError::Ended)?
+    }
+
+    /// The current connection state.
+    pub fn state(&self) -> ConnectionState {
+        self.state.borrow().clone()
+    }
+
+    /// Like [`Client::close`].
     pub fn close(&self) {
         let _ = self.commands.send(Command::Close);
     }

@@ -90,6 +90,27 @@ pub struct Iq {
     pub error: Option<xep::stanza_error::StanzaError>,
 }
 
+impl Iq {
+    /// The empty `result` that answers this request.
+    pub fn result_reply(&self) -> Vec<u8> {
+        let to = self.from.as_ref().map(ToString::to_string);
+        write::iq("result", to.as_deref(), &self.id, |_| {})
+    }
+
+    /// The `error` (type `cancel`, RFC 6120 §8.3) that answers this request, e.g.
+    /// `service-unavailable` for a request this client does not handle.
+    pub fn error_reply(&self, condition: &str) -> Vec<u8> {
+        let to = self.from.as_ref().map(ToString::to_string);
+        write::iq("error", to.as_deref(), &self.id, |w| {
+            w.open("error");
+            w.attr("type", "cancel");
+            w.close_start();
+            w.empty_ns(condition, crate::ns::STANZAS);
+            w.end("error");
+        })
+    }
+}
+
 /// RFC 6120 §8.2.3 IQ types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]

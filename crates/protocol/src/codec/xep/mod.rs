@@ -12,6 +12,7 @@ pub mod media;
 pub mod muc_admin;
 pub mod muc_owner;
 pub mod muc_user;
+pub mod notice;
 pub mod retract;
 pub mod sid;
 pub mod stanza_error;

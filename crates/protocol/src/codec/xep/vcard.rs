@@ -32,6 +32,31 @@ pub fn set_photo(room: &str, id: &str, photo: &Photo) -> Vec<u8> {
     })
 }
 
+/// Sets the room's photo to an image on the web (vCard-temp `EXTVAL`), for an image given
+/// by URL.
+pub fn set_photo_url(room: &str, id: &str, url: &str) -> Vec<u8> {
+    iq("set", Some(room), id, |w| {
+        w.open_ns("vCard", NS);
+        w.close_start();
+        w.open("PHOTO");
+        w.close_start();
+        w.text_element("EXTVAL", url);
+        w.end("PHOTO");
+        w.end("vCard");
+    })
+}
+
+/// The URL of the photo when the vCard points to one (`EXTVAL`).
+pub fn decode_photo_url(iq: &Iq) -> Option<String> {
+    iq.payload
+        .as_ref()
+        .filter(|p| p.is("vCard", NS))?
+        .get_child("PHOTO", NS)?
+        .get_child("EXTVAL", NS)
+        .map(minidom::Element::text)
+        .filter(|u| !u.trim().is_empty())
+}
+
 /// Requests the room's vCard.
 pub fn get(room: &str, id: &str) -> Vec<u8> {
     iq("get", Some(room), id, |w| w.empty_ns("vCard", NS))
@@ -43,6 +68,9 @@ pub fn decode_photo(iq: &Iq) -> Result<Option<Photo>, DecodeError> {
     let Some(v) = iq.payload.clone().filter(|p| p.is("vCard", NS)) else {
         return Ok(None);
     };
+    if decode_photo_url(iq).is_some() {
+        return Ok(None); // an external photo: see `decode_photo_url`
+    }
     let v = xmpp_parsers::vcard::VCard::try_from(v)
         .map_err(|e| DecodeError::invalid("vCard", &e.to_string()))?;
     Ok(v.photo.map(|p| Photo {

@@ -1,0 +1,140 @@
+//! [`ClientBuilder`]: account, transport, timeouts, reconnection and invitation policy.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use groupchat_protocol::Password;
+use groupchat_transport::{ClientConfig, Connector, ReconnectPolicy};
+use groupchat_transport_tcp::TcpConnector;
+use groupchat_transport_ws::WsConnector;
+
+use crate::client::Client;
+use crate::error::ConnectError;
+
+/// What the SDK does when someone adds us to a group.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InvitationPolicy {
+    /// Join the group, list it (bookmark) and report [`Event::AddedToGroup`] — the
+    /// application does nothing. Only invitations to groups whose member list includes us
+    /// succeed (groups are members-only), so a forged invitation joins nothing.
+    ///
+    /// [`Event::AddedToGroup`]: crate::Event::AddedToGroup
+    #[default]
+    AutoAccept,
+    /// Report [`Event::Invitation`]; the application calls
+    /// [`Client::join_group`] to accept.
+    ///
+    /// [`Event::Invitation`]: crate::Event::Invitation
+    Manual,
+}
+
+/// Builds a [`Client`]: `ClientBuilder::new(jid, password)`, then a transport, then
+/// [`connect`](Self::connect).
+pub struct ClientBuilder {
+    pub(crate) jid: String,
+    pub(crate) password: Password,
+    pub(crate) connector: Option<Arc<dyn Connector>>,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) request_timeout: Duration,
+    pub(crate) reconnect: ReconnectPolicy,
+    pub(crate) invitations: InvitationPolicy,
+}
+
+impl std::fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("jid", &self.jid)
+            .field("password", &self.password)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("invitations", &self.invitations)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientBuilder {
+    /// An account: its bare JID (`user@example.org`) and password. Without a transport, the
+    /// client connects over TCP to the JID's domain (DNS SRV, STARTTLS, certificates checked
+    /// against the webpki roots).
+    pub fn new(jid: impl Into<String>, password: impl Into<Password>) -> Self {
+        Self {
+            jid: jid.into(),
+            password: password.into(),
+            connector: None,
+            connect_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(30),
+            reconnect: ReconnectPolicy::default(),
+            invitations: InvitationPolicy::default(),
+        }
+    }
+
+    /// TCP with TLS (STARTTLS or direct TLS, see [`TcpConnector::builder`]).
+    pub fn tcp(mut self, connector: TcpConnector) -> Self {
+        self.connector = Some(Arc::new(connector));
+        self
+    }
+
+    /// WebSocket, RFC 7395 (see [`WsConnector::builder`]).
+    pub fn websocket(mut self, connector: WsConnector) -> Self {
+        self.connector = Some(Arc::new(connector));
+        self
+    }
+
+    /// Any other [`Connector`].
+    pub fn connector(mut self, connector: Arc<dyn Connector>) -> Self {
+        self.connector = Some(connector);
+        self
+    }
+
+    /// How long [`connect`](Self::connect) waits for the login (default 30 s).
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.connect_timeout = d;
+        self
+    }
+
+    /// How long a call waits for the server's answer before failing with 504 (default 30 s).
+    pub fn request_timeout(mut self, d: Duration) -> Self {
+        self.request_timeout = d;
+        self
+    }
+
+    /// Reconnection after a lost connection (default: exponential backoff with jitter).
+    pub fn reconnect(mut self, policy: ReconnectPolicy) -> Self {
+        self.reconnect = policy;
+        self
+    }
+
+    /// What to do when someone adds us to a group (default: accept).
+    pub fn invitations(mut self, policy: InvitationPolicy) -> Self {
+        self.invitations = policy;
+        self
+    }
+
+    /// Connects, logs in, discovers the server's services, loads the group list and joins
+    /// every group. Returns once all of that is done.
+    pub async fn connect(self) -> Result<Client, ConnectError> {
+        let jid: jid::BareJid = self
+            .jid
+            .parse()
+            .map_err(|e| ConnectError::Invalid(format!("JID {:?}: {e}", self.jid)))?;
+        if jid.node().is_none() {
+            return Err(ConnectError::Invalid(format!(
+                "JID {:?} has no user part",
+                self.jid
+            )));
+        }
+        let connector: Arc<dyn Connector> = match self.connector.clone() {
+            Some(c) => c,
+            None => Arc::new(
+                TcpConnector::builder(jid.domain().as_str())
+                    .build()
+                    .map_err(ConnectError::Transport)?,
+            ),
+        };
+        let mut config = ClientConfig::new(jid.clone().into(), self.password.clone());
+        config.connect_timeout = self.connect_timeout;
+        config.reconnect = self.reconnect.clone();
+        Client::connect(config, connector, &self, jid).await
+    }
+}

@@ -1,0 +1,390 @@
+//! What the client reports: one [`Event`] type, delivered as an async stream
+//! ([`Client::events`](crate::Client::events)) and to listener traits.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use futures::Stream;
+use groupchat_protocol::group::GroupMessage;
+use groupchat_transport::ConnectionState;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::group::GroupProfile;
+
+/// The connection's state, as events carry it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum Connection {
+    /// Opening a link.
+    Connecting,
+    /// Logged in; `resumed` when nothing was lost (XEP-0198).
+    Connected {
+        /// Our full JID.
+        jid: String,
+        /// The previous session was resumed.
+        resumed: bool,
+    },
+    /// The link was lost; a reconnection follows.
+    Disconnected {
+        /// Why.
+        reason: String,
+    },
+    /// Waiting before the next attempt.
+    Reconnecting {
+        /// The coming attempt.
+        attempt: u32,
+        /// Milliseconds until it.
+        delay_ms: u64,
+    },
+    /// Ended for good.
+    Ended {
+        /// Why, unless closed by the application.
+        reason: Option<String>,
+    },
+}
+
+impl From<&ConnectionState> for Connection {
+    fn from(s: &ConnectionState) -> Self {
+        match s {
+            ConnectionState::Connecting { .. } => Self::Connecting,
+            ConnectionState::Connected { jid, resumed } => Self::Connected {
+                jid: jid.to_string(),
+                resumed: *resumed,
+            },
+            ConnectionState::Disconnected { reason } => Self::Disconnected {
+                reason: reason.to_string(),
+            },
+            ConnectionState::Reconnecting { attempt, delay } => Self::Reconnecting {
+                attempt: *attempt,
+                delay_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            },
+            ConnectionState::Ended { reason } => Self::Ended {
+                reason: reason.as_ref().map(ToString::to_string),
+            },
+            _ => Self::Connecting,
+        }
+    }
+}
+
+/// Something that happened. Group events carry the group's JID and, where the group says,
+/// the acting user's bare JID (`by`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum Event {
+    /// The connection changed state.
+    Connection(Connection),
+    /// We created a group.
+    GroupCreated {
+        /// The group.
+        group: String,
+        /// Its name.
+        name: String,
+        /// Who created it (us).
+        by: String,
+    },
+    /// Someone added us to a group; the SDK has joined and listed it (unless invitations are
+    /// left to the application, see [`Event::Invitation`]).
+    AddedToGroup {
+        /// The group.
+        group: String,
+        /// Its name.
+        name: Option<String>,
+        /// Who added us.
+        by: Option<String>,
+    },
+    /// An invitation the application decides on ([`InvitationPolicy::Manual`]); accept it
+    /// with [`Client::join_group`](crate::Client::join_group).
+    ///
+    /// [`InvitationPolicy::Manual`]: crate::InvitationPolicy::Manual
+    Invitation {
+        /// The group.
+        group: String,
+        /// Who invited us.
+        by: Option<String>,
+        /// Their reason.
+        reason: Option<String>,
+    },
+    /// The group's name or image changed.
+    ProfileUpdated {
+        /// The group.
+        group: String,
+        /// The profile after the change.
+        profile: GroupProfile,
+        /// Who changed it, when known (changes by clients without this SDK do not say).
+        by: Option<String>,
+    },
+    /// Members were added.
+    ParticipantsAdded {
+        /// The group.
+        group: String,
+        /// The new members.
+        participants: Vec<String>,
+        /// Who added them.
+        by: String,
+    },
+    /// A member was removed by an admin.
+    ParticipantRemoved {
+        /// The group.
+        group: String,
+        /// The removed member.
+        participant: String,
+        /// The admin.
+        by: String,
+    },
+    /// A member became admin.
+    AdminGranted {
+        /// The group.
+        group: String,
+        /// The new admin.
+        participant: String,
+        /// The admin who granted it.
+        by: String,
+    },
+    /// A member left the group.
+    MemberLeft {
+        /// The group.
+        group: String,
+        /// Who left.
+        participant: String,
+    },
+    /// The group was deleted (destroyed by an admin); it is gone from our list.
+    GroupDeleted {
+        /// The group.
+        group: String,
+        /// The admin who deleted it, when known.
+        by: Option<String>,
+    },
+    /// We were removed from the group; it is gone from our list.
+    RemovedFromGroup {
+        /// The group.
+        group: String,
+        /// The admin who removed us, when known.
+        by: Option<String>,
+    },
+    /// A message in a group.
+    GroupMessage(GroupMessage),
+    /// A 1:1 chat message.
+    ChatMessage {
+        /// The sender's bare JID.
+        from: String,
+        /// The message id.
+        id: Option<String>,
+        /// The text.
+        body: String,
+    },
+}
+
+impl Event {
+    /// The group the event is about, if any.
+    pub fn group(&self) -> Option<&str> {
+        match self {
+            Self::GroupCreated { group, .. }
+            | Self::AddedToGroup { group, .. }
+            | Self::Invitation { group, .. }
+            | Self::ProfileUpdated { group, .. }
+            | Self::ParticipantsAdded { group, .. }
+            | Self::ParticipantRemoved { group, .. }
+            | Self::AdminGranted { group, .. }
+            | Self::MemberLeft { group, .. }
+            | Self::GroupDeleted { group, .. }
+            | Self::RemovedFromGroup { group, .. } => Some(group),
+            Self::GroupMessage(m) => Some(&m.group),
+            Self::Connection(_) | Self::ChatMessage { .. } => None,
+        }
+    }
+}
+
+/// Group changes, like the seed API's `groupProfileListener`. Every method has a default
+/// that does nothing: implement the ones you need.
+#[async_trait]
+pub trait GroupProfileListener: Send + Sync {
+    /// We created a group.
+    async fn group_created(&self, _group: &str, _name: &str) {}
+    /// We were added to a group.
+    async fn added_to_group(&self, _group: &str, _by: Option<&str>) {}
+    /// The name or image changed.
+    async fn profile_updated(&self, _group: &str, _profile: &GroupProfile, _by: Option<&str>) {}
+    /// Members were added.
+    async fn participants_added(&self, _group: &str, _participants: &[String], _by: &str) {}
+    /// A member was removed.
+    async fn participant_removed(&self, _group: &str, _participant: &str, _by: &str) {}
+    /// A member became admin.
+    async fn admin_granted(&self, _group: &str, _participant: &str, _by: &str) {}
+    /// A member left.
+    async fn member_left(&self, _group: &str, _participant: &str) {}
+    /// The group was deleted.
+    async fn group_deleted(&self, _group: &str, _by: Option<&str>) {}
+    /// We were removed.
+    async fn removed_from_group(&self, _group: &str, _by: Option<&str>) {}
+}
+
+/// Connection state changes.
+#[async_trait]
+pub trait ConnectionListener: Send + Sync {
+    /// The state changed.
+    async fn connection_changed(&self, state: &Connection);
+}
+
+/// Incoming messages.
+#[async_trait]
+pub trait MessageListener: Send + Sync {
+    /// A group message.
+    async fn group_message(&self, _message: &GroupMessage) {}
+    /// A 1:1 message.
+    async fn chat_message(&self, _from: &str, _body: &str) {}
+}
+
+/// The registered listeners.
+#[derive(Default)]
+pub(crate) struct Listeners {
+    pub(crate) group: Vec<Arc<dyn GroupProfileListener>>,
+    pub(crate) connection: Vec<Arc<dyn ConnectionListener>>,
+    pub(crate) message: Vec<Arc<dyn MessageListener>>,
+}
+
+impl Listeners {
+    fn is_empty(&self) -> bool {
+        self.group.is_empty() && self.connection.is_empty() && self.message.is_empty()
+    }
+
+    /// Calls every listener the event concerns, in registration order.
+    async fn dispatch(&self, e: &Event) {
+        for l in &self.connection {
+            if let Event::Connection(c) = e {
+                l.connection_changed(c).await;
+            }
+        }
+        for l in &self.message {
+            match e {
+                Event::GroupMessage(m) => l.group_message(m).await,
+                Event::ChatMessage { from, body, .. } => l.chat_message(from, body).await,
+                _ => {}
+            }
+        }
+        for l in &self.group {
+            match e {
+                Event::GroupCreated { group, name, .. } => l.group_created(group, name).await,
+                Event::AddedToGroup { group, by, .. } => {
+                    l.added_to_group(group, by.as_deref()).await;
+                }
+                Event::ProfileUpdated { group, profile, by } => {
+                    l.profile_updated(group, profile, by.as_deref()).await;
+                }
+                Event::ParticipantsAdded {
+                    group,
+                    participants,
+                    by,
+                } => l.participants_added(group, participants, by).await,
+                Event::ParticipantRemoved {
+                    group,
+                    participant,
+                    by,
+                } => l.participant_removed(group, participant, by).await,
+                Event::AdminGranted {
+                    group,
+                    participant,
+                    by,
+                } => l.admin_granted(group, participant, by).await,
+                Event::MemberLeft { group, participant } => {
+                    l.member_left(group, participant).await;
+                }
+                Event::GroupDeleted { group, by } => l.group_deleted(group, by.as_deref()).await,
+                Event::RemovedFromGroup { group, by } => {
+                    l.removed_from_group(group, by.as_deref()).await;
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Events kept for a first `events()` call that has not come yet.
+const UNCLAIMED_LIMIT: usize = 10_000;
+
+/// Fans events out to every subscriber and to the listeners (on their own task, so that a
+/// slow listener never stalls the connection). Subscribers are unbounded: an event is never
+/// dropped for a slow reader.
+pub(crate) struct EventHub {
+    subscribers: Mutex<Vec<mpsc::UnboundedSender<Event>>>,
+    /// Everything since the start, for the first `events()` call (taken once).
+    first: Mutex<Option<mpsc::UnboundedReceiver<Event>>>,
+    listeners: mpsc::UnboundedSender<Event>,
+    pub(crate) registry: Arc<tokio::sync::RwLock<Listeners>>,
+}
+
+impl EventHub {
+    pub(crate) fn new() -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (ltx, mut lrx) = mpsc::unbounded_channel::<Event>();
+        let registry = Arc::new(tokio::sync::RwLock::new(Listeners::default()));
+        let reg = registry.clone();
+        tokio::spawn(async move {
+            while let Some(e) = lrx.recv().await {
+                let listeners = reg.read().await;
+                if !listeners.is_empty() {
+                    listeners.dispatch(&e).await;
+                }
+            }
+        });
+        Self {
+            subscribers: Mutex::new(vec![tx]),
+            first: Mutex::new(Some(rx)),
+            listeners: ltx,
+            registry,
+        }
+    }
+
+    pub(crate) fn emit(&self, e: Event) {
+        {
+            // Nobody asked for the stream from the start: stop keeping it after a while,
+            // rather than growing without bound.
+            let mut first = self.first.lock().unwrap_or_else(|p| p.into_inner());
+            if first.as_ref().is_some_and(|rx| rx.len() >= UNCLAIMED_LIMIT) {
+                *first = None;
+            }
+        }
+        let mut subs = self.subscribers.lock().unwrap_or_else(|p| p.into_inner());
+        subs.retain(|s| s.send(e.clone()).is_ok());
+        drop(subs);
+        let _ = self.listeners.send(e);
+    }
+
+    pub(crate) fn subscribe(&self) -> EventStream {
+        if let Some(rx) = self.first.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return EventStream { rx };
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.subscribers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(tx);
+        EventStream { rx }
+    }
+}
+
+/// The client's events as a [`Stream`]; it ends when the client has ended.
+#[derive(Debug)]
+pub struct EventStream {
+    rx: mpsc::UnboundedReceiver<Event>,
+}
+
+impl EventStream {
+    /// The next event (`None` once the client has ended).
+    pub async fn next(&mut self) -> Option<Event> {
+        self.rx.recv().await
+    }
+}
+
+impl Stream for EventStream {
+    type Item = Event;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Event>> {
+        self.rx.poll_recv(cx)
+    }
+}

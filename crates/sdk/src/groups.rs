@@ -1,0 +1,768 @@
+//! The group calls of the seed API, one async method each, and the bookkeeping behind them
+//! (bookmarks, notices, profile events).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use groupchat_protocol::codec::xep::bookmarks::{self, Bookmark, Dialect};
+use groupchat_protocol::codec::xep::muc_user::Affiliation;
+use groupchat_protocol::codec::xep::notice::{Notice, NoticeKind};
+use groupchat_protocol::codec::xep::stanza_error::{ErrorType, StanzaError};
+use groupchat_protocol::codec::xep::vcard::{self, Photo};
+use groupchat_protocol::codec::xep::{disco, muc_admin, muc_owner};
+use groupchat_protocol::codec::{Message, MessageType};
+use groupchat_protocol::group::GroupMessage;
+use groupchat_protocol::jid::{BareJid, Jid};
+
+use crate::client::{Client, Inner, lock};
+use crate::error::RequestError;
+use crate::events::Event;
+use crate::group::{Group, GroupImage, GroupProfile, Participant, ParticipantRole};
+
+/// Longest group name accepted.
+const MAX_NAME_CHARS: usize = 256;
+/// How long after a configuration change (status 104) without a notice the SDK reports the
+/// change as made by an unknown client.
+const NOTICE_GRACE: Duration = Duration::from_secs(3);
+
+/// A message that was sent: its id, and for a group the room's archive id (the row id that
+/// history, markers and deletion use).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct SentMessage {
+    /// Our id (also the XEP-0359 origin-id).
+    pub id: String,
+    /// The room's stanza-id, for a group message whose room assigns one.
+    pub stanza_id: Option<String>,
+}
+
+fn parse_user(jid: &str) -> Result<BareJid, RequestError> {
+    let j: BareJid = jid
+        .trim()
+        .parse()
+        .map_err(|e| RequestError::BadRequest(format!("invalid JID {jid:?}: {e}")))?;
+    if j.node().is_none() {
+        return Err(RequestError::BadRequest(format!(
+            "{jid:?} is not a user JID"
+        )));
+    }
+    Ok(j)
+}
+
+fn check_name(name: &str) -> Result<String, RequestError> {
+    let n = name.trim();
+    if n.is_empty() {
+        return Err(RequestError::BadRequest("the group name is empty".into()));
+    }
+    if n.chars().count() > MAX_NAME_CHARS {
+        return Err(RequestError::BadRequest(format!(
+            "the group name is longer than {MAX_NAME_CHARS} characters"
+        )));
+    }
+    Ok(n.to_owned())
+}
+
+fn conflict(text: &str) -> RequestError {
+    RequestError::Stanza(StanzaError::new(
+        ErrorType::Cancel,
+        "conflict",
+        Some(text.to_owned()),
+    ))
+}
+
+fn refused(e: RequestError) -> RequestError {
+    match e {
+        RequestError::Stanza(s) => RequestError::refused_group_action(s),
+        other => other,
+    }
+}
+
+impl Client {
+    /// The group service's domain, or 403 when the server has none.
+    fn group_service(&self) -> Result<String, RequestError> {
+        lock(&self.inner.services).groups.clone().ok_or_else(|| {
+            RequestError::FeatureUnavailable("group chat (the server has no MUC service)".into())
+        })
+    }
+
+    /// A group's JID, checked: on the group service (400 otherwise).
+    fn group_arg(&self, group: &str) -> Result<String, RequestError> {
+        let service = self.group_service()?;
+        let j: BareJid = group
+            .trim()
+            .parse()
+            .map_err(|e| RequestError::BadRequest(format!("invalid group JID {group:?}: {e}")))?;
+        if j.node().is_none() || j.domain().as_str() != service {
+            return Err(RequestError::BadRequest(format!(
+                "{group:?} is not a group on {service}"
+            )));
+        }
+        Ok(j.to_string())
+    }
+
+    /// The group JID for a group id: `<id>@<group service>`. 400 for an id that cannot be a
+    /// JID's local part; 403 when the server has no group service.
+    pub fn group_jid(&self, id: &str) -> Result<String, RequestError> {
+        let service = self.group_service()?;
+        let bad = id.is_empty()
+            || id.len() > 1023
+            || id
+                .chars()
+                .any(|c| c.is_whitespace() || "\"&'/:<>@".contains(c));
+        if bad {
+            return Err(RequestError::BadRequest(format!("invalid group id {id:?}")));
+        }
+        let jid: BareJid = format!("{id}@{service}")
+            .parse()
+            .map_err(|e| RequestError::BadRequest(format!("invalid group id {id:?}: {e}")))?;
+        Ok(jid.to_string())
+    }
+
+    /// Creates a group named `name` with `members` (bare JIDs) and an optional image: the
+    /// room is created persistent, members-only, hidden, non-anonymous and archived; each
+    /// member is made a member and invited; the group is added to our list. Reports
+    /// [`Event::GroupCreated`] here and [`Event::AddedToGroup`] to each member.
+    pub async fn create_group(
+        &self,
+        name: &str,
+        members: &[&str],
+        image: Option<GroupImage>,
+    ) -> Result<Group, RequestError> {
+        let name = check_name(name)?;
+        let members = members
+            .iter()
+            .map(|m| parse_user(m))
+            .collect::<Result<Vec<_>, _>>()?;
+        let service = self.group_service()?;
+        let mut raw = [0u8; 9];
+        getrandom::fill(&mut raw)
+            .map_err(|e| RequestError::BadRequest(format!("no entropy: {e}")))?;
+        let id: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        let group = format!("{id}@{service}");
+        let inner = &self.inner;
+        if !inner.join(&group).await? {
+            let _ = inner.send(muc_owner::leave(&group, &inner.nick)).await;
+            return Err(conflict("a group with this id exists"));
+        }
+        let form = inner
+            .request(Some(&group), |id| muc_owner::get_config(&group, id))
+            .await?;
+        let form = muc_owner::decode_config_form(&form)
+            .map_err(|e| RequestError::BadRequest(e.to_string()))?;
+        let config = muc_owner::RoomConfig::group(name.clone());
+        inner
+            .request(Some(&group), |id| {
+                muc_owner::submit_config(&group, id, &config, &form)
+            })
+            .await?;
+        lock(&inner.state)
+            .groups
+            .insert(group.clone(), Some(name.clone()));
+        inner
+            .bookmark_add(Bookmark::new(
+                &group,
+                Some(name.clone()),
+                Some(inner.nick.clone()),
+            ))
+            .await?;
+        if let Some(image) = &image {
+            self.set_image(&group, image).await?;
+        }
+        for m in &members {
+            self.add_one(&group, m).await?;
+        }
+        self.inner.emit(Event::GroupCreated {
+            group: group.clone(),
+            name: name.clone(),
+            by: inner.me.to_string(),
+        });
+        if !members.is_empty() {
+            self.notice(
+                &group,
+                NoticeKind::ParticipantsAdded,
+                members.iter().map(ToString::to_string).collect(),
+            )
+            .await?;
+        }
+        Ok(Group {
+            jid: group,
+            name: Some(name),
+        })
+    }
+
+    /// Makes `user` a member and invites them.
+    async fn add_one(&self, group: &str, user: &BareJid) -> Result<(), RequestError> {
+        let u = user.to_string();
+        self.inner
+            .request(Some(group), |id| {
+                muc_admin::set(group, id, &u, Affiliation::Member, None)
+            })
+            .await
+            .map_err(refused)?;
+        self.inner.send(muc_owner::invite(group, &u, None)).await
+    }
+
+    /// Posts a notice (who did what) to the group.
+    async fn notice(
+        &self,
+        group: &str,
+        kind: NoticeKind,
+        participants: Vec<String>,
+    ) -> Result<(), RequestError> {
+        let me = self.inner.me.to_string();
+        let text = match kind {
+            NoticeKind::ParticipantsAdded => format!("{me} added {}", participants.join(", ")),
+            NoticeKind::ParticipantRemoved => format!("{me} removed {}", participants.join(", ")),
+            NoticeKind::AdminGranted => format!("{me} made {} admin", participants.join(", ")),
+            NoticeKind::MemberLeft => format!("{me} left"),
+            NoticeKind::ProfileUpdated => format!("{me} changed the group profile"),
+            NoticeKind::GroupDeleted => format!("{me} deleted the group"),
+            _ => format!("{me}: {}", kind.as_str()),
+        };
+        let to: Jid = group
+            .parse()
+            .map_err(|e| RequestError::BadRequest(format!("{group}: {e}")))?;
+        let m = Notice::new(kind, participants).message(to, &self.inner.new_id(), &text);
+        self.inner.send_to_group(&m).await.map(|_| ())
+    }
+
+    /// Every group we are in, with names (from our bookmarks on the server, so that groups
+    /// joined on other devices are listed too).
+    pub async fn groups(&self) -> Result<Vec<Group>, RequestError> {
+        let stored = self.inner.read_bookmarks().await?;
+        let mut st = lock(&self.inner.state);
+        for b in stored {
+            let known = st.groups.entry(b.jid).or_insert(None);
+            if known.is_none() {
+                *known = b.name;
+            }
+        }
+        Ok(st
+            .groups
+            .iter()
+            .map(|(jid, name)| Group {
+                jid: jid.clone(),
+                name: name.clone(),
+            })
+            .collect())
+    }
+
+    /// Sets the group's name and, if given, its image (admins only: 403 otherwise). Every
+    /// member receives [`Event::ProfileUpdated`].
+    pub async fn set_group_profile(
+        &self,
+        group: &str,
+        name: &str,
+        image: Option<GroupImage>,
+    ) -> Result<GroupProfile, RequestError> {
+        let group = self.group_arg(group)?;
+        let name = check_name(name)?;
+        let inner = &self.inner;
+        let form = inner
+            .request(Some(&group), |id| muc_owner::get_config(&group, id))
+            .await
+            .map_err(refused)?;
+        let form = muc_owner::decode_config_form(&form)
+            .map_err(|e| RequestError::BadRequest(e.to_string()))?;
+        let config = muc_owner::RoomConfig::group(name.clone());
+        inner
+            .request(Some(&group), |id| {
+                muc_owner::submit_config(&group, id, &config, &form)
+            })
+            .await
+            .map_err(refused)?;
+        if let Some(image) = &image {
+            self.set_image(&group, image).await?;
+        }
+        let had = lock(&inner.state)
+            .groups
+            .insert(group.clone(), Some(name.clone()))
+            .is_some();
+        if had {
+            inner
+                .bookmark_add(Bookmark::new(&group, Some(name), Some(inner.nick.clone())))
+                .await?;
+        }
+        self.notice(&group, NoticeKind::ProfileUpdated, Vec::new())
+            .await?;
+        self.group_profile(&group).await
+    }
+
+    async fn set_image(&self, group: &str, image: &GroupImage) -> Result<(), RequestError> {
+        let bytes = |id: &str| match image {
+            GroupImage::Data { media_type, data } => vcard::set_photo(
+                group,
+                id,
+                &Photo {
+                    media_type: media_type.clone(),
+                    data: data.clone(),
+                },
+            ),
+            GroupImage::Url { url } => vcard::set_photo_url(group, id, url),
+        };
+        self.inner
+            .request(Some(group), bytes)
+            .await
+            .map(|_| ())
+            .map_err(refused)
+    }
+
+    /// The group's profile: name (disco#info) and image (the room's vCard). 404 for an
+    /// unknown group.
+    pub async fn group_profile(&self, group: &str) -> Result<GroupProfile, RequestError> {
+        let group = self.group_arg(group)?;
+        self.inner.profile(&group).await
+    }
+
+    /// The members: owners are admins, members and MUC admins are members; `online` when
+    /// they are in the group now.
+    pub async fn participants(&self, group: &str) -> Result<Vec<Participant>, RequestError> {
+        let group = self.group_arg(group)?;
+        let mut out: Vec<Participant> = Vec::new();
+        for (aff, role) in [
+            (Affiliation::Owner, ParticipantRole::Admin),
+            (Affiliation::Admin, ParticipantRole::Member),
+            (Affiliation::Member, ParticipantRole::Member),
+        ] {
+            let jids: Vec<String> = match self
+                .inner
+                .request(Some(&group), |id| muc_admin::get_list(&group, id, aff))
+                .await
+            {
+                Ok(iq) => muc_admin::decode_list(&iq)
+                    .map_err(|e| RequestError::BadRequest(e.to_string()))?
+                    .into_iter()
+                    .map(|i| i.jid)
+                    .collect(),
+                Err(RequestError::Stanza(e)) => {
+                    match RequestError::refused_group_action(e) {
+                        // Members may not read every list on every server: those present
+                        // are still known from the room.
+                        RequestError::Forbidden(_) => {
+                            let st = lock(&self.inner.state);
+                            st.tracker
+                                .occupants(&group)
+                                .filter(|o| o.affiliation == Some(aff))
+                                .filter_map(|o| o.jid.clone())
+                                .collect()
+                        }
+                        other => return Err(other),
+                    }
+                }
+                Err(e) => return Err(e),
+            };
+            for jid in jids {
+                if !out.iter().any(|p| p.jid == jid) {
+                    out.push(Participant {
+                        jid,
+                        role,
+                        online: false,
+                    });
+                }
+            }
+        }
+        let st = lock(&self.inner.state);
+        for o in st.tracker.occupants(&group) {
+            if let Some(p) = out.iter_mut().find(|p| Some(&p.jid) == o.jid.as_ref()) {
+                p.online = true;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Adds members (admins only: 403 otherwise); each is invited and receives
+    /// [`Event::AddedToGroup`]; everyone receives [`Event::ParticipantsAdded`].
+    pub async fn add_participants(&self, group: &str, users: &[&str]) -> Result<(), RequestError> {
+        let group = self.group_arg(group)?;
+        let users = users
+            .iter()
+            .map(|u| parse_user(u))
+            .collect::<Result<Vec<_>, _>>()?;
+        if users.is_empty() {
+            return Err(RequestError::BadRequest("no participants given".into()));
+        }
+        for u in &users {
+            self.add_one(&group, u).await?;
+        }
+        self.notice(
+            &group,
+            NoticeKind::ParticipantsAdded,
+            users.iter().map(ToString::to_string).collect(),
+        )
+        .await
+    }
+
+    /// Removes a member (admins only: 403 otherwise). They receive
+    /// [`Event::RemovedFromGroup`], everyone else [`Event::ParticipantRemoved`].
+    pub async fn remove_participant(&self, group: &str, user: &str) -> Result<(), RequestError> {
+        let group = self.group_arg(group)?;
+        let user = parse_user(user)?.to_string();
+        self.inner
+            .request(Some(&group), |id| {
+                muc_admin::set(&group, id, &user, Affiliation::None, None)
+            })
+            .await
+            .map_err(refused)?;
+        self.notice(&group, NoticeKind::ParticipantRemoved, vec![user])
+            .await
+    }
+
+    /// Makes a member admin (admins only: 403 otherwise); everyone receives
+    /// [`Event::AdminGranted`].
+    pub async fn make_admin(&self, group: &str, user: &str) -> Result<(), RequestError> {
+        let group = self.group_arg(group)?;
+        let user = parse_user(user)?.to_string();
+        self.inner
+            .request(Some(&group), |id| {
+                muc_admin::set(&group, id, &user, Affiliation::Owner, None)
+            })
+            .await
+            .map_err(refused)?;
+        self.notice(&group, NoticeKind::AdminGranted, vec![user])
+            .await
+    }
+
+    /// Leaves the group for good. The last admin first hands admin to the member whose JID
+    /// sorts first (so that the group keeps an admin); a group with no other member cannot
+    /// be left (409: delete it instead). Everyone else receives [`Event::MemberLeft`].
+    pub async fn exit_group(&self, group: &str) -> Result<(), RequestError> {
+        let group = self.group_arg(group)?;
+        let inner = &self.inner;
+        let me = inner.me.to_string();
+        if inner.my_affiliation(&group) == Some(Affiliation::Owner) {
+            let list = |aff| {
+                let group = group.clone();
+                async move {
+                    let iq = inner
+                        .request(Some(&group), |id| muc_admin::get_list(&group, id, aff))
+                        .await
+                        .map_err(refused)?;
+                    muc_admin::decode_list(&iq).map_err(|e| RequestError::BadRequest(e.to_string()))
+                }
+            };
+            let owners = list(Affiliation::Owner).await?;
+            if !owners.iter().any(|o| o.jid != me) {
+                let mut members = list(Affiliation::Member).await?;
+                members.extend(list(Affiliation::Admin).await?);
+                members.sort_by(|a, b| a.jid.cmp(&b.jid));
+                let Some(heir) = members.into_iter().find(|m| m.jid != me) else {
+                    return Err(conflict(
+                        "you are the group's only member: delete the group instead",
+                    ));
+                };
+                self.make_admin(&group, &heir.jid).await?;
+            }
+        }
+        lock(&inner.state).exiting.insert(group.clone());
+        let result = async {
+            if inner.in_room(&group) {
+                self.notice(&group, NoticeKind::MemberLeft, Vec::new())
+                    .await?;
+                inner.send(muc_owner::leave(&group, &inner.nick)).await?;
+            }
+            inner
+                .request(Some(&group), |id| {
+                    muc_admin::set(&group, id, &me, Affiliation::None, None)
+                })
+                .await
+                .map_err(refused)
+        }
+        .await;
+        if let Err(e) = result {
+            lock(&inner.state).exiting.remove(&group);
+            return Err(e);
+        }
+        self.forget(&group).await
+    }
+
+    /// Deletes the group: an admin destroys it for everyone ([`Event::GroupDeleted`]); a
+    /// member forgets it (leaves the room and drops it from the list; still a member, so
+    /// an admin can bring it back with an invitation).
+    pub async fn delete_group(&self, group: &str) -> Result<(), RequestError> {
+        let group = self.group_arg(group)?;
+        let inner = &self.inner;
+        if inner.my_affiliation(&group) == Some(Affiliation::Owner) {
+            self.notice(&group, NoticeKind::GroupDeleted, Vec::new())
+                .await?;
+            lock(&inner.state).exiting.insert(group.clone());
+            if let Err(e) = inner
+                .request(Some(&group), |id| muc_owner::destroy(&group, id, None))
+                .await
+                .map_err(refused)
+            {
+                lock(&inner.state).exiting.remove(&group);
+                return Err(e);
+            }
+        } else {
+            lock(&inner.state).exiting.insert(group.clone());
+            if inner.in_room(&group) {
+                inner.send(muc_owner::leave(&group, &inner.nick)).await?;
+            }
+        }
+        self.forget(&group).await
+    }
+
+    async fn forget(&self, group: &str) -> Result<(), RequestError> {
+        {
+            let mut st = lock(&self.inner.state);
+            st.groups.remove(group);
+            st.tracker.forget(group);
+        }
+        let r = self.inner.bookmark_remove(group).await;
+        lock(&self.inner.state).exiting.remove(group);
+        r
+    }
+
+    /// Joins a group we were invited to (with [`InvitationPolicy::Manual`]) and lists it.
+    ///
+    /// [`InvitationPolicy::Manual`]: crate::InvitationPolicy::Manual
+    pub async fn join_group(&self, group: &str) -> Result<(), RequestError> {
+        let group = self.group_arg(group)?;
+        self.inner.accept(&group, None).await
+    }
+
+    /// Sends a text message: to a group (type groupchat; waits for the room to take it, so
+    /// that a refusal surfaces as 403) or to a user (type chat).
+    pub async fn send_text(&self, to: &str, body: &str) -> Result<SentMessage, RequestError> {
+        let jid: Jid = to
+            .trim()
+            .parse()
+            .map_err(|e| RequestError::BadRequest(format!("invalid JID {to:?}: {e}")))?;
+        if body.is_empty() {
+            return Err(RequestError::BadRequest("the message is empty".into()));
+        }
+        let id = self.inner.new_id();
+        if self.is_group(&jid.to_string()) {
+            let m = Message::text(jid.to_bare().into(), MessageType::Groupchat, &id, body);
+            let stanza_id = self.inner.send_to_group(&m).await?;
+            Ok(SentMessage { id, stanza_id })
+        } else {
+            let m = Message::text(jid, MessageType::Chat, &id, body);
+            self.inner.send(m.encode()).await?;
+            Ok(SentMessage {
+                id,
+                stanza_id: None,
+            })
+        }
+    }
+}
+
+impl Inner {
+    pub(crate) async fn profile(&self, group: &str) -> Result<GroupProfile, RequestError> {
+        let info = self
+            .request(Some(group), |id| disco::info(group, id))
+            .await
+            .map_err(refused)?;
+        let info =
+            disco::decode_info(&info).map_err(|e| RequestError::BadRequest(e.to_string()))?;
+        let room = disco::RoomInfo::from_info(&info);
+        let image = match self.request(Some(group), |id| vcard::get(group, id)).await {
+            Ok(iq) => match vcard::decode_photo_url(&iq) {
+                Some(url) => Some(GroupImage::Url { url }),
+                None => vcard::decode_photo(&iq)
+                    .ok()
+                    .flatten()
+                    .map(|p| GroupImage::Data {
+                        media_type: p.media_type,
+                        data: p.data,
+                    }),
+            },
+            // No vCard on this server or room: no image.
+            Err(_) => None,
+        };
+        Ok(GroupProfile {
+            jid: group.to_owned(),
+            name: room.name,
+            description: room.description,
+            image,
+        })
+    }
+
+    /// A notice from a member: the event it stands for.
+    pub(crate) fn on_notice(self: &Arc<Self>, gm: &GroupMessage, n: Notice) {
+        // Only the room's word on who sent it counts (never the nickname).
+        let Some(by) = gm.sender.jid.clone() else {
+            return;
+        };
+        let group = gm.group.clone();
+        let first = n.participants.first().cloned().unwrap_or_default();
+        match n.kind {
+            NoticeKind::ParticipantsAdded => self.emit(Event::ParticipantsAdded {
+                group,
+                participants: n.participants,
+                by,
+            }),
+            NoticeKind::ParticipantRemoved => self.emit(Event::ParticipantRemoved {
+                group,
+                participant: first,
+                by,
+            }),
+            NoticeKind::AdminGranted => self.emit(Event::AdminGranted {
+                group,
+                participant: first,
+                by,
+            }),
+            NoticeKind::MemberLeft => self.emit(Event::MemberLeft {
+                group,
+                participant: by,
+            }),
+            NoticeKind::GroupDeleted => {
+                lock(&self.state).deleted_by.insert(group, by);
+            }
+            NoticeKind::ProfileUpdated => {
+                lock(&self.state)
+                    .profile_notices
+                    .insert(group.clone(), Instant::now());
+                let this = self.clone();
+                tokio::spawn(async move {
+                    if let Ok(profile) = this.profile(&group).await {
+                        this.note_name(&group, profile.name.clone());
+                        this.emit(Event::ProfileUpdated {
+                            group,
+                            profile,
+                            by: Some(by),
+                        });
+                    }
+                });
+            }
+            _ => {}
+        }
+    }
+
+    fn note_name(&self, group: &str, name: Option<String>) {
+        if let Some(n) = lock(&self.state).groups.get_mut(group) {
+            *n = name;
+        }
+    }
+
+    /// A configuration change (status 104). Changes made through this SDK come with a
+    /// notice, which reports them with the actor; when none follows within
+    /// [`NOTICE_GRACE`], another client made the change and it is reported without one.
+    pub(crate) fn profile_changed_without_notice(self: &Arc<Self>, group: String) {
+        let seen_at = Instant::now();
+        if !lock(&self.state).profile_checks.insert(group.clone()) {
+            return; // a check is already waiting
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(NOTICE_GRACE).await;
+            let noticed = {
+                let mut st = lock(&this.state);
+                st.profile_checks.remove(&group);
+                st.profile_notices
+                    .get(&group)
+                    .is_some_and(|t| *t + NOTICE_GRACE * 3 >= seen_at)
+            };
+            if noticed {
+                return;
+            }
+            if let Ok(profile) = this.profile(&group).await {
+                this.note_name(&group, profile.name.clone());
+                this.emit(Event::ProfileUpdated {
+                    group,
+                    profile,
+                    by: None,
+                });
+            }
+        });
+    }
+
+    /// Both bookmark stores, merged (XEP-0402 items and XEP-0048 private storage).
+    pub(crate) async fn read_bookmarks(&self) -> Result<Vec<Bookmark>, RequestError> {
+        let pep = match self.request(None, bookmarks::get_items).await {
+            Ok(iq) => bookmarks::decode_items_result(&iq).unwrap_or_default(),
+            Err(RequestError::Stanza(_)) => Vec::new(), // no node yet
+            Err(e) => return Err(e),
+        };
+        let private = match self.request(None, bookmarks::get_private).await {
+            Ok(iq) => bookmarks::decode_private(&iq).unwrap_or_default(),
+            Err(RequestError::Stanza(_)) => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        if !private.is_empty() {
+            lock(&self.state).dialect = Dialect::Private;
+        }
+        let mut all = pep;
+        for b in private {
+            if !all.iter().any(|x| x.jid == b.jid) {
+                all.push(b);
+            }
+        }
+        Ok(all)
+    }
+
+    pub(crate) async fn load_bookmarks(&self) -> Result<(), RequestError> {
+        let all = self.read_bookmarks().await?;
+        let mut st = lock(&self.state);
+        for b in all {
+            st.groups.insert(b.jid, b.name);
+        }
+        Ok(())
+    }
+
+    fn all_bookmarks(&self) -> Vec<Bookmark> {
+        lock(&self.state)
+            .groups
+            .iter()
+            .map(|(jid, name)| Bookmark::new(jid, name.clone(), Some(self.nick.clone())))
+            .collect()
+    }
+
+    /// Adds or updates a bookmark, walking the server's dialect (see
+    /// `groupchat_protocol::codec::xep::bookmarks`).
+    pub(crate) async fn bookmark_add(&self, b: Bookmark) -> Result<(), RequestError> {
+        loop {
+            let dialect = lock(&self.state).dialect;
+            if dialect == Dialect::Private {
+                let all = self.all_bookmarks();
+                return self
+                    .request(None, |id| bookmarks::set_private(id, &all))
+                    .await
+                    .map(|_| ());
+            }
+            match self
+                .request(None, |id| bookmarks::publish(id, &b, dialect))
+                .await
+            {
+                Ok(_) => {
+                    let stored = match self.request(None, bookmarks::get_items).await {
+                        Ok(iq) => bookmarks::decode_items_result(&iq).unwrap_or_default(),
+                        Err(_) => Vec::new(),
+                    };
+                    let expected = self.all_bookmarks();
+                    let next = dialect.after_read_back(&expected, &stored);
+                    if next == dialect {
+                        return Ok(());
+                    }
+                    lock(&self.state).dialect = next;
+                }
+                Err(RequestError::Stanza(e)) => match dialect.after_publish_error(&e) {
+                    Some(next) => lock(&self.state).dialect = next,
+                    None => return Err(RequestError::Stanza(e)),
+                },
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Removes a bookmark from both stores.
+    pub(crate) async fn bookmark_remove(&self, group: &str) -> Result<(), RequestError> {
+        let r = self.request(None, |id| bookmarks::retract(id, group)).await;
+        if lock(&self.state).dialect == Dialect::Private {
+            let all: Vec<Bookmark> = self
+                .all_bookmarks()
+                .into_iter()
+                .filter(|b| b.jid != group)
+                .collect();
+            return self
+                .request(None, |id| bookmarks::set_private(id, &all))
+                .await
+                .map(|_| ());
+        }
+        match r {
+            Ok(_) | Err(RequestError::Stanza(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
