@@ -12,12 +12,12 @@ pub enum RequestError {
     /// The server answered with a stanza error; the status comes from its condition
     /// (`forbidden` → 403, `item-not-found` → 404, `conflict` → 409, …).
     #[error("{}{}", .0.condition, .0.text.as_deref().map(|t| format!(": {t}")).unwrap_or_default())]
-    Stanza(StanzaError),
+    Stanza(Box<StanzaError>),
     /// The group refused an action the user may not take (a non-admin changing members, a
     /// removed member posting): 403, whatever condition the server chose. Both servers
     /// answer these with `not-allowed` (admin changes) or `not-acceptable` (posting).
     #[error("not permitted: {}{}", .0.condition, .0.text.as_deref().map(|t| format!(": {t}")).unwrap_or_default())]
-    Forbidden(StanzaError),
+    Forbidden(Box<StanzaError>),
     /// The server lacks the feature or service (no MAM, no upload service, ...): 403.
     #[error("feature unavailable on this server: {0}")]
     FeatureUnavailable(String),
@@ -51,11 +51,13 @@ impl RequestError {
     /// [`Forbidden`]: Self::Forbidden
     pub fn refused_group_action(e: StanzaError) -> Self {
         match e.condition.as_str() {
-            "forbidden" | "not-allowed" | "not-acceptable" | "not-authorized" => Self::Forbidden(e),
+            "forbidden" | "not-allowed" | "not-acceptable" | "not-authorized" => {
+                Self::Forbidden(Box::new(e))
+            }
             "item-not-found" => {
                 Self::NotFound(e.text.clone().unwrap_or_else(|| "no such group".to_owned()))
             }
-            _ => Self::Stanza(e),
+            _ => Self::Stanza(Box::new(e)),
         }
     }
 
@@ -76,7 +78,7 @@ impl RequestError {
 
 impl From<StanzaError> for RequestError {
     fn from(e: StanzaError) -> Self {
-        Self::Stanza(e)
+        Self::Stanza(Box::new(e))
     }
 }
 
@@ -130,7 +132,7 @@ mod tests {
     #[test]
     fn status_codes_for_every_condition_the_seed_names() {
         let code = |c: &str| {
-            RequestError::Stanza(StanzaError::new(ErrorType::Cancel, c, None)).status_code()
+            RequestError::from(StanzaError::new(ErrorType::Cancel, c, None)).status_code()
         };
         assert_eq!(code("bad-request"), 400);
         assert_eq!(code("jid-malformed"), 400);
@@ -161,7 +163,7 @@ mod tests {
             serde_json::to_string(&ok).unwrap(),
             r#"{"statusCode":200,"message":"Success","data":["a@b"]}"#
         );
-        let e = RequestError::Stanza(StanzaError::new(
+        let e = RequestError::from(StanzaError::new(
             ErrorType::Auth,
             "forbidden",
             Some("Owner privileges required".into()),

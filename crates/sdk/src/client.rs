@@ -60,6 +60,8 @@ impl Drop for CloseOnDrop {
 }
 
 type Waiters<T> = Mutex<HashMap<String, Vec<oneshot::Sender<T>>>>;
+type PendingIq = (Option<String>, oneshot::Sender<Iq>);
+type Reflection = Result<Option<String>, StanzaError>;
 
 pub(crate) struct Inner {
     pub(crate) handle: Handle,
@@ -68,10 +70,13 @@ pub(crate) struct Inner {
     pub(crate) nick: String,
     pub(crate) request_timeout: Duration,
     invitations: InvitationPolicy,
+    pub(crate) http: crate::http::Http,
     id_prefix: String,
     next_id: AtomicU64,
-    pending_iq: Mutex<HashMap<String, (Option<String>, oneshot::Sender<Iq>)>>,
-    pending_msg: Mutex<HashMap<String, oneshot::Sender<Result<Option<String>, StanzaError>>>>,
+    /// Requests waiting for their answer: id → (the entity asked, the waiter).
+    pending_iq: Mutex<HashMap<String, PendingIq>>,
+    /// Group messages waiting for the room's reflection (its stanza-id) or error.
+    pending_msg: Mutex<HashMap<String, oneshot::Sender<Reflection>>>,
     joins: Waiters<Result<bool, StanzaError>>,
     pub(crate) services: Mutex<Services>,
     pub(crate) state: Mutex<State>,
@@ -119,6 +124,14 @@ impl Client {
         b: &ClientBuilder,
         me: BareJid,
     ) -> Result<Self, ConnectError> {
+        let http = crate::http::Http {
+            tls: b
+                .http_tls
+                .client_config(&[b"http/1.1"])
+                .map_err(ConnectError::Transport)?,
+            allow_loopback_plain: b.http_loopback_plain,
+            timeout: b.request_timeout,
+        };
         let mut transport = groupchat_transport::Client::start(config, connector);
         let handle = transport.handle();
         let state = tokio::time::timeout(
@@ -146,6 +159,7 @@ impl Client {
             me,
             request_timeout: b.request_timeout,
             invitations: b.invitations,
+            http,
             id_prefix: prefix.iter().map(|b| format!("{b:02x}")).collect(),
             next_id: AtomicU64::new(1),
             pending_iq: Mutex::new(HashMap::new()),
@@ -254,7 +268,7 @@ impl Inner {
         }
         match tokio::time::timeout(self.request_timeout, rx).await {
             Ok(Ok(iq)) if iq.kind == IqType::Error => {
-                Err(RequestError::Stanza(iq.error.unwrap_or_else(|| {
+                Err(RequestError::from(iq.error.unwrap_or_else(|| {
                     StanzaError::new(ErrorType::Cancel, "undefined-condition", None)
                 })))
             }
@@ -358,6 +372,8 @@ impl Inner {
         }
         let groups: Vec<String> = lock(&self.state).groups.keys().cloned().collect();
         futures::future::join_all(groups.iter().map(|g| self.rejoin(g))).await;
+        let joined: Vec<String> = groups.into_iter().filter(|g| self.in_room(g)).collect();
+        self.emit(Event::GroupsJoined { groups: joined });
         // Presence last: invitations kept offline arrive after it, when the list is known.
         self.send(b"<presence xmlns='jabber:client'/>".to_vec())
             .await

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use groupchat_protocol::Password;
 use groupchat_transport::{ClientConfig, Connector, ReconnectPolicy};
-use groupchat_transport_tcp::TcpConnector;
+use groupchat_transport_tcp::{TcpConnector, TlsOptions};
 use groupchat_transport_ws::WsConnector;
 
 use crate::client::Client;
@@ -39,6 +39,8 @@ pub struct ClientBuilder {
     pub(crate) request_timeout: Duration,
     pub(crate) reconnect: ReconnectPolicy,
     pub(crate) invitations: InvitationPolicy,
+    pub(crate) http_tls: TlsOptions,
+    pub(crate) http_loopback_plain: bool,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -66,6 +68,8 @@ impl ClientBuilder {
             request_timeout: Duration::from_secs(30),
             reconnect: ReconnectPolicy::default(),
             invitations: InvitationPolicy::default(),
+            http_tls: TlsOptions::default(),
+            http_loopback_plain: false,
         }
     }
 
@@ -108,6 +112,21 @@ impl ClientBuilder {
     /// What to do when someone adds us to a group (default: accept).
     pub fn invitations(mut self, policy: InvitationPolicy) -> Self {
         self.invitations = policy;
+        self
+    }
+
+    /// Certificate trust for HTTPS (images given by URL, uploads); default: the webpki
+    /// roots.
+    pub fn http_tls(mut self, tls: TlsOptions) -> Self {
+        self.http_tls = tls;
+        self
+    }
+
+    /// Allows plain `http://` to loopback addresses (`localhost`, `127.0.0.1`, `::1`), for
+    /// local test servers whose upload service hands out such URLs. Other plain-HTTP URLs
+    /// are always refused.
+    pub fn allow_insecure_http_loopback(mut self) -> Self {
+        self.http_loopback_plain = true;
         self
     }
 

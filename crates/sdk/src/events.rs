@@ -76,6 +76,12 @@ impl From<&ConnectionState> for Connection {
 pub enum Event {
     /// The connection changed state.
     Connection(Connection),
+    /// After a login without resumption (the first one, or after a server restart), every
+    /// group of the list was joined again; these are the groups now joined.
+    GroupsJoined {
+        /// The joined groups.
+        groups: Vec<String>,
+    },
     /// We created a group.
     GroupCreated {
         /// The group.
@@ -192,7 +198,7 @@ impl Event {
             | Self::GroupDeleted { group, .. }
             | Self::RemovedFromGroup { group, .. } => Some(group),
             Self::GroupMessage(m) => Some(&m.group),
-            Self::Connection(_) | Self::ChatMessage { .. } => None,
+            Self::Connection(_) | Self::ChatMessage { .. } | Self::GroupsJoined { .. } => None,
         }
     }
 }

@@ -9,7 +9,7 @@ use groupchat_protocol::codec::xep::muc_user::Affiliation;
 use groupchat_protocol::codec::xep::notice::{Notice, NoticeKind};
 use groupchat_protocol::codec::xep::stanza_error::{ErrorType, StanzaError};
 use groupchat_protocol::codec::xep::vcard::{self, Photo};
-use groupchat_protocol::codec::xep::{disco, muc_admin, muc_owner};
+use groupchat_protocol::codec::xep::{disco, muc_admin, muc_owner, upload};
 use groupchat_protocol::codec::{Message, MessageType};
 use groupchat_protocol::group::GroupMessage;
 use groupchat_protocol::jid::{BareJid, Jid};
@@ -64,7 +64,7 @@ fn check_name(name: &str) -> Result<String, RequestError> {
 }
 
 fn conflict(text: &str) -> RequestError {
-    RequestError::Stanza(StanzaError::new(
+    RequestError::from(StanzaError::new(
         ErrorType::Cancel,
         "conflict",
         Some(text.to_owned()),
@@ -73,7 +73,7 @@ fn conflict(text: &str) -> RequestError {
 
 fn refused(e: RequestError) -> RequestError {
     match e {
-        RequestError::Stanza(s) => RequestError::refused_group_action(s),
+        RequestError::Stanza(s) => RequestError::refused_group_action(*s),
         other => other,
     }
 }
@@ -289,23 +289,83 @@ impl Client {
         self.group_profile(&group).await
     }
 
+    /// Stores the image as the room's vCard photo (XEP-0486). An image given by URL is
+    /// fetched first and checked like a file, so that every client can show it.
     async fn set_image(&self, group: &str, image: &GroupImage) -> Result<(), RequestError> {
-        let bytes = |id: &str| match image {
-            GroupImage::Data { media_type, data } => vcard::set_photo(
-                group,
-                id,
-                &Photo {
-                    media_type: media_type.clone(),
-                    data: data.clone(),
-                },
-            ),
-            GroupImage::Url { url } => vcard::set_photo_url(group, id, url),
+        let info = self
+            .inner
+            .request(Some(group), |id| disco::info(group, id))
+            .await
+            .map_err(refused)?;
+        let info =
+            disco::decode_info(&info).map_err(|e| RequestError::BadRequest(e.to_string()))?;
+        if !info.has_feature(vcard::NS) {
+            return Err(RequestError::FeatureUnavailable(
+                "group images (the group service keeps no vCard)".into(),
+            ));
+        }
+        let fetched;
+        let image = match image {
+            GroupImage::Url { url } => {
+                let (_, data) = self
+                    .inner
+                    .http
+                    .get(url, crate::group::MAX_IMAGE_BYTES)
+                    .await?;
+                fetched = GroupImage::from_bytes(data)?;
+                &fetched
+            }
+            other => other,
+        };
+        let GroupImage::Data { media_type, data } = image else {
+            return Err(RequestError::BadRequest("no image data".into()));
+        };
+        let photo = Photo {
+            media_type: media_type.clone(),
+            data: data.clone(),
         };
         self.inner
-            .request(Some(group), bytes)
+            .request(Some(group), |id| vcard::set_photo(group, id, &photo))
             .await
             .map(|_| ())
             .map_err(refused)
+    }
+
+    /// Uploads a file to the server's upload service (XEP-0363) and returns the URL that
+    /// serves it. 403 when the server has no upload service, 413 above its size limit.
+    pub async fn upload(
+        &self,
+        filename: &str,
+        media_type: &str,
+        data: Vec<u8>,
+    ) -> Result<String, RequestError> {
+        let (service, limit) = lock(&self.inner.services).upload.clone().ok_or_else(|| {
+            RequestError::FeatureUnavailable(
+                "file upload (the server has no upload service)".into(),
+            )
+        })?;
+        let size = data.len() as u64;
+        if let Some(limit) = limit.filter(|l| size > *l) {
+            return Err(RequestError::TooLarge { size, limit });
+        }
+        if filename.is_empty() || filename.contains('/') {
+            return Err(RequestError::BadRequest(format!(
+                "invalid file name {filename:?}"
+            )));
+        }
+        let iq = self
+            .inner
+            .request(Some(&service), |id| {
+                upload::request(&service, id, filename, size, media_type)
+            })
+            .await?;
+        let slot =
+            upload::decode_slot(&iq).map_err(|e| RequestError::BadRequest(e.to_string()))??;
+        self.inner
+            .http
+            .put(&slot.put, &slot.headers, media_type, data)
+            .await?;
+        Ok(slot.get)
     }
 
     /// The group's profile: name (disco#info) and image (the room's vCard). 404 for an
@@ -336,7 +396,7 @@ impl Client {
                     .map(|i| i.jid)
                     .collect(),
                 Err(RequestError::Stanza(e)) => {
-                    match RequestError::refused_group_action(e) {
+                    match RequestError::refused_group_action(*e) {
                         // Members may not read every list on every server: those present
                         // are still known from the room.
                         RequestError::Forbidden(_) => {
@@ -393,8 +453,9 @@ impl Client {
         .await
     }
 
-    /// Removes a member (admins only: 403 otherwise). They receive
-    /// [`Event::RemovedFromGroup`], everyone else [`Event::ParticipantRemoved`].
+    /// Removes a member (admins only: 403 otherwise): they leave the room and may not come
+    /// back unless added again. They receive [`Event::RemovedFromGroup`],
+    /// everyone else [`Event::ParticipantRemoved`].
     pub async fn remove_participant(&self, group: &str, user: &str) -> Result<(), RequestError> {
         let group = self.group_arg(group)?;
         let user = parse_user(user)?.to_string();

@@ -50,6 +50,7 @@ mod error;
 mod events;
 mod group;
 mod groups;
+mod http;
 
 pub use client::{Client, Services};
 pub use config::{ClientBuilder, InvitationPolicy};

@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use groupchat_sdk::transport_tcp::{Security, TcpConnector, TlsOptions};
 use groupchat_sdk::transport_ws::WsConnector;
-use groupchat_sdk::{Client, Event, EventStream, GroupImage, ParticipantRole, RequestError};
+use groupchat_sdk::{
+    Client, Connection, Event, EventStream, GroupImage, GroupProfileListener, InvitationPolicy,
+    ParticipantRole, ReconnectPolicy, RequestError, Response,
+};
 use groupchat_test_support::{ServerKind, TestServer};
 
 /// A 1×1 PNG.
@@ -25,7 +28,9 @@ enum Via {
 async fn login(server: &TestServer, user: &str, via: Via) -> (Client, EventStream) {
     let account = server.account(user);
     let builder = Client::builder(account.jid.as_str(), account.password.as_str())
-        .request_timeout(Duration::from_secs(20));
+        .request_timeout(Duration::from_secs(20))
+        .allow_insecure_http_loopback()
+        .reconnect(quick_reconnect());
     let builder = match via {
         Via::Tcp => builder.tcp(
             TcpConnector::builder("localhost")
@@ -48,6 +53,13 @@ async fn login(server: &TestServer, user: &str, via: Via) -> (Client, EventStrea
         .unwrap_or_else(|e| panic!("{}: {user} cannot connect: {e}", server.kind()));
     let events = client.events();
     (client, events)
+}
+
+fn quick_reconnect() -> ReconnectPolicy {
+    let mut r = ReconnectPolicy::default();
+    r.initial_delay = Duration::from_millis(100);
+    r.max_delay = Duration::from_secs(1);
+    r
 }
 
 /// Reads events until one matches; panics after 30 s.
@@ -170,8 +182,29 @@ async fn lifecycle(kind: ServerKind) {
     let p = alice.group_profile(&g).await.unwrap();
     assert_eq!(p.name.as_deref(), Some("Team"), "{kind}");
     assert_eq!(p.image, Some(image), "{kind}");
+    // An image given by URL (here one the server's upload service serves) is fetched and
+    // kept like a file; plain http to a non-loopback host is refused.
+    let GroupImage::Data { data, .. } = &*GIF else {
+        unreachable!()
+    };
+    let url = alice
+        .upload("team.gif", "image/gif", data.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        status(
+            alice
+                .set_group_profile(
+                    &g,
+                    "X",
+                    Some(GroupImage::from_url("http://192.0.2.1/a.gif").unwrap())
+                )
+                .await
+        ),
+        400
+    );
     let p = alice
-        .set_group_profile(&g, "Team 2", Some(GIF.clone()))
+        .set_group_profile(&g, "Team 2", Some(GroupImage::from_url(url).unwrap()))
         .await
         .unwrap_or_else(|e| panic!("{kind}: set profile: {e}"));
     assert_eq!(p.name.as_deref(), Some("Team 2"), "{kind}");
@@ -356,4 +389,394 @@ async fn every_group_call_on_prosody() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_group_call_on_ejabberd() {
     lifecycle(ServerKind::Ejabberd).await;
+}
+
+/// The core flow over WebSocket (RFC 7395): create with a member and an image, the member
+/// is added, a profile change reaches them, removal, deletion.
+async fn core_flow_over_websocket(kind: ServerKind) {
+    let Some(server) = TestServer::start(kind) else {
+        return;
+    };
+    let (alice, _alice_ev) = login(&server, "alice", Via::WebSocket).await;
+    let (bob, mut bob_ev) = login(&server, "bob", Via::WebSocket).await;
+    let g = alice
+        .create_group("Over WS", &["bob@localhost"], Some(GIF.clone()))
+        .await
+        .unwrap_or_else(|e| panic!("{kind}: {e}"))
+        .jid;
+    expect(
+        &mut bob_ev,
+        "added",
+        |e| matches!(e, Event::AddedToGroup { group, .. } if *group == g),
+    )
+    .await;
+    assert_eq!(
+        listed(&bob, &g).await,
+        Some(Some("Over WS".into())),
+        "{kind}"
+    );
+    assert_eq!(
+        bob.group_profile(&g).await.unwrap().image,
+        Some(GIF.clone())
+    );
+    alice.set_group_profile(&g, "Renamed", None).await.unwrap();
+    let ev = expect(&mut bob_ev, "profile", |e| {
+        matches!(e, Event::ProfileUpdated { .. })
+    })
+    .await;
+    let Event::ProfileUpdated { profile, by, .. } = ev else {
+        unreachable!()
+    };
+    assert_eq!(
+        (profile.name.as_deref(), by.as_deref()),
+        (Some("Renamed"), Some("alice@localhost"))
+    );
+    bob.send_text(&g, "hi over ws").await.unwrap();
+    alice.remove_participant(&g, "bob@localhost").await.unwrap();
+    expect(&mut bob_ev, "removed", |e| {
+        matches!(e, Event::RemovedFromGroup { group, by } if *group == g && by.as_deref() == Some("alice@localhost"))
+    })
+    .await;
+    assert_eq!(status(bob.send_text(&g, "let me in").await), 403, "{kind}");
+    alice.delete_group(&g).await.unwrap();
+    assert_eq!(listed(&alice, &g).await, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn core_flow_over_websocket_on_prosody() {
+    core_flow_over_websocket(ServerKind::Prosody).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn core_flow_over_websocket_on_ejabberd() {
+    core_flow_over_websocket(ServerKind::Ejabberd).await;
+}
+
+/// Login failures are typed: a malformed JID is 400 before any connection, a wrong
+/// password 401.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_errors_have_status_codes() {
+    let e = Client::builder("not a jid", "x")
+        .connect()
+        .await
+        .unwrap_err();
+    assert_eq!(e.status_code(), 400, "{e}");
+    let e = Client::builder("example.org", "x")
+        .connect()
+        .await
+        .unwrap_err();
+    assert_eq!(e.status_code(), 400, "a JID without a user: {e}");
+    let Some(server) = TestServer::start(ServerKind::Prosody) else {
+        return;
+    };
+    let e = Client::builder("alice@localhost", "wrong")
+        .tcp(
+            TcpConnector::builder("localhost")
+                .address(server.c2s_addr())
+                .tls(TlsOptions::ca_file(server.ca_cert_pem()))
+                .build()
+                .unwrap(),
+        )
+        .connect()
+        .await
+        .unwrap_err();
+    assert_eq!(e.status_code(), 401, "{e}");
+}
+
+struct Recorder(tokio::sync::mpsc::UnboundedSender<String>);
+
+#[async_trait::async_trait]
+impl GroupProfileListener for Recorder {
+    async fn added_to_group(&self, group: &str, by: Option<&str>) {
+        let _ = self
+            .0
+            .send(format!("added {group} by {}", by.unwrap_or("?")));
+    }
+    async fn admin_granted(&self, group: &str, participant: &str, by: &str) {
+        let _ = self
+            .0
+            .send(format!("admin {participant} in {group} by {by}"));
+    }
+}
+
+/// What happens while a member is away reaches them at their next login: removal and
+/// deletion; an invitation left to the application; listeners; the last admin's exit; the
+/// seed's response shape.
+async fn while_away(kind: ServerKind) {
+    let Some(server) = TestServer::start(kind) else {
+        return;
+    };
+    let (alice, _alice_ev) = login(&server, "alice", Via::Tcp).await;
+    let g1 = alice
+        .create_group("One", &["bob@localhost"], None)
+        .await
+        .unwrap()
+        .jid;
+    let g2 = alice
+        .create_group("Two", &["bob@localhost"], None)
+        .await
+        .unwrap()
+        .jid;
+    {
+        let (bob, mut bob_ev) = login(&server, "bob", Via::Tcp).await;
+        let mut added = Vec::new();
+        for _ in 0..2 {
+            match expect(&mut bob_ev, "added", |e| {
+                matches!(e, Event::AddedToGroup { .. })
+            })
+            .await
+            {
+                Event::AddedToGroup { group, .. } => added.push(group),
+                _ => unreachable!(),
+            }
+        }
+        added.sort();
+        let mut want = vec![g1.clone(), g2.clone()];
+        want.sort();
+        assert_eq!(added, want, "{kind}");
+        bob.close();
+        expect(&mut bob_ev, "closed", |e| {
+            matches!(e, Event::Connection(Connection::Ended { .. }))
+        })
+        .await;
+    }
+    // While bob is away: removed from one group, the other deleted.
+    alice
+        .remove_participant(&g1, "bob@localhost")
+        .await
+        .unwrap();
+    alice.delete_group(&g2).await.unwrap();
+    let (bob, mut bob_ev) = login(&server, "bob", Via::Tcp).await;
+    let mut seen = vec![
+        expect(&mut bob_ev, "gone", |e| {
+            matches!(
+                e,
+                Event::RemovedFromGroup { .. } | Event::GroupDeleted { .. }
+            )
+        })
+        .await,
+        expect(&mut bob_ev, "gone", |e| {
+            matches!(
+                e,
+                Event::RemovedFromGroup { .. } | Event::GroupDeleted { .. }
+            )
+        })
+        .await,
+    ];
+    seen.sort_by_key(|e| e.group().map(str::to_owned));
+    let mut want = vec![
+        Event::RemovedFromGroup {
+            group: g1.clone(),
+            by: None,
+        },
+        Event::GroupDeleted {
+            group: g2.clone(),
+            by: None,
+        },
+    ];
+    want.sort_by_key(|e| e.group().map(str::to_owned));
+    assert_eq!(seen, want, "{kind}");
+    assert_eq!(listed(&bob, &g1).await, None);
+    assert_eq!(listed(&bob, &g2).await, None);
+    drop(bob);
+
+    // Carol decides on invitations herself; a listener hears about the group.
+    let account = server.account("carol");
+    let carol = Client::builder(account.jid.as_str(), account.password.as_str())
+        .tcp(
+            TcpConnector::builder("localhost")
+                .address(server.c2s_addr())
+                .tls(TlsOptions::ca_file(server.ca_cert_pem()))
+                .build()
+                .unwrap(),
+        )
+        .invitations(InvitationPolicy::Manual)
+        .connect()
+        .await
+        .unwrap();
+    let (tx, mut heard) = tokio::sync::mpsc::unbounded_channel();
+    carol
+        .add_group_listener(std::sync::Arc::new(Recorder(tx)))
+        .await;
+    let mut carol_ev = carol.events();
+    alice
+        .add_participants(&g1, &["carol@localhost"])
+        .await
+        .unwrap();
+    let ev = expect(&mut carol_ev, "invitation", |e| {
+        matches!(e, Event::Invitation { .. })
+    })
+    .await;
+    assert!(
+        matches!(&ev, Event::Invitation { group, by, .. } if *group == g1 && by.as_deref() == Some("alice@localhost")),
+        "{kind}: {ev:?}"
+    );
+    assert_eq!(listed(&carol, &g1).await, None, "{kind}: not accepted yet");
+    carol.join_group(&g1).await.unwrap();
+    assert_eq!(
+        listed(&carol, &g1).await,
+        Some(Some("One".into())),
+        "{kind}"
+    );
+    let first = tokio::time::timeout(Duration::from_secs(20), heard.recv())
+        .await
+        .unwrap();
+    assert_eq!(first.as_deref(), Some(format!("added {g1} by ?").as_str()));
+    alice.make_admin(&g1, "carol@localhost").await.unwrap();
+    let second = tokio::time::timeout(Duration::from_secs(20), heard.recv())
+        .await
+        .unwrap();
+    assert_eq!(
+        second.as_deref(),
+        Some(format!("admin carol@localhost in {g1} by alice@localhost").as_str())
+    );
+
+    // The seed's response shape.
+    let r: Response<_> = alice.participants(&g1).await.into();
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(json["statusCode"], 200);
+    assert_eq!(json["message"], "Success");
+    assert_eq!(json["data"].as_array().map(Vec::len), Some(2), "{json}");
+    let r: Response<()> = carol.remove_participant(&g1, "nobody@").await.into();
+    assert_eq!(serde_json::to_value(&r).unwrap()["statusCode"], 400);
+
+    // Alice and carol are both admins: alice may simply leave; then carol, the last
+    // admin and only member, cannot leave (409) and deletes instead.
+    alice.exit_group(&g1).await.unwrap();
+    assert_eq!(status(carol.exit_group(&g1).await), 409, "{kind}");
+    carol.delete_group(&g1).await.unwrap();
+    assert_eq!(listed(&carol, &g1).await, None, "{kind}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_happens_while_away_on_prosody() {
+    while_away(ServerKind::Prosody).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_happens_while_away_on_ejabberd() {
+    while_away(ServerKind::Ejabberd).await;
+}
+
+/// The last admin who exits hands admin to a member first.
+async fn last_admin_hands_over(kind: ServerKind) {
+    let Some(server) = TestServer::start(kind) else {
+        return;
+    };
+    let (alice, _a) = login(&server, "alice", Via::Tcp).await;
+    let (bob, mut bob_ev) = login(&server, "bob", Via::Tcp).await;
+    let (carol, mut carol_ev) = login(&server, "carol", Via::Tcp).await;
+    let g = alice
+        .create_group("Hand-over", &["carol@localhost", "bob@localhost"], None)
+        .await
+        .unwrap()
+        .jid;
+    for ev in [&mut bob_ev, &mut carol_ev] {
+        expect(ev, "added", |e| matches!(e, Event::AddedToGroup { .. })).await;
+    }
+    alice.exit_group(&g).await.unwrap();
+    let ev = expect(&mut carol_ev, "admin", |e| {
+        matches!(e, Event::AdminGranted { .. })
+    })
+    .await;
+    assert_eq!(
+        ev,
+        Event::AdminGranted {
+            group: g.clone(),
+            participant: "bob@localhost".into(),
+            by: "alice@localhost".into()
+        },
+        "{kind}: the member whose JID sorts first"
+    );
+    expect(
+        &mut carol_ev,
+        "left",
+        |e| matches!(e, Event::MemberLeft { participant, .. } if participant == "alice@localhost"),
+    )
+    .await;
+    let mut ps = bob.participants(&g).await.unwrap();
+    ps.sort_by(|a, b| a.jid.cmp(&b.jid));
+    let roles: Vec<(&str, ParticipantRole)> = ps.iter().map(|p| (p.jid.as_str(), p.role)).collect();
+    assert_eq!(
+        roles,
+        [
+            ("bob@localhost", ParticipantRole::Admin),
+            ("carol@localhost", ParticipantRole::Member)
+        ],
+        "{kind}"
+    );
+    drop(carol);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_admin_hands_over_on_prosody() {
+    last_admin_hands_over(ServerKind::Prosody).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_admin_hands_over_on_ejabberd() {
+    last_admin_hands_over(ServerKind::Ejabberd).await;
+}
+
+/// After a server restart the session cannot be resumed: the client logs in again, joins
+/// its groups again, and messages flow.
+async fn restart(kind: ServerKind) {
+    let Some(mut server) = TestServer::start(kind) else {
+        return;
+    };
+    let (alice, mut alice_ev) = login(&server, "alice", Via::Tcp).await;
+    let (bob, mut bob_ev) = login(&server, "bob", Via::Tcp).await;
+    let g = alice
+        .create_group("Survives", &["bob@localhost"], None)
+        .await
+        .unwrap()
+        .jid;
+    expect(&mut bob_ev, "added", |e| {
+        matches!(e, Event::AddedToGroup { .. })
+    })
+    .await;
+    tokio::task::block_in_place(|| server.restart());
+    for ev in [&mut alice_ev, &mut bob_ev] {
+        expect(ev, "reconnected", |e| {
+            matches!(
+                e,
+                Event::Connection(Connection::Connected { resumed: false, .. })
+            )
+        })
+        .await;
+    }
+    for ev in [&mut alice_ev, &mut bob_ev] {
+        // (The first login's event listed no group.)
+        let joined = expect(
+            ev,
+            "rejoined",
+            |e| matches!(e, Event::GroupsJoined { groups } if !groups.is_empty()),
+        )
+        .await;
+        assert_eq!(
+            joined,
+            Event::GroupsJoined {
+                groups: vec![g.clone()]
+            },
+            "{kind}"
+        );
+    }
+    bob.send_text(&g, "back").await.unwrap();
+    expect(
+        &mut alice_ev,
+        "bob's message",
+        |e| matches!(e, Event::GroupMessage(m) if m.body.as_deref() == Some("back")),
+    )
+    .await;
+    assert_eq!(listed(&bob, &g).await, Some(Some("Survives".into())));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_are_rejoined_after_a_server_restart_on_prosody() {
+    restart(ServerKind::Prosody).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_are_rejoined_after_a_server_restart_on_ejabberd() {
+    restart(ServerKind::Ejabberd).await;
 }

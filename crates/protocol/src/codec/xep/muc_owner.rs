@@ -66,6 +66,10 @@ pub struct RoomConfig {
     pub whois_anyone: bool,
     /// Messages archived (XEP-0313), for history.
     pub archiving: bool,
+    /// Moderated: only occupants with voice may post. Off for groups: every member posts,
+    /// and ejabberd 23.01 gives a returning user of a moderated room the role they had
+    /// before, which let a removed member back in.
+    pub moderated: bool,
 }
 
 impl RoomConfig {
@@ -79,6 +83,7 @@ impl RoomConfig {
             hidden: true,
             whois_anyone: true,
             archiving: true,
+            moderated: false,
         }
     }
 }
@@ -170,6 +175,14 @@ pub fn submit_config(room: &str, id: &str, config: &RoomConfig, form: &ConfigFor
                 }],
             );
         }
+        if has("muc#roomconfig_moderatedroom") {
+            field(
+                w,
+                "muc#roomconfig_moderatedroom",
+                None,
+                &[b(config.moderated)],
+            );
+        }
         for archiving in ["muc#roomconfig_enablearchiving", "mam"] {
             if has(archiving) {
                 field(w, archiving, None, &[b(config.archiving)]);
@@ -258,5 +271,6 @@ pub fn decode_submission(iq: &Iq) -> Result<RoomConfig, DecodeError> {
         hidden: !flag("muc#roomconfig_publicroom"),
         whois_anyone: value("muc#roomconfig_whois").as_deref() == Some("anyone"),
         archiving: flag("muc#roomconfig_enablearchiving") || flag("mam"),
+        moderated: flag("muc#roomconfig_moderatedroom"),
     })
 }

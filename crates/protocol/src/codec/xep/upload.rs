@@ -45,7 +45,7 @@ pub fn decode_slot(iq: &Iq) -> Result<Result<Slot, RequestError>, DecodeError> {
                 limit: text.trim().parse().unwrap_or(0),
             }));
         }
-        return Ok(Err(RequestError::Stanza(e.clone())));
+        return Ok(Err(RequestError::from(e.clone())));
     }
     let slot = iq
         .payload

@@ -32,21 +32,9 @@ pub fn set_photo(room: &str, id: &str, photo: &Photo) -> Vec<u8> {
     })
 }
 
-/// Sets the room's photo to an image on the web (vCard-temp `EXTVAL`), for an image given
-/// by URL.
-pub fn set_photo_url(room: &str, id: &str, url: &str) -> Vec<u8> {
-    iq("set", Some(room), id, |w| {
-        w.open_ns("vCard", NS);
-        w.close_start();
-        w.open("PHOTO");
-        w.close_start();
-        w.text_element("EXTVAL", url);
-        w.end("PHOTO");
-        w.end("vCard");
-    })
-}
-
-/// The URL of the photo when the vCard points to one (`EXTVAL`).
+/// The URL of the photo when the vCard points to one (`EXTVAL`, which some clients set; the
+/// SDK itself always stores the image bytes, since Prosody's `mod_vcard_muc` fails on a
+/// photo without `BINVAL`).
 pub fn decode_photo_url(iq: &Iq) -> Option<String> {
     iq.payload
         .as_ref()
