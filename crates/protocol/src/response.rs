@@ -54,9 +54,11 @@ impl RequestError {
             "forbidden" | "not-allowed" | "not-acceptable" | "not-authorized" => {
                 Self::Forbidden(Box::new(e))
             }
-            "item-not-found" => {
-                Self::NotFound(e.text.clone().unwrap_or_else(|| "no such group".to_owned()))
-            }
+            "item-not-found" | "gone" => Self::NotFound(match &e.text {
+                Some(t) => format!("no such group ({t})"),
+                None if e.condition == "gone" => "the group was deleted".to_owned(),
+                None => "no such group".to_owned(),
+            }),
             _ => Self::Stanza(Box::new(e)),
         }
     }

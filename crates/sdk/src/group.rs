@@ -36,7 +36,11 @@ pub struct GroupProfile {
 /// A group image: bytes kept by the server (the room's vCard photo, XEP-0486), or a link
 /// to an image on the web.
 #[derive(Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "camelCase")]
+#[serde(
+    tag = "kind",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 #[non_exhaustive]
 pub enum GroupImage {
     /// Image bytes.
