@@ -14,7 +14,8 @@ use jid::{FullJid, Jid};
 use minidom::Element;
 use sha2::{Digest, Sha256};
 
-use crate::codec::{DecodeError, Iq, IqType, NsContext, Stanza, TopLevel, decode_top_level};
+use crate::codec::reader::JidCache;
+use crate::codec::{DecodeError, Iq, IqType, NsContext, Stanza, TopLevel, decode_top_level_cached};
 use crate::error::{DropReason, SaslFailure, SessionError, UsageError, XmlError};
 use crate::ns;
 use crate::sasl::{self, Mechanism, Password};
@@ -314,6 +315,8 @@ pub struct Session {
     scanner: Scanner,
     /// Namespace context of the current stream header, for decoding stanzas.
     ctx: NsContext,
+    /// JIDs parsed from earlier stanzas (the codec's cache; bounded).
+    jids: JidCache,
     encrypted: bool,
     authenticated: bool,
     features: Features,
@@ -363,6 +366,7 @@ impl Session {
             scanner: Scanner::new(config.framing == Framing::Stream, config.limits),
             phase: Phase::Header,
             ctx: NsContext::default(),
+            jids: JidCache::default(),
             encrypted: config.tls == Tls::Encrypted,
             authenticated: false,
             features: Features::default(),
@@ -695,7 +699,7 @@ impl Session {
     }
 
     fn element(&mut self, bytes: &[u8]) {
-        let el = match decode_top_level(bytes, &self.ctx) {
+        let el = match decode_top_level_cached(bytes, &self.ctx, &mut self.jids) {
             Ok(TopLevel::Stanza(stanza)) => {
                 self.stanza(stanza);
                 return;

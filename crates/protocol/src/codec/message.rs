@@ -473,8 +473,8 @@ fn eof() -> DecodeError {
 /// Decodes a `<message/>` whose start tag was just read.
 pub(crate) fn decode(r: &mut XmlReader<'_>, start: &Start<'_>) -> Result<Message, DecodeError> {
     let mut m = Message {
-        from: jid_attr(start, "from")?,
-        to: jid_attr(start, "to")?,
+        from: jid_attr(r, start, "from")?,
+        to: jid_attr(r, start, "to")?,
         id: start.attr_string("id")?,
         kind: match start.attr("type")? {
             Some(t) => MessageType::parse(&t)?,

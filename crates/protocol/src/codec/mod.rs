@@ -161,7 +161,24 @@ pub(crate) enum TopLevel {
 /// Decodes one top-level element that the framer has already checked: stanzas on the typed
 /// path, anything else as a tree.
 pub(crate) fn decode_top_level(bytes: &[u8], ctx: &NsContext) -> Result<TopLevel, DecodeError> {
-    let mut r = XmlReader::new(bytes, ctx);
+    decode_top_level_cached(bytes, ctx, &mut reader::JidCache::default())
+}
+
+/// [`decode_top_level`] with a session's cache of parsed JIDs (a session sees the same few
+/// again and again: its own, its rooms', their occupants').
+pub(crate) fn decode_top_level_cached(
+    bytes: &[u8],
+    ctx: &NsContext,
+    jids: &mut reader::JidCache,
+) -> Result<TopLevel, DecodeError> {
+    let mut r = XmlReader::new(bytes, ctx)?;
+    r.jids = std::mem::take(jids);
+    let result = decode_top_level_with(&mut r);
+    *jids = std::mem::take(&mut r.jids);
+    result
+}
+
+fn decode_top_level_with(r: &mut XmlReader<'_>) -> Result<TopLevel, DecodeError> {
     let start = loop {
         match r.next()? {
             Ev::Start(s) => break s,
@@ -171,14 +188,12 @@ pub(crate) fn decode_top_level(bytes: &[u8], ctx: &NsContext) -> Result<TopLevel
     };
     let top = match (start.ns.as_ref(), start.name) {
         (crate::ns::CLIENT, "message") => {
-            TopLevel::Stanza(Stanza::Message(Box::new(message::decode(&mut r, &start)?)))
+            TopLevel::Stanza(Stanza::Message(Box::new(message::decode(r, &start)?)))
         }
-        (crate::ns::CLIENT, "presence") => TopLevel::Stanza(Stanza::Presence(Box::new(
-            presence::decode(&mut r, &start)?,
-        ))),
-        (crate::ns::CLIENT, "iq") => {
-            TopLevel::Stanza(Stanza::Iq(Box::new(decode_iq(&mut r, &start)?)))
+        (crate::ns::CLIENT, "presence") => {
+            TopLevel::Stanza(Stanza::Presence(Box::new(presence::decode(r, &start)?)))
         }
+        (crate::ns::CLIENT, "iq") => TopLevel::Stanza(Stanza::Iq(Box::new(decode_iq(r, &start)?))),
         _ => TopLevel::Other(r.element(&start)?),
     };
     loop {
@@ -191,12 +206,14 @@ pub(crate) fn decode_top_level(bytes: &[u8], ctx: &NsContext) -> Result<TopLevel
 }
 
 pub(crate) fn jid_attr(
+    r: &mut XmlReader<'_>,
     s: &reader::Start<'_>,
     name: &'static str,
 ) -> Result<Option<jid::Jid>, DecodeError> {
     match s.attr(name)? {
         None => Ok(None),
-        Some(v) => jid::Jid::new(&v)
+        Some(v) => r
+            .jid(&v)
             .map(Some)
             .map_err(|_| DecodeError::invalid(if name == "from" { "from JID" } else { "JID" }, &v)),
     }
@@ -211,8 +228,8 @@ fn decode_iq(r: &mut XmlReader<'_>, start: &reader::Start<'_>) -> Result<Iq, Dec
         other => return Err(DecodeError::invalid("iq type", other)),
     };
     let mut iq = Iq {
-        from: jid_attr(start, "from")?,
-        to: jid_attr(start, "to")?,
+        from: jid_attr(r, start, "from")?,
+        to: jid_attr(r, start, "to")?,
         id: start.req("id")?.into_owned(),
         kind,
         payload: None,
@@ -257,7 +274,7 @@ pub(crate) fn top_level_name(bytes: &[u8], ctx: &NsContext) -> Result<String, De
     if !one {
         return Err(DecodeError::xml("not exactly one complete element"));
     }
-    let mut r = XmlReader::new(bytes, ctx);
+    let mut r = XmlReader::new(bytes, ctx)?;
     loop {
         match r.next()? {
             Ev::Start(s) if s.ns == crate::ns::CLIENT => return Ok(s.name.to_owned()),

@@ -117,8 +117,8 @@ pub(crate) fn decode(r: &mut XmlReader<'_>, start: &Start<'_>) -> Result<Presenc
         Some(other) => return Err(DecodeError::invalid("presence type", other)),
     };
     let mut p = Presence {
-        from: jid_attr(start, "from")?,
-        to: jid_attr(start, "to")?,
+        from: jid_attr(r, start, "from")?,
+        to: jid_attr(r, start, "to")?,
         id: start.attr_string("id")?,
         kind,
         raw_type: if kind == PresenceType::Other {

@@ -47,7 +47,8 @@ impl NsContext {
 pub(crate) struct Start<'a> {
     pub(crate) ns: Cow<'a, str>,
     pub(crate) name: &'a str,
-    tag: BytesStart<'a>,
+    /// The tag's attributes (after the name), borrowed from the input.
+    attrs: &'a str,
     /// Offset of `<` in the input.
     offset: usize,
 }
@@ -58,25 +59,13 @@ impl<'a> Start<'a> {
     }
 
     /// An unprefixed attribute's unescaped value.
-    pub(crate) fn attr(&self, name: &str) -> Result<Option<Cow<'_, str>>, DecodeError> {
-        // Syntax and duplicates were checked when the tag was read (`XmlReader::start` and
-        // the framer): lookups skip quick-xml's per-call duplicate check.
-        for a in self.tag.attributes().with_checks(false) {
-            let a = a.map_err(|e| DecodeError::xml(e.to_string()))?;
-            if a.key.as_ref() == name.as_bytes() {
-                let value = match a.value {
-                    // Attributes without references borrow from the input: no allocation.
-                    Cow::Borrowed(v) if !v.contains(&b'&') => std::str::from_utf8(v)
-                        .map(Cow::Borrowed)
-                        .map_err(|_| DecodeError::xml("attribute is not UTF-8"))?,
-                    _ => Cow::Owned(
-                        a.unescape_value()
-                            .map_err(|e| DecodeError::xml(e.to_string()))?
-                            .into_owned(),
-                    ),
-                };
-                check_chars(value.as_bytes())?;
-                return Ok(Some(value));
+    pub(crate) fn attr(&self, name: &str) -> Result<Option<Cow<'a, str>>, DecodeError> {
+        // Syntax, names and duplicates were checked by the framer: a lookup is one scan of
+        // the tag's bytes, without quick-xml's per-attribute state machine.
+        for a in RawAttrs::new(self.attrs) {
+            let (key, value) = a?;
+            if key == name {
+                return attr_value(value).map(Some);
             }
         }
         Ok(None)
@@ -87,11 +76,87 @@ impl<'a> Start<'a> {
     }
 
     /// A required attribute.
-    pub(crate) fn req(&self, name: &'static str) -> Result<Cow<'_, str>, DecodeError> {
+    pub(crate) fn req(&self, name: &'static str) -> Result<Cow<'a, str>, DecodeError> {
         self.attr(name)?.ok_or(DecodeError::MissingAttribute {
             element: self.name.to_owned(),
             attribute: name,
         })
+    }
+}
+
+/// An attribute value: borrowed when it has no references. Raw input was checked for
+/// XML characters as a whole (`XmlReader::new`); what references produce is checked here.
+fn attr_value(v: &str) -> Result<Cow<'_, str>, DecodeError> {
+    if !v.as_bytes().contains(&b'&') {
+        return Ok(Cow::Borrowed(v));
+    }
+    let value = quick_xml::escape::unescape(v).map_err(|e| DecodeError::xml(e.to_string()))?;
+    check_chars(value.as_bytes())?;
+    Ok(Cow::Owned(value.into_owned()))
+}
+
+/// The `name='value'` pairs of a start tag's attributes. The framer has checked their
+/// syntax; text that does not follow it ends the iteration with an error, never a panic.
+/// (Plain loops rather than memchr: names and values are a few bytes long.)
+struct RawAttrs<'a> {
+    s: &'a str,
+    i: usize,
+}
+
+impl<'a> RawAttrs<'a> {
+    fn new(s: &'a str) -> Self {
+        Self { s, i: 0 }
+    }
+
+    fn fail(&mut self) -> Option<Result<(&'a str, &'a str), DecodeError>> {
+        self.i = self.s.len();
+        Some(Err(DecodeError::xml("malformed attribute")))
+    }
+}
+
+impl<'a> Iterator for RawAttrs<'a> {
+    type Item = Result<(&'a str, &'a str), DecodeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let b = self.s.as_bytes();
+        let ws = |c: u8| matches!(c, b' ' | b'\t' | b'\n' | b'\r');
+        let mut i = self.i;
+        while i < b.len() && ws(b[i]) {
+            i += 1;
+        }
+        if i >= b.len() || b[i] == b'/' {
+            self.i = b.len();
+            return None;
+        }
+        let start = i;
+        while i < b.len() && b[i] != b'=' {
+            i += 1;
+        }
+        let mut name_end = i;
+        while name_end > start && ws(b[name_end - 1]) {
+            name_end -= 1;
+        }
+        i += 1;
+        while i < b.len() && ws(b[i]) {
+            i += 1;
+        }
+        let Some(&quote @ (b'\'' | b'"')) = b.get(i) else {
+            return self.fail();
+        };
+        let value_start = i + 1;
+        let mut j = value_start;
+        while j < b.len() && b[j] != quote {
+            j += 1;
+        }
+        if j >= b.len() || name_end == start {
+            return self.fail();
+        }
+        self.i = j + 1;
+        // Every cut is next to an ASCII delimiter, so on a character boundary.
+        match (self.s.get(start..name_end), self.s.get(value_start..j)) {
+            (Some(name), Some(value)) => Some(Ok((name, value))),
+            _ => self.fail(),
+        }
     }
 }
 
@@ -102,9 +167,61 @@ struct Binding<'a> {
     depth: usize,
 }
 
+/// A 64-bit FxHash (rustc's): JIDs are short and the cache is bounded, so a fast hash
+/// without per-process keys is enough (and keeps decoding deterministic).
+#[derive(Default)]
+pub(crate) struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let w = u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
+            self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// JIDs parsed before, by their text: a session sees the same few again and again (its
+/// own, its rooms', their occupants'), and parsing one costs thousands of instructions
+/// while a lookup and a clone cost a few hundred. Bounded: emptied when full.
+#[derive(Debug, Default)]
+pub(crate) struct JidCache {
+    map: std::collections::HashMap<Box<str>, jid::Jid, std::hash::BuildHasherDefault<FxHasher>>,
+}
+
+impl JidCache {
+    /// Entries kept at most.
+    const CAPACITY: usize = 512;
+
+    fn get_or_parse(&mut self, s: &str) -> Result<jid::Jid, jid::Error> {
+        if let Some(j) = self.map.get(s) {
+            return Ok(j.clone());
+        }
+        let j = jid::Jid::new(s)?;
+        if self.map.len() >= Self::CAPACITY {
+            self.map.clear();
+        }
+        self.map.insert(s.into(), j.clone());
+        Ok(j)
+    }
+}
+
 /// A pull reader over one complete element.
 pub(crate) struct XmlReader<'a> {
+    /// Parsed JIDs, lent by the session for one stanza.
+    pub(crate) jids: JidCache,
     input: &'a [u8],
+    /// The same bytes, checked once as UTF-8 made of XML characters.
+    text: &'a str,
     r: Reader<&'a [u8]>,
     bindings: Vec<Binding<'a>>,
     depth: usize,
@@ -123,7 +240,12 @@ pub(crate) enum Ev<'a> {
 }
 
 impl<'a> XmlReader<'a> {
-    pub(crate) fn new(input: &'a [u8], ctx: &'a NsContext) -> Self {
+    /// A reader over `input`, which must be UTF-8 made of XML characters (checked here
+    /// once for the whole element, so that its pieces need no checks of their own).
+    pub(crate) fn new(input: &'a [u8], ctx: &'a NsContext) -> Result<Self, DecodeError> {
+        let text =
+            std::str::from_utf8(input).map_err(|_| DecodeError::xml("input is not UTF-8"))?;
+        check_chars(input)?;
         let mut r = Reader::from_reader(input);
         let c = r.config_mut();
         c.check_end_names = true;
@@ -147,14 +269,21 @@ impl<'a> XmlReader<'a> {
                 depth: 0,
             });
         }
-        Self {
+        Ok(Self {
+            jids: JidCache::default(),
             input,
+            text,
             r,
             bindings,
             depth: 0,
             pending_end: false,
             saw_undeclaration: false,
-        }
+        })
+    }
+
+    /// Parses a JID, from the cache when it was seen before.
+    pub(crate) fn jid(&mut self, s: &str) -> Result<jid::Jid, jid::Error> {
+        self.jids.get_or_parse(s)
     }
 
     fn resolve(&self, prefix: Option<&[u8]>) -> Option<&Cow<'a, str>> {
@@ -188,18 +317,19 @@ impl<'a> XmlReader<'a> {
                 self.end_element();
                 Ok(Ev::End)
             }
-            Event::Text(t) => {
-                let raw = t.into_inner();
-                check_chars(&raw)?;
-                match raw {
-                    Cow::Borrowed(b) => std::str::from_utf8(b)
-                        .map(|s| Ev::Text(Cow::Borrowed(s)))
-                        .map_err(|_| DecodeError::xml("text is not UTF-8")),
-                    Cow::Owned(b) => String::from_utf8(b)
+            Event::Text(t) => match t.into_inner() {
+                // A slice of the checked input: no checks again.
+                Cow::Borrowed(b) => self
+                    .input_str(b)
+                    .map(|s| Ev::Text(Cow::Borrowed(s)))
+                    .ok_or_else(|| DecodeError::xml("text outside the input")),
+                Cow::Owned(b) => {
+                    check_chars(&b)?;
+                    String::from_utf8(b)
                         .map(|s| Ev::Text(Cow::Owned(s)))
-                        .map_err(|_| DecodeError::xml("text is not UTF-8")),
+                        .map_err(|_| DecodeError::xml("text is not UTF-8"))
                 }
-            }
+            },
             Event::CData(t) => std::str::from_utf8(&t.into_inner())
                 .map(|s| Ev::Text(Cow::Owned(s.to_owned())))
                 .map_err(|_| DecodeError::xml("CDATA is not UTF-8")),
@@ -237,33 +367,20 @@ impl<'a> XmlReader<'a> {
         // Declarations first: they apply to the element's own name.
         // Attribute syntax, names and duplicates were checked by the framer; only namespace
         // declarations matter here, and most tags have none.
-        let declares = memchr::memmem::find(tag.attributes_raw(), b"xmlns").is_some();
-        for a in tag.attributes().with_checks(false).filter(|_| declares) {
-            let a = a.map_err(|e| DecodeError::xml(e.to_string()))?;
-            let key = a.key.as_ref();
-            let prefix = if key == b"xmlns" {
+        let attrs = self
+            .input_str(tag.attributes_raw())
+            .ok_or_else(|| DecodeError::xml("tag outside the input"))?;
+        let declares = memchr::memmem::find(attrs.as_bytes(), b"xmlns").is_some();
+        for a in RawAttrs::new(attrs).filter(|_| declares) {
+            let (key, value) = a?;
+            let prefix = if key == "xmlns" {
                 None
-            } else if let Some(p) = key.strip_prefix(b"xmlns:") {
-                Some(p)
+            } else if let Some(p) = key.strip_prefix("xmlns:") {
+                Some(p.as_bytes())
             } else {
                 continue;
             };
-            let borrowed = match &a.value {
-                Cow::Borrowed(v) if !v.contains(&b'&') => self.input_slice(v),
-                _ => None,
-            };
-            let uri = match borrowed {
-                Some(v) => Cow::Borrowed(
-                    std::str::from_utf8(v)
-                        .map_err(|_| DecodeError::xml("namespace is not UTF-8"))?,
-                ),
-                None => Cow::Owned(
-                    a.unescape_value()
-                        .map_err(|e| DecodeError::xml(e.to_string()))?
-                        .into_owned(),
-                ),
-            };
-            check_chars(uri.as_bytes())?;
+            let uri = attr_value(value)?;
             if let Some(p) = prefix {
                 // Namespaces in XML 1.0 §3: a prefix is an NCName; `xmlns` cannot be declared
                 // and `xml` only to its own namespace.
@@ -284,10 +401,8 @@ impl<'a> XmlReader<'a> {
                 }
                 self.saw_undeclaration = true;
             }
-            // Keys borrow from the tag, which borrows from the input for a slice reader.
-            let prefix = prefix.map(|p| self.input_slice(p));
             self.bindings.push(Binding {
-                prefix: prefix.flatten(),
+                prefix,
                 uri,
                 depth: self.depth,
             });
@@ -310,9 +425,16 @@ impl<'a> XmlReader<'a> {
         Ok(Start {
             ns,
             name,
-            tag,
+            attrs,
             offset,
         })
+    }
+
+    /// Re-borrows a slice of the input as text (same bytes, input lifetime).
+    fn input_str(&self, s: &[u8]) -> Option<&'a str> {
+        let base = self.input.as_ptr() as usize;
+        let p = (s.as_ptr() as usize).checked_sub(base)?;
+        self.text.get(p..p.checked_add(s.len())?)
     }
 
     /// Re-borrows a slice of a tag as a slice of the input (same bytes, input lifetime).
@@ -403,8 +525,30 @@ pub(crate) fn is_xml_char(c: char) -> bool {
 /// XML 1.0 §2.2: no control characters (other than tab, newline, carriage return) and no
 /// U+FFFE / U+FFFF, in text and attribute values.
 fn check_chars(b: &[u8]) -> Result<(), DecodeError> {
-    // One pass: control characters, and the lead byte of U+FFFE / U+FFFF (EF BF BE/BF).
-    for (i, &c) in b.iter().enumerate() {
+    // Eight bytes at a time (SWAR): a word with no byte below 0x20 and no 0xEF (the lead byte
+    // of U+FFFE / U+FFFF) is clean; only flagged words are looked at byte by byte.
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    while i + 8 <= b.len() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&b[i..i + 8]);
+        let w = u64::from_le_bytes(word);
+        let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+        let x = w ^ (ONES * 0xEF);
+        let ef = x.wrapping_sub(ONES) & !x & HIGH;
+        if below_space | ef != 0 {
+            check_bytes(b, i, i + 8)?;
+        }
+        i += 8;
+    }
+    check_bytes(b, i, b.len())
+}
+
+/// The byte-by-byte check of `b[from..to]` (looking past `to` for a U+FFFE/U+FFFF sequence).
+fn check_bytes(b: &[u8], from: usize, to: usize) -> Result<(), DecodeError> {
+    for i in from..to {
+        let c = b[i];
         if c < 0x20 {
             if !matches!(c, b'\t' | b'\n' | b'\r') {
                 return Err(DecodeError::xml("control character in text or attribute"));
