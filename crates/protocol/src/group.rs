@@ -317,7 +317,8 @@ impl GroupTracker {
         if m.kind == MessageType::Error {
             return out;
         }
-        if let Some(u) = &m.muc_user {
+        // Status codes and destruction come from the room itself, never from an occupant.
+        if let Some(u) = m.muc_user.as_ref().filter(|_| from.resource().is_none()) {
             if u.has_status(104) {
                 out.push(GroupEvent::ProfileChanged {
                     group: group.clone(),
@@ -425,6 +426,13 @@ impl GroupTracker {
         };
         let room = self.rooms.entry(group.clone()).or_default();
         let previous = room.get(&nick).cloned();
+        // The room names the actor by JID, or only by nickname: then by the real JID of the
+        // occupant with that nickname when the room revealed it.
+        let actor = item.and_then(|i| i.actor.as_deref()).map(|a| {
+            room.get(a)
+                .and_then(|o| o.jid.clone())
+                .unwrap_or_else(|| a.to_owned())
+        });
         if p.kind == PresenceType::Unavailable {
             room.remove(&nick);
             if is_self
@@ -444,7 +452,7 @@ impl GroupTracker {
                     group,
                     occupant,
                     status,
-                    by: item.and_then(|i| i.actor.clone()),
+                    by: actor,
                     reason: item.and_then(|i| i.reason.clone()),
                     is_self,
                 });
@@ -465,7 +473,7 @@ impl GroupTracker {
                 out.push(GroupEvent::AffiliationChanged {
                     group,
                     occupant,
-                    by: item.and_then(|i| i.actor.clone()),
+                    by: actor,
                 });
             }
             return out;
@@ -476,7 +484,7 @@ impl GroupTracker {
                 out.push(GroupEvent::AffiliationChanged {
                     group,
                     occupant,
-                    by: item.and_then(|i| i.actor.clone()),
+                    by: actor,
                 });
             }
             Some(_) => {}

@@ -1,7 +1,7 @@
 //! The client: one reader task that owns the connection's events, and request/response
 //! plumbing (IQ ids, room joins, message reflections) shared by every call.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -20,6 +20,9 @@ use crate::error::{ConnectError, RequestError};
 use crate::events::{
     ConnectionListener, Event, EventHub, EventStream, GroupProfileListener, MessageListener,
 };
+
+/// How long a deletion notice names the actor of the room's destruction.
+const DELETION_NOTICE_VALIDITY: Duration = Duration::from_secs(30);
 
 /// The services the server offers, found with disco at login.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -76,11 +79,17 @@ pub(crate) struct Inner {
     /// Requests waiting for their answer: id → (the entity asked, the waiter).
     pending_iq: Mutex<HashMap<String, PendingIq>>,
     /// Group messages waiting for the room's reflection (its stanza-id) or error.
-    pending_msg: Mutex<HashMap<String, oneshot::Sender<Reflection>>>,
+    pending_msg: Mutex<HashMap<String, (String, oneshot::Sender<Reflection>)>>,
     joins: Waiters<Result<bool, StanzaError>>,
     pub(crate) services: Mutex<Services>,
     pub(crate) state: Mutex<State>,
     pub(crate) events: EventHub,
+    /// Stanzas a failed resumption left unacknowledged: sent again once the groups are
+    /// joined again (a groupchat message sent before would be refused by the room).
+    replay: Mutex<Vec<Vec<u8>>>,
+    /// One bookmark change at a time (the read-back after a publish compares the whole
+    /// list).
+    pub(crate) bookmark_lock: tokio::sync::Mutex<()>,
 }
 
 /// What the client knows about its groups.
@@ -91,12 +100,18 @@ pub(crate) struct State {
     pub(crate) dialect: Dialect,
     /// Groups we are leaving: our own departure is not a removal.
     pub(crate) exiting: HashSet<String>,
-    /// Who announced a group's deletion (its notice precedes the destruction).
-    pub(crate) deleted_by: HashMap<String, String>,
+    /// Who announced a group's deletion, and when (its notice precedes the destruction).
+    pub(crate) deleted_by: HashMap<String, (String, Instant)>,
     /// When each group's last profile notice arrived.
     pub(crate) profile_notices: HashMap<String, Instant>,
     /// Groups with a pending "changed without a notice" check.
     pub(crate) profile_checks: HashSet<String>,
+    /// When we last changed each group's configuration or image ourselves.
+    pub(crate) own_changes: HashMap<String, Instant>,
+    /// Groups whose bookmark is stored (the read-back after a publish expects them).
+    pub(crate) bookmarked: BTreeSet<String>,
+    /// Private-storage bookmarks that are not our groups: kept as they are.
+    pub(crate) foreign_bookmarks: Vec<Bookmark>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -160,7 +175,7 @@ impl Client {
             request_timeout: b.request_timeout,
             invitations: b.invitations,
             http,
-            id_prefix: prefix.iter().map(|b| format!("{b:02x}")).collect(),
+            id_prefix: prefix.iter().take(2).map(|b| format!("{b:02x}")).collect(),
             next_id: AtomicU64::new(1),
             pending_iq: Mutex::new(HashMap::new()),
             pending_msg: Mutex::new(HashMap::new()),
@@ -174,8 +189,13 @@ impl Client {
                 deleted_by: HashMap::new(),
                 profile_notices: HashMap::new(),
                 profile_checks: HashSet::new(),
+                own_changes: HashMap::new(),
+                bookmarked: BTreeSet::new(),
+                foreign_bookmarks: Vec::new(),
             }),
             events: EventHub::new(),
+            replay: Mutex::new(Vec::new()),
+            bookmark_lock: tokio::sync::Mutex::new(()),
         });
         tokio::spawn(run(inner.clone(), transport));
         let client = Self {
@@ -240,10 +260,16 @@ impl Client {
 }
 
 impl Inner {
+    /// A fresh stanza id: 64 random bits (ids of messages are seen by every member, so
+    /// they must not predict the ids of our requests), plus a counter in case the OS RNG
+    /// fails.
     pub(crate) fn new_id(&self) -> String {
+        let mut r = [0u8; 8];
+        let _ = getrandom::fill(&mut r);
         format!(
-            "{}-{}",
+            "{}{:016x}-{}",
             self.id_prefix,
+            u64::from_le_bytes(r),
             self.next_id.fetch_add(1, Ordering::Relaxed)
         )
     }
@@ -298,8 +324,12 @@ impl Inner {
             .clone()
             .or_else(|| m.id.clone())
             .unwrap_or_else(|| self.new_id());
+        let group =
+            m.to.as_ref()
+                .map(|t| t.to_bare().to_string())
+                .unwrap_or_default();
         let (tx, rx) = oneshot::channel();
-        lock(&self.pending_msg).insert(id.clone(), tx);
+        lock(&self.pending_msg).insert(id.clone(), (group, tx));
         if let Err(e) = self.send(m.encode()).await {
             lock(&self.pending_msg).remove(&id);
             return Err(e);
@@ -347,14 +377,29 @@ impl Inner {
             .or_default()
             .push(tx);
         let id = self.new_id();
-        self.send(muc_owner::join(group, &self.nick, &id, true))
-            .await?;
-        match tokio::time::timeout(self.request_timeout, rx).await {
-            Ok(Ok(Ok(created))) => Ok(created),
-            Ok(Ok(Err(e))) => Err(RequestError::refused_group_action(e)),
-            Ok(Err(_)) => Err(RequestError::NotConnected),
-            Err(_) => Err(RequestError::Timeout),
+        let sent = self
+            .send(muc_owner::join(group, &self.nick, &id, true))
+            .await;
+        let result = match sent {
+            Err(e) => Err(e),
+            Ok(()) => match tokio::time::timeout(self.request_timeout, rx).await {
+                Ok(Ok(Ok(created))) => Ok(created),
+                Ok(Ok(Err(e))) => Err(RequestError::refused_group_action(e)),
+                Ok(Err(_)) => Err(RequestError::NotConnected),
+                Err(_) => Err(RequestError::Timeout),
+            },
+        };
+        if result.is_err() {
+            // Drop waiters nobody will resolve (closed senders), so the map stays small.
+            let mut joins = lock(&self.joins);
+            if let Some(w) = joins.get_mut(group) {
+                w.retain(|tx| !tx.is_closed());
+                if w.is_empty() {
+                    joins.remove(group);
+                }
+            }
         }
+        result
     }
 
     /// Session set-up after a login without resumption: services (first time), group list
@@ -374,6 +419,10 @@ impl Inner {
         futures::future::join_all(groups.iter().map(|g| self.rejoin(g))).await;
         let joined: Vec<String> = groups.into_iter().filter(|g| self.in_room(g)).collect();
         self.emit(Event::GroupsJoined { groups: joined });
+        let replay = std::mem::take(&mut *lock(&self.replay));
+        for bytes in replay {
+            self.send(bytes).await?;
+        }
         // Presence last: invitations kept offline arrive after it, when the list is known.
         self.send(b"<presence xmlns='jabber:client'/>".to_vec())
             .await
@@ -474,43 +523,59 @@ impl Inner {
         }
     }
 
-    /// Forgets a group (list, bookmark, room state) and reports `event`.
+    /// Forgets a group (list, bookmark, room state) and reports `event` — once: a group
+    /// that is not (or no longer) in the list reports nothing.
     pub(crate) async fn group_gone(&self, group: &str, event: Event) {
         let known = {
             let mut st = lock(&self.state);
             st.tracker.forget(group);
-            st.exiting.remove(group);
             st.groups.remove(group).is_some()
         };
         if known {
             let _ = self.bookmark_remove(group).await;
+            self.emit(event);
         }
-        self.emit(event);
     }
 
-    /// Accepts an invitation: join, list, report.
+    /// Accepts an invitation: join, list, report. Only a members-only room on our group
+    /// service that lets us in is accepted, so a forged invitation joins nothing.
     pub(crate) async fn accept(&self, group: &str, by: Option<String>) -> Result<(), RequestError> {
         if lock(&self.state).groups.contains_key(group) && self.in_room(group) {
             return Ok(());
         }
-        match self.join(group).await {
-            Ok(true) => {
-                // Not a group we were added to: we just created an empty room.
-                let _ = self
-                    .request(Some(group), |id| muc_owner::destroy(group, id, None))
-                    .await;
-                return Err(RequestError::NotFound(format!("no group {group}")));
-            }
-            Ok(false) => {}
-            Err(e) => return Err(e),
+        let info = self
+            .request(Some(group), |id| disco::info(group, id))
+            .await
+            .map_err(|e| match e {
+                RequestError::Stanza(s) => RequestError::refused_group_action(*s),
+                other => other,
+            })?;
+        let info =
+            disco::decode_info(&info).map_err(|e| RequestError::BadRequest(e.to_string()))?;
+        let room = disco::RoomInfo::from_info(&info);
+        if !room.members_only {
+            return Err(RequestError::BadRequest(format!(
+                "{group} is not a group (not members-only)"
+            )));
         }
-        let name = self.room_name(group).await;
+        if self.join(group).await? {
+            // The room vanished in between and our join re-created it: undo that.
+            let _ = self
+                .request(Some(group), |id| muc_owner::destroy(group, id, None))
+                .await;
+            return Err(RequestError::NotFound(format!("no group {group}")));
+        }
+        let name = room.name;
         let fresh = lock(&self.state)
             .groups
             .insert(group.to_owned(), name.clone())
             .is_none();
-        self.bookmark_add(Bookmark::new(group, name.clone(), Some(self.nick.clone())))
-            .await?;
+        // The bookmark first, so that the group is listed when the application hears of it;
+        // the event even if the bookmark fails (it is written again with the next change of
+        // the list), so that the application always hears of it.
+        let listed = self
+            .bookmark_add(Bookmark::new(group, name.clone(), Some(self.nick.clone())))
+            .await;
         if fresh {
             self.emit(Event::AddedToGroup {
                 group: group.to_owned(),
@@ -518,17 +583,7 @@ impl Inner {
                 by,
             });
         }
-        Ok(())
-    }
-
-    /// The room's name (disco#info), if it says.
-    pub(crate) async fn room_name(&self, group: &str) -> Option<String> {
-        let iq = self
-            .request(Some(group), |id| disco::info(group, id))
-            .await
-            .ok()?;
-        let info = disco::decode_info(&iq).ok()?;
-        disco::RoomInfo::from_info(&info).name
+        listed
     }
 
     fn fail_pending(&self) {
@@ -542,7 +597,7 @@ impl Inner {
         match (expected, from) {
             (_, None) => expected.is_none_or(|e| e == self.me.domain().as_str()),
             (None, Some(f)) => f.to_bare() == self.me,
-            (Some(e), Some(f)) => f.to_string() == e || f.to_bare().to_string() == e,
+            (Some(e), Some(f)) => f.to_string() == e,
         }
     }
 
@@ -602,8 +657,14 @@ impl Inner {
     /// Resolves a waiting group send: our reflection, or an error about it.
     fn resolve_message(&self, m: &Message) {
         if m.kind == MessageType::Error {
+            // Only the group we wrote to may refuse a message (ids are visible to members).
+            let from = m.from.as_ref().map(|f| f.to_bare().to_string());
+            let mut pending = lock(&self.pending_msg);
             if let Some(id) = &m.id
-                && let Some(tx) = lock(&self.pending_msg).remove(id)
+                && pending
+                    .get(id)
+                    .is_some_and(|(g, _)| Some(g) == from.as_ref())
+                && let Some((_, tx)) = pending.remove(id)
             {
                 let e = m.error.as_deref().cloned().unwrap_or_else(|| {
                     StanzaError::new(ErrorType::Cancel, "undefined-condition", None)
@@ -620,8 +681,11 @@ impl Inner {
             return;
         }
         let group = from.to_bare().to_string();
+        let mut pending = lock(&self.pending_msg);
         for id in [&m.origin_id, &m.id].into_iter().flatten() {
-            if let Some(tx) = lock(&self.pending_msg).remove(id) {
+            if pending.get(id).is_some_and(|(g, _)| *g == group)
+                && let Some((_, tx)) = pending.remove(id)
+            {
                 let _ = tx.send(Ok(m.stanza_id_by(&group).map(str::to_owned)));
                 return;
             }
@@ -688,7 +752,11 @@ impl Inner {
                 });
             }
             GroupEvent::Destroyed { group, .. } => {
-                let by = lock(&self.state).deleted_by.remove(&group);
+                let by = lock(&self.state)
+                    .deleted_by
+                    .remove(&group)
+                    .filter(|(_, at)| at.elapsed() < DELETION_NOTICE_VALIDITY)
+                    .map(|(by, _)| by);
                 let this = self.clone();
                 tokio::spawn(async move {
                     this.group_gone(
@@ -704,7 +772,10 @@ impl Inner {
             GroupEvent::Invited {
                 group, by, reason, ..
             } => {
-                if lock(&self.state).groups.contains_key(&group) {
+                let ours = group.parse::<Jid>().is_ok_and(|j| {
+                    j.resource().is_none() && lock(&self.state).tracker.services().is_group(&j)
+                });
+                if !ours || lock(&self.state).groups.contains_key(&group) {
                     return;
                 }
                 match self.invitations {
@@ -747,10 +818,10 @@ async fn run(inner: Arc<Inner>, mut transport: groupchat_transport::Client) {
             TransportEvent::Stanza(stanza) => inner.on_stanza(stanza),
             TransportEvent::Unacknowledged { stanzas } => {
                 // At-least-once: requests and messages the old session may have lost are
-                // sent again (message ids let receivers drop the duplicates).
-                for u in stanzas {
-                    let _ = inner.handle.send(u.bytes.to_vec()).await;
-                }
+                // sent again (message ids let receivers drop the duplicates), by the set-up
+                // of the new session (spawned at its `Connected`, which follows) once the
+                // groups are joined again.
+                lock(&inner.replay).extend(stanzas.into_iter().map(|u| u.bytes.to_vec()));
             }
             _ => {}
         }

@@ -204,7 +204,9 @@ impl Event {
 }
 
 /// Group changes, like the seed API's `groupProfileListener`. Every method has a default
-/// that does nothing: implement the ones you need.
+/// that does nothing: implement the ones you need. A listener that needs the client should
+/// hold a [`std::sync::Weak`] reference or a channel, not a `Client`: the client keeps its
+/// listeners, and a listener that keeps the client would keep the session open.
 #[async_trait]
 pub trait GroupProfileListener: Send + Sync {
     /// We created a group.
@@ -252,6 +254,14 @@ pub(crate) struct Listeners {
 }
 
 impl Listeners {
+    fn snapshot(&self) -> Self {
+        Self {
+            group: self.group.clone(),
+            connection: self.connection.clone(),
+            message: self.message.clone(),
+        }
+    }
+
     fn is_empty(&self) -> bool {
         self.group.is_empty() && self.connection.is_empty() && self.message.is_empty()
     }
@@ -329,7 +339,8 @@ impl EventHub {
         let reg = registry.clone();
         tokio::spawn(async move {
             while let Some(e) = lrx.recv().await {
-                let listeners = reg.read().await;
+                // A copy of the list, so that a listener may register another one.
+                let listeners = reg.read().await.snapshot();
                 if !listeners.is_empty() {
                     listeners.dispatch(&e).await;
                 }

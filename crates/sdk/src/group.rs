@@ -172,7 +172,12 @@ fn sniff(data: &[u8]) -> Option<&'static str> {
     } else if data.starts_with(b"GIF87a") || data.starts_with(b"GIF89a") {
         Some("image/gif")
     } else {
-        let head = std::str::from_utf8(&data[..data.len().min(1024)]).ok()?;
+        let head = &data[..data.len().min(1024)];
+        // The cut may split a character: read the valid part.
+        let head = match std::str::from_utf8(head) {
+            Ok(h) => h,
+            Err(e) => std::str::from_utf8(&head[..e.valid_up_to()]).ok()?,
+        };
         head.contains("<svg").then_some("image/svg+xml")
     }
 }

@@ -23,7 +23,9 @@ use crate::group::{Group, GroupImage, GroupProfile, Participant, ParticipantRole
 const MAX_NAME_CHARS: usize = 256;
 /// How long after a configuration change (status 104) without a notice the SDK reports the
 /// change as made by an unknown client.
-const NOTICE_GRACE: Duration = Duration::from_secs(3);
+const NOTICE_GRACE: Duration = Duration::from_secs(5);
+/// How long our own configuration submissions explain the status 104 that follows them.
+const OWN_CHANGE_WINDOW: Duration = Duration::from_secs(10);
 
 /// A message that was sent: its id, and for a group the room's archive id (the row id that
 /// history, markers and deletion use).
@@ -122,7 +124,9 @@ impl Client {
     /// Creates a group named `name` with `members` (bare JIDs) and an optional image: the
     /// room is created persistent, members-only, hidden, non-anonymous and archived; each
     /// member is made a member and invited; the group is added to our list. Reports
-    /// [`Event::GroupCreated`] here and [`Event::AddedToGroup`] to each member.
+    /// [`Event::GroupCreated`] here and [`Event::AddedToGroup`] to each member. Arguments
+    /// are checked (and an image URL fetched) before anything is created; if a later step
+    /// fails, the room is destroyed again.
     pub async fn create_group(
         &self,
         name: &str,
@@ -130,48 +134,51 @@ impl Client {
         image: Option<GroupImage>,
     ) -> Result<Group, RequestError> {
         let name = check_name(name)?;
-        let members = members
-            .iter()
-            .map(|m| parse_user(m))
-            .collect::<Result<Vec<_>, _>>()?;
+        let members = self.others(members)?;
         let service = self.group_service()?;
+        let photo = match &image {
+            Some(i) => Some(self.resolve_image(i).await?),
+            None => None,
+        };
         let mut raw = [0u8; 9];
         getrandom::fill(&mut raw)
             .map_err(|e| RequestError::BadRequest(format!("no entropy: {e}")))?;
         let id: String = raw.iter().map(|b| format!("{b:02x}")).collect();
         let group = format!("{id}@{service}");
         let inner = &self.inner;
+        inner.own_change(&group);
         if !inner.join(&group).await? {
             let _ = inner.send(muc_owner::leave(&group, &inner.nick)).await;
             return Err(conflict("a group with this id exists"));
         }
-        let form = inner
-            .request(Some(&group), |id| muc_owner::get_config(&group, id))
-            .await?;
-        let form = muc_owner::decode_config_form(&form)
-            .map_err(|e| RequestError::BadRequest(e.to_string()))?;
-        let config = muc_owner::RoomConfig::group(name.clone());
-        inner
-            .request(Some(&group), |id| {
-                muc_owner::submit_config(&group, id, &config, &form)
-            })
-            .await?;
+        let made = async {
+            self.configure(&group, &name).await?;
+            if let Some(photo) = &photo {
+                self.store_image(&group, photo).await?;
+            }
+            for m in &members {
+                self.add_one(&group, m).await?;
+            }
+            Ok::<(), RequestError>(())
+        }
+        .await;
+        if let Err(e) = made {
+            // Leave nothing half-made behind.
+            let _ = inner
+                .request(Some(&group), |id| muc_owner::destroy(&group, id, None))
+                .await;
+            return Err(e);
+        }
         lock(&inner.state)
             .groups
             .insert(group.clone(), Some(name.clone()));
-        inner
+        let listed = inner
             .bookmark_add(Bookmark::new(
                 &group,
                 Some(name.clone()),
                 Some(inner.nick.clone()),
             ))
-            .await?;
-        if let Some(image) = &image {
-            self.set_image(&group, image).await?;
-        }
-        for m in &members {
-            self.add_one(&group, m).await?;
-        }
+            .await;
         self.inner.emit(Event::GroupCreated {
             group: group.clone(),
             name: name.clone(),
@@ -185,10 +192,43 @@ impl Client {
             )
             .await?;
         }
+        listed?;
         Ok(Group {
             jid: group,
             name: Some(name),
         })
+    }
+
+    /// Parses user JIDs (400 for an invalid one), without duplicates and without us.
+    fn others(&self, users: &[&str]) -> Result<Vec<BareJid>, RequestError> {
+        let mut out: Vec<BareJid> = Vec::new();
+        for u in users {
+            let j = parse_user(u)?;
+            if j != self.inner.me && !out.contains(&j) {
+                out.push(j);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Submits the group configuration with `name` (marked as our own change).
+    async fn configure(&self, group: &str, name: &str) -> Result<(), RequestError> {
+        let inner = &self.inner;
+        let form = inner
+            .request(Some(group), |id| muc_owner::get_config(group, id))
+            .await
+            .map_err(refused)?;
+        let form = muc_owner::decode_config_form(&form)
+            .map_err(|e| RequestError::BadRequest(e.to_string()))?;
+        let config = muc_owner::RoomConfig::group(name);
+        inner.own_change(group);
+        inner
+            .request(Some(group), |id| {
+                muc_owner::submit_config(group, id, &config, &form)
+            })
+            .await
+            .map_err(refused)
+            .map(|_| ())
     }
 
     /// Makes `user` a member and invites them.
@@ -233,6 +273,9 @@ impl Client {
         let stored = self.inner.read_bookmarks().await?;
         let mut st = lock(&self.inner.state);
         for b in stored {
+            if st.exiting.contains(&b.jid) {
+                continue;
+            }
             let known = st.groups.entry(b.jid).or_insert(None);
             if known.is_none() {
                 *known = b.name;
@@ -249,7 +292,8 @@ impl Client {
     }
 
     /// Sets the group's name and, if given, its image (admins only: 403 otherwise). Every
-    /// member receives [`Event::ProfileUpdated`].
+    /// member receives [`Event::ProfileUpdated`]. The image is checked (and a URL fetched)
+    /// before anything changes.
     pub async fn set_group_profile(
         &self,
         group: &str,
@@ -258,53 +302,35 @@ impl Client {
     ) -> Result<GroupProfile, RequestError> {
         let group = self.group_arg(group)?;
         let name = check_name(name)?;
+        let photo = match &image {
+            Some(i) => Some(self.resolve_image(i).await?),
+            None => None,
+        };
         let inner = &self.inner;
-        let form = inner
-            .request(Some(&group), |id| muc_owner::get_config(&group, id))
-            .await
-            .map_err(refused)?;
-        let form = muc_owner::decode_config_form(&form)
-            .map_err(|e| RequestError::BadRequest(e.to_string()))?;
-        let config = muc_owner::RoomConfig::group(name.clone());
-        inner
-            .request(Some(&group), |id| {
-                muc_owner::submit_config(&group, id, &config, &form)
-            })
-            .await
-            .map_err(refused)?;
-        if let Some(image) = &image {
-            self.set_image(&group, image).await?;
+        if photo.is_some() {
+            self.require_vcard(&group).await?;
+        }
+        self.configure(&group, &name).await?;
+        if let Some(photo) = &photo {
+            self.store_image(&group, photo).await?;
         }
         let had = lock(&inner.state)
             .groups
             .insert(group.clone(), Some(name.clone()))
             .is_some();
+        self.notice(&group, NoticeKind::ProfileUpdated, Vec::new())
+            .await?;
         if had {
             inner
                 .bookmark_add(Bookmark::new(&group, Some(name), Some(inner.nick.clone())))
                 .await?;
         }
-        self.notice(&group, NoticeKind::ProfileUpdated, Vec::new())
-            .await?;
         self.group_profile(&group).await
     }
 
-    /// Stores the image as the room's vCard photo (XEP-0486). An image given by URL is
-    /// fetched first and checked like a file, so that every client can show it.
-    async fn set_image(&self, group: &str, image: &GroupImage) -> Result<(), RequestError> {
-        let info = self
-            .inner
-            .request(Some(group), |id| disco::info(group, id))
-            .await
-            .map_err(refused)?;
-        let info =
-            disco::decode_info(&info).map_err(|e| RequestError::BadRequest(e.to_string()))?;
-        if !info.has_feature(vcard::NS) {
-            return Err(RequestError::FeatureUnavailable(
-                "group images (the group service keeps no vCard)".into(),
-            ));
-        }
-        let fetched;
+    /// The image's bytes, checked; an image given by URL is fetched (HTTPS) and checked the
+    /// same way, so that every client can show it.
+    async fn resolve_image(&self, image: &GroupImage) -> Result<Photo, RequestError> {
         let image = match image {
             GroupImage::Url { url } => {
                 let (_, data) = self
@@ -312,20 +338,43 @@ impl Client {
                     .http
                     .get(url, crate::group::MAX_IMAGE_BYTES)
                     .await?;
-                fetched = GroupImage::from_bytes(data)?;
-                &fetched
+                GroupImage::from_bytes(data)?
             }
-            other => other,
+            other => GroupImage::from_bytes(match other {
+                GroupImage::Data { data, .. } => data.clone(),
+                GroupImage::Url { .. } => Vec::new(),
+            })?,
         };
-        let GroupImage::Data { media_type, data } = image else {
-            return Err(RequestError::BadRequest("no image data".into()));
-        };
-        let photo = Photo {
-            media_type: media_type.clone(),
-            data: data.clone(),
-        };
+        match image {
+            GroupImage::Data { media_type, data } => Ok(Photo { media_type, data }),
+            GroupImage::Url { .. } => Err(RequestError::BadRequest("no image data".into())),
+        }
+    }
+
+    /// 403 unless the group keeps a vCard (where its image lives).
+    async fn require_vcard(&self, group: &str) -> Result<(), RequestError> {
+        let info = self
+            .inner
+            .request(Some(group), |id| disco::info(group, id))
+            .await
+            .map_err(refused)?;
+        let info =
+            disco::decode_info(&info).map_err(|e| RequestError::BadRequest(e.to_string()))?;
+        if info.has_feature(vcard::NS) {
+            Ok(())
+        } else {
+            Err(RequestError::FeatureUnavailable(
+                "group images (the group service keeps no vCard)".into(),
+            ))
+        }
+    }
+
+    /// Stores the image as the room's vCard photo (XEP-0486).
+    async fn store_image(&self, group: &str, photo: &Photo) -> Result<(), RequestError> {
+        self.require_vcard(group).await?;
+        self.inner.own_change(group);
         self.inner
-            .request(Some(group), |id| vcard::set_photo(group, id, &photo))
+            .request(Some(group), |id| vcard::set_photo(group, id, photo))
             .await
             .map(|_| ())
             .map_err(refused)
@@ -385,30 +434,20 @@ impl Client {
             (Affiliation::Admin, ParticipantRole::Member),
             (Affiliation::Member, ParticipantRole::Member),
         ] {
-            let jids: Vec<String> = match self
-                .inner
-                .request(Some(&group), |id| muc_admin::get_list(&group, id, aff))
-                .await
-            {
-                Ok(iq) => muc_admin::decode_list(&iq)
-                    .map_err(|e| RequestError::BadRequest(e.to_string()))?
-                    .into_iter()
-                    .map(|i| i.jid)
-                    .collect(),
-                Err(RequestError::Stanza(e)) => {
-                    match RequestError::refused_group_action(*e) {
-                        // Members may not read every list on every server: those present
-                        // are still known from the room.
-                        RequestError::Forbidden(_) => {
-                            let st = lock(&self.inner.state);
-                            st.tracker
-                                .occupants(&group)
-                                .filter(|o| o.affiliation == Some(aff))
-                                .filter_map(|o| o.jid.clone())
-                                .collect()
-                        }
-                        other => return Err(other),
+            let jids: Vec<String> = match self.affiliation_list(&group, aff).await {
+                Ok(list) => list,
+                // A server that keeps a list from members: those present stand in, when we
+                // are in the group ourselves (else the refusal stands).
+                Err(RequestError::Forbidden(e)) => {
+                    if !self.inner.in_room(&group) {
+                        return Err(RequestError::Forbidden(e));
                     }
+                    let st = lock(&self.inner.state);
+                    st.tracker
+                        .occupants(&group)
+                        .filter(|o| o.affiliation == Some(aff))
+                        .filter_map(|o| o.jid.clone())
+                        .collect()
                 }
                 Err(e) => return Err(e),
             };
@@ -431,19 +470,43 @@ impl Client {
         Ok(out)
     }
 
+    /// The bare JIDs with affiliation `aff`.
+    async fn affiliation_list(
+        &self,
+        group: &str,
+        aff: Affiliation,
+    ) -> Result<Vec<String>, RequestError> {
+        let iq = self
+            .inner
+            .request(Some(group), |id| muc_admin::get_list(group, id, aff))
+            .await
+            .map_err(refused)?;
+        Ok(muc_admin::decode_list(&iq)
+            .map_err(|e| RequestError::BadRequest(e.to_string()))?
+            .into_iter()
+            .map(|i| i.jid)
+            .collect())
+    }
+
     /// Adds members (admins only: 403 otherwise); each is invited and receives
-    /// [`Event::AddedToGroup`]; everyone receives [`Event::ParticipantsAdded`].
+    /// [`Event::AddedToGroup`]; everyone receives [`Event::ParticipantsAdded`]. Users who
+    /// are already admins stay admins.
     pub async fn add_participants(&self, group: &str, users: &[&str]) -> Result<(), RequestError> {
         let group = self.group_arg(group)?;
-        let users = users
-            .iter()
-            .map(|u| parse_user(u))
-            .collect::<Result<Vec<_>, _>>()?;
+        let users = self.others(users)?;
         if users.is_empty() {
             return Err(RequestError::BadRequest("no participants given".into()));
         }
+        let admins = self.affiliation_list(&group, Affiliation::Owner).await?;
+        let users: Vec<BareJid> = users
+            .into_iter()
+            .filter(|u| !admins.contains(&u.to_string()))
+            .collect();
         for u in &users {
             self.add_one(&group, u).await?;
+        }
+        if users.is_empty() {
+            return Ok(());
         }
         self.notice(
             &group,
@@ -454,8 +517,8 @@ impl Client {
     }
 
     /// Removes a member (admins only: 403 otherwise): they leave the room and may not come
-    /// back unless added again. They receive [`Event::RemovedFromGroup`],
-    /// everyone else [`Event::ParticipantRemoved`].
+    /// back unless added again. They receive [`Event::RemovedFromGroup`], everyone else
+    /// [`Event::ParticipantRemoved`].
     pub async fn remove_participant(&self, group: &str, user: &str) -> Result<(), RequestError> {
         let group = self.group_arg(group)?;
         let user = parse_user(user)?.to_string();
@@ -484,6 +547,25 @@ impl Client {
             .await
     }
 
+    /// Makes sure we are in the group's room (to act in it): 404 when the group is gone.
+    async fn enter(&self, group: &str) -> Result<(), RequestError> {
+        if self.inner.in_room(group) {
+            return Ok(());
+        }
+        match self.inner.join(group).await {
+            Ok(false) => Ok(()),
+            Ok(true) => {
+                // It did not exist: we just made an empty room. Undo that.
+                let _ = self
+                    .inner
+                    .request(Some(group), |id| muc_owner::destroy(group, id, None))
+                    .await;
+                Err(RequestError::NotFound(format!("no group {group}")))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Leaves the group for good. The last admin first hands admin to the member whose JID
     /// sorts first (so that the group keeps an admin); a group with no other member cannot
     /// be left (409: delete it instead). Everyone else receives [`Event::MemberLeft`].
@@ -491,43 +573,39 @@ impl Client {
         let group = self.group_arg(group)?;
         let inner = &self.inner;
         let me = inner.me.to_string();
-        if inner.my_affiliation(&group) == Some(Affiliation::Owner) {
-            let list = |aff| {
-                let group = group.clone();
-                async move {
-                    let iq = inner
-                        .request(Some(&group), |id| muc_admin::get_list(&group, id, aff))
-                        .await
-                        .map_err(refused)?;
-                    muc_admin::decode_list(&iq).map_err(|e| RequestError::BadRequest(e.to_string()))
-                }
-            };
-            let owners = list(Affiliation::Owner).await?;
-            if !owners.iter().any(|o| o.jid != me) {
-                let mut members = list(Affiliation::Member).await?;
-                members.extend(list(Affiliation::Admin).await?);
-                members.sort_by(|a, b| a.jid.cmp(&b.jid));
-                let Some(heir) = members.into_iter().find(|m| m.jid != me) else {
+        self.enter(&group).await?;
+        let admin = inner.my_affiliation(&group) == Some(Affiliation::Owner);
+        if admin {
+            let owners = self.affiliation_list(&group, Affiliation::Owner).await?;
+            if !owners.iter().any(|o| *o != me) {
+                let mut members = self.affiliation_list(&group, Affiliation::Member).await?;
+                members.extend(self.affiliation_list(&group, Affiliation::Admin).await?);
+                members.sort();
+                let Some(heir) = members.into_iter().find(|m| *m != me) else {
                     return Err(conflict(
                         "you are the group's only member: delete the group instead",
                     ));
                 };
-                self.make_admin(&group, &heir.jid).await?;
+                self.make_admin(&group, &heir).await?;
             }
         }
         lock(&inner.state).exiting.insert(group.clone());
         let result = async {
-            if inner.in_room(&group) {
-                self.notice(&group, NoticeKind::MemberLeft, Vec::new())
-                    .await?;
-                inner.send(muc_owner::leave(&group, &inner.nick)).await?;
-            }
-            inner
+            self.notice(&group, NoticeKind::MemberLeft, Vec::new())
+                .await?;
+            inner.send(muc_owner::leave(&group, &inner.nick)).await?;
+            match inner
                 .request(Some(&group), |id| {
                     muc_admin::set(&group, id, &me, Affiliation::None, None)
                 })
                 .await
                 .map_err(refused)
+            {
+                // A plain member may not change affiliations, not even their own: an admin's
+                // SDK drops it when it sees the member-left notice.
+                Err(RequestError::Forbidden(_)) if !admin => Ok(()),
+                other => other.map(|_| ()),
+            }
         }
         .await;
         if let Err(e) = result {
@@ -539,29 +617,42 @@ impl Client {
 
     /// Deletes the group: an admin destroys it for everyone ([`Event::GroupDeleted`]); a
     /// member forgets it (leaves the room and drops it from the list; still a member, so
-    /// an admin can bring it back with an invitation).
+    /// an admin can invite them back). 404 when the group does not exist.
     pub async fn delete_group(&self, group: &str) -> Result<(), RequestError> {
         let group = self.group_arg(group)?;
         let inner = &self.inner;
+        match self.enter(&group).await {
+            Ok(()) => {}
+            // Removed from it already: forgetting is all that is left.
+            Err(RequestError::Forbidden(_)) => return self.forget(&group).await,
+            Err(RequestError::Stanza(e)) if e.condition == "registration-required" => {
+                return self.forget(&group).await;
+            }
+            Err(e) => return Err(e),
+        }
         if inner.my_affiliation(&group) == Some(Affiliation::Owner) {
             self.notice(&group, NoticeKind::GroupDeleted, Vec::new())
                 .await?;
-            lock(&inner.state).exiting.insert(group.clone());
-            if let Err(e) = inner
+            inner
                 .request(Some(&group), |id| muc_owner::destroy(&group, id, None))
                 .await
-                .map_err(refused)
-            {
-                lock(&inner.state).exiting.remove(&group);
-                return Err(e);
-            }
+                .map_err(refused)?;
+            // Reported once: here, or by the room's destruction presence if it came first.
+            inner
+                .group_gone(
+                    &group,
+                    Event::GroupDeleted {
+                        group: group.clone(),
+                        by: Some(inner.me.to_string()),
+                    },
+                )
+                .await;
+            Ok(())
         } else {
             lock(&inner.state).exiting.insert(group.clone());
-            if inner.in_room(&group) {
-                inner.send(muc_owner::leave(&group, &inner.nick)).await?;
-            }
+            inner.send(muc_owner::leave(&group, &inner.nick)).await?;
+            self.forget(&group).await
         }
-        self.forget(&group).await
     }
 
     async fn forget(&self, group: &str) -> Result<(), RequestError> {
@@ -640,13 +731,18 @@ impl Inner {
         })
     }
 
-    /// A notice from a member: the event it stands for.
+    /// A notice from a member: the event it stands for. Only the room's word on who sent
+    /// it counts (the occupant's real JID, never a nickname), and only an admin's notice
+    /// about an admin's action is believed.
     pub(crate) fn on_notice(self: &Arc<Self>, gm: &GroupMessage, n: Notice) {
-        // Only the room's word on who sent it counts (never the nickname).
         let Some(by) = gm.sender.jid.clone() else {
             return;
         };
         let group = gm.group.clone();
+        let from_admin = gm.sender.affiliation == Some(Affiliation::Owner);
+        if n.kind != NoticeKind::MemberLeft && !from_admin {
+            return;
+        }
         let first = n.participants.first().cloned().unwrap_or_default();
         match n.kind {
             NoticeKind::ParticipantsAdded => self.emit(Event::ParticipantsAdded {
@@ -664,12 +760,28 @@ impl Inner {
                 participant: first,
                 by,
             }),
-            NoticeKind::MemberLeft => self.emit(Event::MemberLeft {
-                group,
-                participant: by,
-            }),
+            NoticeKind::MemberLeft => {
+                self.emit(Event::MemberLeft {
+                    group: group.clone(),
+                    participant: by.clone(),
+                });
+                // A member cannot drop their own membership; an admin does it for them.
+                let me_admin = self.my_affiliation(&group) == Some(Affiliation::Owner);
+                if me_admin && by != self.me.to_string() && !from_admin {
+                    let this = self.clone();
+                    tokio::spawn(async move {
+                        let _ = this
+                            .request(Some(&group), |id| {
+                                muc_admin::set(&group, id, &by, Affiliation::None, None)
+                            })
+                            .await;
+                    });
+                }
+            }
             NoticeKind::GroupDeleted => {
-                lock(&self.state).deleted_by.insert(group, by);
+                lock(&self.state)
+                    .deleted_by
+                    .insert(group, (by, Instant::now()));
             }
             NoticeKind::ProfileUpdated => {
                 lock(&self.state)
@@ -697,13 +809,28 @@ impl Inner {
         }
     }
 
+    /// Notes that we are about to change `group`'s configuration or image: the status 104
+    /// that follows is ours, and our notice reports it.
+    pub(crate) fn own_change(&self, group: &str) {
+        lock(&self.state)
+            .own_changes
+            .insert(group.to_owned(), Instant::now());
+    }
+
     /// A configuration change (status 104). Changes made through this SDK come with a
     /// notice, which reports them with the actor; when none follows within
     /// [`NOTICE_GRACE`], another client made the change and it is reported without one.
     pub(crate) fn profile_changed_without_notice(self: &Arc<Self>, group: String) {
         let seen_at = Instant::now();
-        if !lock(&self.state).profile_checks.insert(group.clone()) {
-            return; // a check is already waiting
+        {
+            let mut st = lock(&self.state);
+            let ours = st
+                .own_changes
+                .get(&group)
+                .is_some_and(|t| t.elapsed() < OWN_CHANGE_WINDOW);
+            if ours || !st.profile_checks.insert(group.clone()) {
+                return; // our own change, or a check is already waiting
+            }
         }
         let this = self.clone();
         tokio::spawn(async move {
@@ -713,7 +840,7 @@ impl Inner {
                 st.profile_checks.remove(&group);
                 st.profile_notices
                     .get(&group)
-                    .is_some_and(|t| *t + NOTICE_GRACE * 3 >= seen_at)
+                    .is_some_and(|t| *t >= seen_at)
             };
             if noticed {
                 return;
@@ -729,7 +856,17 @@ impl Inner {
         });
     }
 
-    /// Both bookmark stores, merged (XEP-0402 items and XEP-0048 private storage).
+    /// True for a bookmark of a group on our group service (others' bookmarks — rooms
+    /// elsewhere, made by other clients — are left alone).
+    fn is_our_group(&self, jid: &str) -> bool {
+        jid.parse::<Jid>().is_ok_and(|j| {
+            j.resource().is_none() && lock(&self.state).tracker.services().is_group(&j)
+        })
+    }
+
+    /// Both bookmark stores, merged (XEP-0402 items and XEP-0048 private storage): our
+    /// groups, and remembers the other entries of private storage so that rewriting it
+    /// keeps them.
     pub(crate) async fn read_bookmarks(&self) -> Result<Vec<Bookmark>, RequestError> {
         let pep = match self.request(None, bookmarks::get_items).await {
             Ok(iq) => bookmarks::decode_items_result(&iq).unwrap_or_default(),
@@ -741,11 +878,20 @@ impl Inner {
             Err(RequestError::Stanza(_)) => Vec::new(),
             Err(e) => return Err(e),
         };
-        if !private.is_empty() {
-            lock(&self.state).dialect = Dialect::Private;
+        let (ours, foreign): (Vec<Bookmark>, Vec<Bookmark>) =
+            private.into_iter().partition(|b| self.is_our_group(&b.jid));
+        {
+            let mut st = lock(&self.state);
+            if !ours.is_empty() {
+                st.dialect = Dialect::Private;
+            }
+            st.foreign_bookmarks = foreign;
         }
-        let mut all = pep;
-        for b in private {
+        let mut all: Vec<Bookmark> = pep
+            .into_iter()
+            .filter(|b| self.is_our_group(&b.jid))
+            .collect();
+        for b in ours {
             if !all.iter().any(|x| x.jid == b.jid) {
                 all.push(b);
             }
@@ -757,30 +903,46 @@ impl Inner {
         let all = self.read_bookmarks().await?;
         let mut st = lock(&self.state);
         for b in all {
+            st.bookmarked.insert(b.jid.clone());
             st.groups.insert(b.jid, b.name);
         }
         Ok(())
     }
 
-    fn all_bookmarks(&self) -> Vec<Bookmark> {
-        lock(&self.state)
+    /// Our groups that are bookmarked, plus `extra`, as bookmarks.
+    fn bookmarks_with(&self, extra: Option<&Bookmark>) -> Vec<Bookmark> {
+        let st = lock(&self.state);
+        let mut out: Vec<Bookmark> = st
             .groups
             .iter()
+            .filter(|(jid, _)| st.bookmarked.contains(*jid))
+            .filter(|(jid, _)| extra.is_none_or(|b| b.jid != **jid))
             .map(|(jid, name)| Bookmark::new(jid, name.clone(), Some(self.nick.clone())))
-            .collect()
+            .collect();
+        out.extend(extra.cloned());
+        out
+    }
+
+    /// The private-storage document: our bookmarks and the foreign entries it held.
+    fn private_document(&self, ours: Vec<Bookmark>) -> Vec<Bookmark> {
+        let mut all = ours;
+        all.extend(lock(&self.state).foreign_bookmarks.iter().cloned());
+        all
     }
 
     /// Adds or updates a bookmark, walking the server's dialect (see
-    /// `groupchat_protocol::codec::xep::bookmarks`).
+    /// `groupchat_protocol::codec::xep::bookmarks`). One change at a time.
     pub(crate) async fn bookmark_add(&self, b: Bookmark) -> Result<(), RequestError> {
+        let _one = self.bookmark_lock.lock().await;
         loop {
             let dialect = lock(&self.state).dialect;
+            let expected = self.bookmarks_with(Some(&b));
             if dialect == Dialect::Private {
-                let all = self.all_bookmarks();
-                return self
-                    .request(None, |id| bookmarks::set_private(id, &all))
-                    .await
-                    .map(|_| ());
+                let doc = self.private_document(expected);
+                self.request(None, |id| bookmarks::set_private(id, &doc))
+                    .await?;
+                lock(&self.state).bookmarked.insert(b.jid.clone());
+                return Ok(());
             }
             match self
                 .request(None, |id| bookmarks::publish(id, &b, dialect))
@@ -791,9 +953,9 @@ impl Inner {
                         Ok(iq) => bookmarks::decode_items_result(&iq).unwrap_or_default(),
                         Err(_) => Vec::new(),
                     };
-                    let expected = self.all_bookmarks();
                     let next = dialect.after_read_back(&expected, &stored);
                     if next == dialect {
+                        lock(&self.state).bookmarked.insert(b.jid.clone());
                         return Ok(());
                     }
                     lock(&self.state).dialect = next;
@@ -809,15 +971,14 @@ impl Inner {
 
     /// Removes a bookmark from both stores.
     pub(crate) async fn bookmark_remove(&self, group: &str) -> Result<(), RequestError> {
+        let _one = self.bookmark_lock.lock().await;
+        lock(&self.state).bookmarked.remove(group);
         let r = self.request(None, |id| bookmarks::retract(id, group)).await;
         if lock(&self.state).dialect == Dialect::Private {
-            let all: Vec<Bookmark> = self
-                .all_bookmarks()
-                .into_iter()
-                .filter(|b| b.jid != group)
-                .collect();
+            let ours = self.bookmarks_with(None);
+            let doc = self.private_document(ours);
             return self
-                .request(None, |id| bookmarks::set_private(id, &all))
+                .request(None, |id| bookmarks::set_private(id, &doc))
                 .await
                 .map(|_| ());
         }

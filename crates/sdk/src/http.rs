@@ -29,11 +29,12 @@ fn bad(url: &str, why: impl std::fmt::Display) -> RequestError {
     RequestError::BadRequest(format!("{url}: {why}"))
 }
 
-fn unreachable_err(url: &str, why: impl std::fmt::Display) -> RequestError {
+/// The web server cannot be reached or failed: 503 (`service-unavailable`).
+fn unavailable(url: &str, why: impl std::fmt::Display) -> RequestError {
     RequestError::from(
         groupchat_protocol::codec::xep::stanza_error::StanzaError::new(
             groupchat_protocol::codec::xep::stanza_error::ErrorType::Cancel,
-            "remote-server-not-found",
+            "service-unavailable",
             Some(format!("{url}: {why}")),
         ),
     )
@@ -109,7 +110,7 @@ impl Http {
             let tcp =
                 TcpStream::connect((host.trim_start_matches('[').trim_end_matches(']'), port))
                     .await
-                    .map_err(|e| unreachable_err(url, e))?;
+                    .map_err(|e| unavailable(url, e))?;
             let mut request = Request::builder()
                 .method(method)
                 .uri(path)
@@ -118,6 +119,7 @@ impl Http {
             for (name, value) in headers {
                 request = request.header(name.as_str(), value.as_str());
             }
+            let sent = body.as_ref().map_or(0, |(_, d)| d.len() as u64);
             let payload = match body {
                 Some((content_type, data)) => {
                     request = request
@@ -133,12 +135,12 @@ impl Http {
                 let stream = tokio_rustls::TlsConnector::from(self.tls.clone())
                     .connect(name, tcp)
                     .await
-                    .map_err(|e| unreachable_err(url, format!("TLS: {e}")))?;
+                    .map_err(|e| unavailable(url, format!("TLS: {e}")))?;
                 send(url, TokioIo::new(stream), request).await?
             } else {
                 send(url, TokioIo::new(tcp), request).await?
             };
-            read(url, response, max).await
+            read(url, response, sent, max).await
         };
         tokio::time::timeout(self.timeout, work)
             .await
@@ -156,27 +158,39 @@ where
 {
     let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
         .await
-        .map_err(|e| unreachable_err(url, e))?;
+        .map_err(|e| unavailable(url, e))?;
     tokio::spawn(async move {
         let _ = conn.await;
     });
     sender
         .send_request(request)
         .await
-        .map_err(|e| unreachable_err(url, e))
+        .map_err(|e| unavailable(url, e))
 }
 
 async fn read(
     url: &str,
     response: hyper::Response<Incoming>,
+    sent: u64,
     max: u64,
 ) -> Result<(Option<String>, Vec<u8>), RequestError> {
     let status = response.status();
-    if status == hyper::StatusCode::NOT_FOUND {
-        return Err(RequestError::NotFound(url.to_owned()));
-    }
-    if !status.is_success() {
-        return Err(unreachable_err(url, format!("HTTP {status}")));
+    match status.as_u16() {
+        200..=299 => {}
+        404 | 410 => return Err(RequestError::NotFound(url.to_owned())),
+        413 => {
+            return Err(RequestError::TooLarge {
+                size: sent,
+                limit: 0,
+            });
+        }
+        401 | 403 => {
+            return Err(RequestError::FeatureUnavailable(format!(
+                "{url}: the web server refused (HTTP {status})"
+            )));
+        }
+        400..=499 => return Err(bad(url, format!("HTTP {status}"))),
+        _ => return Err(unavailable(url, format!("HTTP {status}"))),
     }
     let content_type = response
         .headers()
@@ -194,7 +208,7 @@ async fn read(
     let mut body = response.into_body();
     let mut data = Vec::new();
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| unreachable_err(url, e))?;
+        let frame = frame.map_err(|e| unavailable(url, e))?;
         if let Some(chunk) = frame.data_ref() {
             data.extend_from_slice(chunk);
             if data.len() as u64 > max {

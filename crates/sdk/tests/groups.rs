@@ -123,7 +123,14 @@ async fn lifecycle(kind: ServerKind) {
     let group = alice
         .create_group(
             "Team",
-            &["bob@localhost", "carol@localhost", "dave@localhost"],
+            // Ourselves and a duplicate are ignored.
+            &[
+                "bob@localhost",
+                "carol@localhost",
+                "dave@localhost",
+                "alice@localhost",
+                "bob@localhost",
+            ],
             Some(image.clone()),
         )
         .await
@@ -203,15 +210,21 @@ async fn lifecycle(kind: ServerKind) {
         ),
         400
     );
+    assert_eq!(
+        alice.group_profile(&g).await.unwrap().name.as_deref(),
+        Some("Team"),
+        "{kind}: a refused image changes nothing"
+    );
     let p = alice
         .set_group_profile(&g, "Team 2", Some(GroupImage::from_url(url).unwrap()))
         .await
         .unwrap_or_else(|e| panic!("{kind}: set profile: {e}"));
     assert_eq!(p.name.as_deref(), Some("Team 2"), "{kind}");
+    // (Skips a report without the actor, which a slow machine could make first.)
     let ev = expect(
         &mut bob_ev,
         "profile event",
-        |e| matches!(e, Event::ProfileUpdated { group, .. } if *group == g),
+        |e| matches!(e, Event::ProfileUpdated { group, by: Some(_), .. } if *group == g),
     )
     .await;
     let Event::ProfileUpdated { profile, by, .. } = ev else {
@@ -298,6 +311,18 @@ async fn lifecycle(kind: ServerKind) {
             participant: "bob@localhost".into(),
             by: "alice@localhost".into()
         }
+    );
+
+    // Adding an admin again leaves them admin.
+    alice
+        .add_participants(&g, &["bob@localhost"])
+        .await
+        .unwrap();
+    let ps = alice.participants(&g).await.unwrap();
+    assert!(
+        ps.iter()
+            .any(|p| p.jid == "bob@localhost" && p.role == ParticipantRole::Admin),
+        "{kind}: {ps:?}"
     );
 
     // Bob removes carol: she is told, by bob, and can no longer post (403).
@@ -705,7 +730,32 @@ async fn last_admin_hands_over(kind: ServerKind) {
         ],
         "{kind}"
     );
-    drop(carol);
+
+    // A plain member exits: gone from their list, and (an admin's SDK drops the
+    // membership the member may not drop) from the participants.
+    carol
+        .exit_group(&g)
+        .await
+        .unwrap_or_else(|e| panic!("{kind}: member exit: {e}"));
+    assert_eq!(listed(&carol, &g).await, None, "{kind}");
+    expect(
+        &mut bob_ev,
+        "carol left",
+        |e| matches!(e, Event::MemberLeft { participant, .. } if participant == "carol@localhost"),
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let ps = bob.participants(&g).await.unwrap();
+        if !ps.iter().any(|p| p.jid == "carol@localhost") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{kind}: carol still listed: {ps:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
