@@ -25,6 +25,7 @@ use tokio::io::{AsyncBufRead, AsyncRead, AsyncWrite, ReadBuf};
 use tokio_xmpp::xmlstream::{
     FallibleStreamElement, ReadError, StreamHeader, Timeouts, XmppStreamElement,
 };
+use xmpp_parsers::caps::Caps;
 use xmpp_parsers::chatstates::ChatState;
 use xmpp_parsers::delay::Delay;
 use xmpp_parsers::displayed_markers::Markable;
@@ -36,6 +37,7 @@ use xmpp_parsers::oob::Oob;
 use xmpp_parsers::presence::{Presence as XPresence, Show, Type as PresenceType};
 use xmpp_parsers::stanza::Stanza as XStanza;
 use xmpp_parsers::stanza_id::{OriginId, StanzaId};
+use xmpp_parsers::vcard_update::VCardUpdate;
 use xmpp_parsers::{iq::Iq, ns};
 
 // ---- tokio-xmpp's read path --------------------------------------------------------------
@@ -188,6 +190,9 @@ pub(crate) struct BaseMessage {
     pub(crate) oob: Option<Oob>,
     pub(crate) muc_user: Option<MucUser>,
     pub(crate) mam: Option<Box<BaseMam>>,
+    /// XEP-0184: a receipt is requested; the id a receipt acknowledges.
+    pub(crate) receipt_request: bool,
+    pub(crate) receipt: Option<String>,
     /// What neither side models (receipt requests, ...), as trees on both sides.
     pub(crate) payloads: Vec<Element>,
 }
@@ -213,6 +218,8 @@ pub(crate) struct BasePresence {
     pub(crate) muc_user: Option<MucUser>,
     pub(crate) muc_join: bool,
     pub(crate) occupant_id: Option<OccupantId>,
+    pub(crate) caps: Option<Caps>,
+    pub(crate) vcard_update: Option<VCardUpdate>,
     pub(crate) payloads: Vec<Element>,
 }
 
@@ -258,6 +265,8 @@ pub(crate) fn extract_message(m: XMessage) -> BaseMessage {
         oob: None,
         muc_user: None,
         mam: None,
+        receipt_request: false,
+        receipt: None,
         payloads: Vec::new(),
     };
     for p in m.payloads {
@@ -275,6 +284,12 @@ pub(crate) fn extract_message(m: XMessage) -> BaseMessage {
         } else if p.is("markable", ns::DISPLAYED_MARKERS) {
             let _: Markable = typed(p);
             out.markable = true;
+        } else if p.is("request", ns::RECEIPTS) {
+            let _: xmpp_parsers::receipts::Request = typed(p);
+            out.receipt_request = true;
+        } else if p.is("received", ns::RECEIPTS) {
+            let r: xmpp_parsers::receipts::Received = typed(p);
+            out.receipt = Some(r.id);
         } else if p.is("x", ns::OOB) {
             out.oob = Some(typed(p));
         } else if p.is("x", ns::MUC_USER) {
@@ -305,6 +320,8 @@ pub(crate) fn extract_presence(p: XPresence) -> BasePresence {
         muc_user: None,
         muc_join: false,
         occupant_id: None,
+        caps: None,
+        vcard_update: None,
         payloads: Vec::new(),
     };
     for e in p.payloads {
@@ -314,6 +331,10 @@ pub(crate) fn extract_presence(p: XPresence) -> BasePresence {
             out.muc_join = true;
         } else if e.is("occupant-id", ns::OID) {
             out.occupant_id = Some(typed(e));
+        } else if e.is("c", ns::CAPS) {
+            out.caps = Some(typed(e));
+        } else if e.is("x", ns::VCARD_UPDATE) {
+            out.vcard_update = Some(typed(e));
         } else {
             out.payloads.push(e);
         }
@@ -421,6 +442,7 @@ fn summary_message_ours(m: &Message) -> String {
         m.markable,
         opt(m.media.as_ref().map(|x| &x.url)),
     );
+    s += &format!(" receipt={}|{}", m.receipt_request, opt(m.receipt.as_ref()));
     if let Some(u) = &m.muc_user {
         s += &muc_ours(u);
     }
@@ -468,6 +490,12 @@ fn summary_presence_ours(p: &Presence) -> String {
     );
     if let Some(u) = &p.muc_user {
         s += &muc_ours(u);
+    }
+    if let Some(c) = &p.caps {
+        s += &format!(" caps={} {} {}", c.hash, c.node, c.ver);
+    }
+    if let Some(u) = &p.vcard_update {
+        s += &format!(" avatar={:?}", u.photo.as_deref().map(str::to_ascii_lowercase));
     }
     s + &format!(" payloads={}", names(&p.payloads))
 }
@@ -536,6 +564,7 @@ fn summary_message_base(m: &BaseMessage) -> String {
         m.markable,
         opt(m.oob.as_ref().map(|x| &x.url)),
     );
+    s += &format!(" receipt={}|{}", m.receipt_request, opt(m.receipt.as_ref()));
     if let Some(u) = &m.muc_user {
         s += &muc_base(u);
     }
@@ -572,6 +601,16 @@ fn summary_presence_base(p: &BasePresence) -> String {
     );
     if let Some(u) = &p.muc_user {
         s += &muc_base(u);
+    }
+    if let Some(c) = &p.caps {
+        use base64::Engine as _;
+        let ver = base64::engine::general_purpose::STANDARD.encode(&c.ver);
+        s += &format!(" caps={} {} {ver}", String::from(c.hash.clone()), c.node);
+    }
+    if let Some(u) = &p.vcard_update {
+        let hex = |d: &[u8; 20]| d.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        let photo = u.photo.as_ref().map(|p| p.data.as_ref().map(hex).unwrap_or_default());
+        s += &format!(" avatar={photo:?}");
     }
     s + &format!(" payloads={}", names(&p.payloads))
 }

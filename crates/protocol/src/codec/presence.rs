@@ -5,7 +5,9 @@ use minidom::Element;
 use super::message::{decode_muc_user, write_muc_user};
 use super::reader::{Ev, Start, XmlReader};
 use super::write::Writer;
+use super::xep::caps::{self, Caps};
 use super::xep::muc_user::{self, MucUser};
+use super::xep::vcard_update::{self, VCardUpdate};
 use super::xep::sid;
 use super::xep::stanza_error::{self, StanzaError};
 use super::{DecodeError, jid_attr};
@@ -54,7 +56,11 @@ pub struct Presence {
     pub occupant_id: Option<String>,
     /// Error, for `type='error'`.
     pub error: Option<Box<StanzaError>>,
-    /// Payloads this crate does not model (caps, vCard updates, ...).
+    /// XEP-0115 entity capabilities.
+    pub caps: Option<Box<Caps>>,
+    /// XEP-0153 avatar hash.
+    pub vcard_update: Option<VCardUpdate>,
+    /// Payloads this crate does not model.
     #[serde(skip)]
     pub payloads: Vec<Element>,
 }
@@ -86,6 +92,24 @@ impl Presence {
         }
         if self.muc_join {
             w.empty_ns("x", muc_user::MUC_NS);
+        }
+        if let Some(c) = &self.caps {
+            w.open_ns("c", caps::NS);
+            w.attr("hash", &c.hash);
+            w.attr("node", &c.node);
+            w.attr("ver", &c.ver);
+            w.close_empty();
+        }
+        if let Some(u) = &self.vcard_update {
+            w.open_ns("x", vcard_update::NS);
+            match &u.photo {
+                Some(p) => {
+                    w.close_start();
+                    w.text_element("photo", p);
+                    w.end("x");
+                }
+                None => w.close_empty(),
+            }
         }
         if let Some(u) = &self.muc_user {
             write_muc_user(&mut w, u);
@@ -145,11 +169,40 @@ pub(crate) fn decode(r: &mut XmlReader<'_>, start: &Start<'_>) -> Result<Presenc
                 p.muc_join = true;
                 r.skip(&s)?;
             }
+            (caps::NS, "c") => match (s.attr("hash")?, s.attr("node")?, s.attr("ver")?) {
+                (Some(hash), Some(node), Some(ver)) => {
+                    p.caps = Some(Box::new(Caps {
+                        hash: hash.into_owned(),
+                        node: node.into_owned(),
+                        ver: ver.into_owned(),
+                    }));
+                    r.skip(&s)?;
+                }
+                // Legacy caps (no hash): kept as a tree.
+                _ => p.payloads.push(r.element(&s)?),
+            },
+            (vcard_update::NS, "x") => p.vcard_update = Some(decode_vcard_update(r)?),
             (sid::OCCUPANT_ID_NS, "occupant-id") => {
                 p.occupant_id = Some(s.req("id")?.into_owned());
                 r.skip(&s)?;
             }
             _ => p.payloads.push(r.element(&s)?),
+        }
+    }
+}
+
+/// The children of a `vcard-temp:x:update` `<x/>` just started: the `<photo/>` hash.
+fn decode_vcard_update(r: &mut XmlReader<'_>) -> Result<VCardUpdate, DecodeError> {
+    let mut u = VCardUpdate::default();
+    loop {
+        match r.next()? {
+            Ev::Start(c) if c.is("photo", vcard_update::NS) => {
+                u.photo = Some(r.text(&c)?.trim().to_owned());
+            }
+            Ev::Start(c) => r.skip(&c)?,
+            Ev::Text(_) => {}
+            Ev::End => return Ok(u),
+            Ev::Eof => return Err(DecodeError::xml("unexpected end of input")),
         }
     }
 }

@@ -49,8 +49,62 @@ pub(crate) struct Start<'a> {
     pub(crate) name: &'a str,
     /// The tag's attributes (after the name), borrowed from the input.
     attrs: &'a str,
+    /// Where each attribute's name and value are in `attrs`, found once when the tag was
+    /// read; `None` for a tag with more than `ATTR_SPANS` attributes, looked up by scanning.
+    spans: Option<AttrSpans>,
     /// Offset of `<` in the input.
     offset: usize,
+}
+
+/// Attributes whose positions a start tag keeps (more are rare: looked up by scanning).
+const ATTR_SPANS: usize = 8;
+
+/// Name and value positions, `[name_start, name_end, value_start, value_end]` in the tag's
+/// attribute text (u16: a start tag is moved around by value, so it stays small; a tag with
+/// 64 KiB of attributes is looked up by scanning).
+#[derive(Clone, Copy)]
+struct AttrSpans {
+    n: u8,
+    at: [[u16; 4]; ATTR_SPANS],
+}
+
+impl AttrSpans {
+    /// Reads the positions; `Ok(None)` when there are too many attributes to keep.
+    fn read(attrs: &str) -> Result<Option<Self>, DecodeError> {
+        let mut spans = Self {
+            n: 0,
+            at: [[0; 4]; ATTR_SPANS],
+        };
+        if attrs.len() > usize::from(u16::MAX) {
+            // Check the syntax all the same.
+            return RawAttrs::new(attrs).try_for_each(|a| a.map(|_| ())).map(|()| None);
+        }
+        let base = attrs.as_ptr() as usize;
+        // In range: every offset is within `attrs`, whose length fits a u16.
+        let pos = |s: &str| (s.as_ptr() as usize - base) as u16;
+        for a in RawAttrs::new(attrs) {
+            let (name, value) = a?;
+            if usize::from(spans.n) == ATTR_SPANS {
+                return RawAttrs::new(attrs).try_for_each(|a| a.map(|_| ())).map(|()| None);
+            }
+            let (ns, vs) = (pos(name), pos(value));
+            spans.at[usize::from(spans.n)] = [
+                ns,
+                ns + name.len() as u16,
+                vs,
+                vs + value.len() as u16,
+            ];
+            spans.n += 1;
+        }
+        Ok(Some(spans))
+    }
+
+    /// The attribute names.
+    fn names<'s>(&'s self, attrs: &'s str) -> impl Iterator<Item = &'s str> + 's {
+        self.at[..usize::from(self.n)]
+            .iter()
+            .map(move |&[ns, ne, _, _]| attrs.get(usize::from(ns)..usize::from(ne)).unwrap_or_default())
+    }
 }
 
 impl<'a> Start<'a> {
@@ -60,8 +114,21 @@ impl<'a> Start<'a> {
 
     /// An unprefixed attribute's unescaped value.
     pub(crate) fn attr(&self, name: &str) -> Result<Option<Cow<'a, str>>, DecodeError> {
+        if let Some(spans) = &self.spans {
+            let at = |a: u16, b: u16| {
+                self.attrs
+                    .get(usize::from(a)..usize::from(b))
+                    .unwrap_or_default()
+            };
+            for &[ns, ne, vs, ve] in &spans.at[..usize::from(spans.n)] {
+                if at(ns, ne) == name {
+                    return attr_value(at(vs, ve)).map(Some);
+                }
+            }
+            return Ok(None);
+        }
         // Syntax, names and duplicates were checked by the framer: a lookup is one scan of
-        // the tag's bytes, without quick-xml's per-attribute state machine.
+        // the tag's text, without quick-xml's per-attribute state machine.
         for a in RawAttrs::new(self.attrs) {
             let (key, value) = a?;
             if key == name {
@@ -97,7 +164,6 @@ fn attr_value(v: &str) -> Result<Cow<'_, str>, DecodeError> {
 
 /// The `name='value'` pairs of a start tag's attributes. The framer has checked their
 /// syntax; text that does not follow it ends the iteration with an error, never a panic.
-/// (Plain loops rather than memchr: names and values are a few bytes long.)
 struct RawAttrs<'a> {
     s: &'a str,
     i: usize,
@@ -144,11 +210,11 @@ impl<'a> Iterator for RawAttrs<'a> {
             return self.fail();
         };
         let value_start = i + 1;
-        let mut j = value_start;
-        while j < b.len() && b[j] != quote {
-            j += 1;
-        }
-        if j >= b.len() || name_end == start {
+        // Values (ids, JIDs, hashes) are most of a tag's bytes: memchr's SIMD search.
+        let Some(j) = memchr::memchr(quote, &b[value_start..]).map(|n| value_start + n) else {
+            return self.fail();
+        };
+        if name_end == start {
             return self.fail();
         }
         self.i = j + 1;
@@ -370,7 +436,11 @@ impl<'a> XmlReader<'a> {
         let attrs = self
             .input_str(tag.attributes_raw())
             .ok_or_else(|| DecodeError::xml("tag outside the input"))?;
-        let declares = memchr::memmem::find(attrs.as_bytes(), b"xmlns").is_some();
+        let spans = AttrSpans::read(attrs)?;
+        let declares = match &spans {
+            Some(sp) => sp.names(attrs).any(|n| n.starts_with("xmlns")),
+            None => attrs.contains("xmlns"),
+        };
         for a in RawAttrs::new(attrs).filter(|_| declares) {
             let (key, value) = a?;
             let prefix = if key == "xmlns" {
@@ -425,6 +495,7 @@ impl<'a> XmlReader<'a> {
         Ok(Start {
             ns,
             name,
+            spans,
             attrs,
             offset,
         })

@@ -1,6 +1,7 @@
 //! One module per specification; each names its XEP (or RFC) in its first doc line.
 
 pub mod bookmarks;
+pub mod caps;
 pub mod chat_states;
 pub mod delay;
 pub mod disco;
@@ -18,3 +19,4 @@ pub mod sid;
 pub mod stanza_error;
 pub mod upload;
 pub mod vcard;
+pub mod vcard_update;
