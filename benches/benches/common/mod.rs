@@ -495,7 +495,10 @@ fn summary_presence_ours(p: &Presence) -> String {
         s += &format!(" caps={} {} {}", c.hash, c.node, c.ver);
     }
     if let Some(u) = &p.vcard_update {
-        s += &format!(" avatar={:?}", u.photo.as_deref().map(str::to_ascii_lowercase));
+        s += &format!(
+            " avatar={:?}",
+            u.photo.as_deref().map(str::to_ascii_lowercase)
+        );
     }
     s + &format!(" payloads={}", names(&p.payloads))
 }
@@ -609,7 +612,10 @@ fn summary_presence_base(p: &BasePresence) -> String {
     }
     if let Some(u) = &p.vcard_update {
         let hex = |d: &[u8; 20]| d.iter().map(|b| format!("{b:02x}")).collect::<String>();
-        let photo = u.photo.as_ref().map(|p| p.data.as_ref().map(hex).unwrap_or_default());
+        let photo = u
+            .photo
+            .as_ref()
+            .map(|p| p.data.as_ref().map(hex).unwrap_or_default());
         s += &format!(" avatar={photo:?}");
     }
     s + &format!(" payloads={}", names(&p.payloads))

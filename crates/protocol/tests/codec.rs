@@ -1,6 +1,7 @@
 //! The stanza codec: encode → decode round-trips for every typed payload, and hostile input
 //! (random trees, random bytes) never panics.
 
+use groupchat_protocol::codec::xep::caps::Caps;
 use groupchat_protocol::codec::xep::chat_states::ChatState;
 use groupchat_protocol::codec::xep::delay::Delay;
 use groupchat_protocol::codec::xep::hints::Hints;
@@ -11,6 +12,7 @@ use groupchat_protocol::codec::xep::muc_user::{Affiliation, Destroy, Invite, Ite
 use groupchat_protocol::codec::xep::retract::Retraction;
 use groupchat_protocol::codec::xep::sid::StanzaId;
 use groupchat_protocol::codec::xep::stanza_error::{ErrorType, StanzaError};
+use groupchat_protocol::codec::xep::vcard_update::VCardUpdate;
 use groupchat_protocol::codec::{
     Message, MessageType, NsContext, Presence, PresenceType, Stanza, decode_stanza,
 };
@@ -351,8 +353,12 @@ fn presence() -> impl Strategy<Value = Presence> {
             option::of(token()),
             option::of(error()),
         ),
+        (
+            option::of((token(), token(), token())),
+            option::of(option::of(token())),
+        ),
     )
-        .prop_map(|(head, kind, body)| {
+        .prop_map(|(head, kind, body, (caps, avatar))| {
             let mut p = Presence::default();
             (p.from, p.to, p.id) = head;
             (p.kind, p.raw_type) = kind;
@@ -363,6 +369,16 @@ fn presence() -> impl Strategy<Value = Presence> {
             p.muc_join = muc_join;
             p.occupant_id = occupant_id;
             p.error = error.map(Box::new);
+            p.caps = caps.map(|(hash, node, ver)| {
+                let mut c = Caps::default();
+                (c.hash, c.node, c.ver) = (hash, node, ver);
+                Box::new(c)
+            });
+            p.vcard_update = avatar.map(|photo| {
+                let mut u = VCardUpdate::default();
+                u.photo = photo;
+                u
+            });
             p
         })
 }
@@ -478,4 +494,36 @@ fn element_tree() -> impl Strategy<Value = String> {
                 format!("<{n} xmlns='{ns}'{a}>{}</{n}>", kids.concat())
             })
     })
+}
+
+/// Attribute syntax, names and duplicates are refused at every depth (the codec's reader
+/// checks them as it reads each tag; the framer only checks the stream header).
+#[test]
+fn bad_attributes_are_refused_at_any_depth() {
+    for tag in [
+        "<x xmlns='urn:a' a='1' a='2'/>",
+        "<x xmlns='urn:a' a='1'b='2'/>",
+        "<x xmlns='urn:a' 1a='1'/>",
+        "<x xmlns='urn:a' a:b:c='1'/>",
+        "<x xmlns='urn:a' a=1/>",
+        "<x xmlns='urn:a' a='1/>",
+        "<x xmlns='urn:a' a/>",
+        // more attributes than a tag keeps positions for: checked all the same
+        "<x xmlns='urn:a' a1='' a2='' a3='' a4='' a5='' a6='' a7='' a8='' a9='' a1=''/>",
+    ] {
+        for xml in [
+            format!(
+                "<message xmlns='jabber:client' {}",
+                &tag[3..].replacen("xmlns='urn:a' ", "", 1)
+            ),
+            format!("<message xmlns='jabber:client'><body>hi</body>{tag}</message>"),
+            format!("<message xmlns='jabber:client'><a xmlns='urn:b'><b>{tag}</b></a></message>"),
+            format!("<presence xmlns='jabber:client'>{tag}</presence>"),
+        ] {
+            let r = decode_stanza(xml.as_bytes(), &NsContext::client());
+            assert!(r.is_err(), "accepted: {xml}");
+        }
+    }
+    let nine = "<message xmlns='jabber:client'><x xmlns='urn:a' a1='' a2='' a3='' a4='' a5='' a6='' a7='' a8='' a9=''/></message>";
+    assert!(decode_stanza(nine.as_bytes(), &NsContext::client()).is_ok());
 }

@@ -7,9 +7,9 @@ use super::reader::{Ev, Start, XmlReader};
 use super::write::Writer;
 use super::xep::caps::{self, Caps};
 use super::xep::muc_user::{self, MucUser};
-use super::xep::vcard_update::{self, VCardUpdate};
 use super::xep::sid;
 use super::xep::stanza_error::{self, StanzaError};
+use super::xep::vcard_update::{self, VCardUpdate};
 use super::{DecodeError, jid_attr};
 use crate::ns;
 

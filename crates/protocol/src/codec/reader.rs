@@ -76,8 +76,7 @@ impl AttrSpans {
             at: [[0; 4]; ATTR_SPANS],
         };
         if attrs.len() > usize::from(u16::MAX) {
-            // Check the syntax all the same.
-            return RawAttrs::new(attrs).try_for_each(|a| a.map(|_| ())).map(|()| None);
+            return check_all(attrs).map(|()| None);
         }
         let base = attrs.as_ptr() as usize;
         // In range: every offset is within `attrs`, whose length fits a u16.
@@ -85,15 +84,15 @@ impl AttrSpans {
         for a in RawAttrs::new(attrs) {
             let (name, value) = a?;
             if usize::from(spans.n) == ATTR_SPANS {
-                return RawAttrs::new(attrs).try_for_each(|a| a.map(|_| ())).map(|()| None);
+                return check_all(attrs).map(|()| None);
+            }
+            check_name(name)?;
+            if spans.names(attrs).any(|n| n == name) {
+                return Err(DecodeError::xml("duplicate attribute"));
             }
             let (ns, vs) = (pos(name), pos(value));
-            spans.at[usize::from(spans.n)] = [
-                ns,
-                ns + name.len() as u16,
-                vs,
-                vs + value.len() as u16,
-            ];
+            spans.at[usize::from(spans.n)] =
+                [ns, ns + name.len() as u16, vs, vs + value.len() as u16];
             spans.n += 1;
         }
         Ok(Some(spans))
@@ -103,7 +102,11 @@ impl AttrSpans {
     fn names<'s>(&'s self, attrs: &'s str) -> impl Iterator<Item = &'s str> + 's {
         self.at[..usize::from(self.n)]
             .iter()
-            .map(move |&[ns, ne, _, _]| attrs.get(usize::from(ns)..usize::from(ne)).unwrap_or_default())
+            .map(move |&[ns, ne, _, _]| {
+                attrs
+                    .get(usize::from(ns)..usize::from(ne))
+                    .unwrap_or_default()
+            })
     }
 }
 
@@ -149,6 +152,31 @@ impl<'a> Start<'a> {
             attribute: name,
         })
     }
+}
+
+/// XML 1.0 §3.1 / Namespaces §3: an attribute name is a QName.
+fn check_name(name: &str) -> Result<(), DecodeError> {
+    if crate::xml::is_qname(name.as_bytes()) {
+        Ok(())
+    } else {
+        Err(DecodeError::xml("invalid attribute name"))
+    }
+}
+
+/// Every attribute of a tag with many: syntax, names, and no name twice (prefixes compared
+/// as written, like the framer does for the stream header).
+fn check_all(attrs: &str) -> Result<(), DecodeError> {
+    let mut names = Vec::new();
+    for a in RawAttrs::new(attrs) {
+        let (name, _) = a?;
+        check_name(name)?;
+        names.push(name);
+    }
+    names.sort_unstable();
+    if names.windows(2).any(|w| w[0] == w[1]) {
+        return Err(DecodeError::xml("duplicate attribute"));
+    }
+    Ok(())
 }
 
 /// An attribute value: borrowed when it has no references. Raw input was checked for
@@ -218,6 +246,10 @@ impl<'a> Iterator for RawAttrs<'a> {
             return self.fail();
         }
         self.i = j + 1;
+        // XML 1.0 §3.1: attributes are separated by white space.
+        if b.get(j + 1).is_some_and(|&c| !ws(c) && c != b'/') {
+            return self.fail();
+        }
         // Every cut is next to an ASCII delimiter, so on a character boundary.
         match (self.s.get(start..name_end), self.s.get(value_start..j)) {
             (Some(name), Some(value)) => Some(Ok((name, value))),
