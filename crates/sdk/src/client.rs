@@ -118,6 +118,11 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// A room's "you are not a member" (XEP-0045 §7.2.6).
+pub(crate) fn is_not_member(e: &RequestError) -> bool {
+    matches!(e, RequestError::Stanza(s) if s.condition == "registration-required")
+}
+
 /// Bare JID of an actor given as a JID or (in groups made by this SDK) a nickname that is
 /// the bare JID.
 pub(crate) fn bare_of(s: &str) -> String {
@@ -499,17 +504,11 @@ impl Inner {
                 .await;
             }
             Ok(false) => {}
-            Err(RequestError::Forbidden(_)) | Err(RequestError::NotFound(_)) => {
-                self.group_gone(
-                    group,
-                    Event::RemovedFromGroup {
-                        group: group.to_owned(),
-                        by: None,
-                    },
-                )
-                .await;
-            }
-            Err(RequestError::Stanza(e)) if e.condition == "registration-required" => {
+            // Members-only rooms refuse non-members with registration-required (or forbidden).
+            Err(e)
+                if matches!(e, RequestError::Forbidden(_) | RequestError::NotFound(_))
+                    || is_not_member(&e) =>
+            {
                 self.group_gone(
                     group,
                     Event::RemovedFromGroup {

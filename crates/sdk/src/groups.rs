@@ -14,7 +14,7 @@ use groupchat_protocol::codec::{Message, MessageType};
 use groupchat_protocol::group::GroupMessage;
 use groupchat_protocol::jid::{BareJid, Jid};
 
-use crate::client::{Client, Inner, lock};
+use crate::client::{Client, Inner, is_not_member, lock};
 use crate::error::RequestError;
 use crate::events::Event;
 use crate::group::{Group, GroupImage, GroupProfile, Participant, ParticipantRole};
@@ -624,8 +624,7 @@ impl Client {
         match self.enter(&group).await {
             Ok(()) => {}
             // Removed from it already: forgetting is all that is left.
-            Err(RequestError::Forbidden(_)) => return self.forget(&group).await,
-            Err(RequestError::Stanza(e)) if e.condition == "registration-required" => {
+            Err(e) if matches!(e, RequestError::Forbidden(_)) || is_not_member(&e) => {
                 return self.forget(&group).await;
             }
             Err(e) => return Err(e),

@@ -11,6 +11,22 @@ use groupchat_sdk::{
 };
 use groupchat_test_support::{ServerKind, TestServer};
 
+/// One test per server kind, each on its own runtime: `on_both_servers!(flow: a, b)` runs
+/// `flow(ServerKind::Prosody)` as test `a` and `flow(ServerKind::Ejabberd)` as test `b`.
+macro_rules! on_both_servers {
+    ($flow:ident: $prosody:ident, $ejabberd:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $prosody() {
+            $flow(ServerKind::Prosody).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $ejabberd() {
+            $flow(ServerKind::Ejabberd).await;
+        }
+    };
+}
+
 /// A 1×1 PNG.
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\x9cc\xf8\xcf\xc0\xf0\x1f\0\x05\0\x01\xff\x89\x99=\x1d\0\0\0\0IEND\xaeB`\x82";
 
@@ -406,15 +422,7 @@ async fn lifecycle(kind: ServerKind) {
     assert_eq!(status(alice.group_profile(&g).await), 404, "{kind}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_group_call_on_prosody() {
-    lifecycle(ServerKind::Prosody).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_group_call_on_ejabberd() {
-    lifecycle(ServerKind::Ejabberd).await;
-}
+on_both_servers!(lifecycle: every_group_call_on_prosody, every_group_call_on_ejabberd);
 
 /// The core flow over WebSocket (RFC 7395): create with a member and an image, the member
 /// is added, a profile change reaches them, removal, deletion.
@@ -467,15 +475,7 @@ async fn core_flow_over_websocket(kind: ServerKind) {
     assert_eq!(listed(&alice, &g).await, None);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn core_flow_over_websocket_on_prosody() {
-    core_flow_over_websocket(ServerKind::Prosody).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn core_flow_over_websocket_on_ejabberd() {
-    core_flow_over_websocket(ServerKind::Ejabberd).await;
-}
+on_both_servers!(core_flow_over_websocket: core_flow_over_websocket_on_prosody, core_flow_over_websocket_on_ejabberd);
 
 /// Login failures are typed: a malformed JID is 400 before any connection, a wrong
 /// password 401.
@@ -673,15 +673,7 @@ async fn while_away(kind: ServerKind) {
     assert_eq!(listed(&carol, &g1).await, None, "{kind}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn what_happens_while_away_on_prosody() {
-    while_away(ServerKind::Prosody).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn what_happens_while_away_on_ejabberd() {
-    while_away(ServerKind::Ejabberd).await;
-}
+on_both_servers!(while_away: what_happens_while_away_on_prosody, what_happens_while_away_on_ejabberd);
 
 /// The last admin who exits hands admin to a member first.
 async fn last_admin_hands_over(kind: ServerKind) {
@@ -758,15 +750,7 @@ async fn last_admin_hands_over(kind: ServerKind) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_last_admin_hands_over_on_prosody() {
-    last_admin_hands_over(ServerKind::Prosody).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_last_admin_hands_over_on_ejabberd() {
-    last_admin_hands_over(ServerKind::Ejabberd).await;
-}
+on_both_servers!(last_admin_hands_over: the_last_admin_hands_over_on_prosody, the_last_admin_hands_over_on_ejabberd);
 
 /// After a server restart the session cannot be resumed: the client logs in again, joins
 /// its groups again, and messages flow.
@@ -821,12 +805,4 @@ async fn restart(kind: ServerKind) {
     assert_eq!(listed(&bob, &g).await, Some(Some("Survives".into())));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn groups_are_rejoined_after_a_server_restart_on_prosody() {
-    restart(ServerKind::Prosody).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn groups_are_rejoined_after_a_server_restart_on_ejabberd() {
-    restart(ServerKind::Ejabberd).await;
-}
+on_both_servers!(restart: groups_are_rejoined_after_a_server_restart_on_prosody, groups_are_rejoined_after_a_server_restart_on_ejabberd);
