@@ -427,11 +427,15 @@ impl GroupTracker {
         let room = self.rooms.entry(group.clone()).or_default();
         let previous = room.get(&nick).cloned();
         // The room names the actor by JID, or only by nickname: then by the real JID of the
-        // occupant with that nickname when the room revealed it.
-        let actor = item.and_then(|i| i.actor.as_deref()).map(|a| {
-            room.get(a)
-                .and_then(|o| o.jid.clone())
-                .unwrap_or_else(|| a.to_owned())
+        // occupant with that nickname when the room revealed it (else the nickname itself).
+        let actor = item.and_then(|i| {
+            i.actor.clone().or_else(|| {
+                i.actor_nick.as_deref().map(|n| {
+                    room.get(n)
+                        .and_then(|o| o.jid.clone())
+                        .unwrap_or_else(|| n.to_owned())
+                })
+            })
         });
         if p.kind == PresenceType::Unavailable {
             room.remove(&nick);
@@ -506,7 +510,7 @@ impl GroupTracker {
                     role: i.role,
                     occupant_id: None,
                 },
-                by: i.actor.clone(),
+                by: i.actor.clone().or_else(|| i.actor_nick.clone()),
             })
             .collect()
     }

@@ -250,7 +250,8 @@ impl Scanner {
                         let found = if quote == 0 {
                             memchr::memchr3(b'>', b'"', b'\'', &self.buf[i..])
                         } else {
-                            memchr::memchr(quote, &self.buf[i..])
+                            // XML 1.0 §2.3: no `<` in an attribute value.
+                            memchr::memchr2(quote, b'<', &self.buf[i..])
                         };
                         let Some(off) = found else {
                             i = self.buf.len();
@@ -260,6 +261,9 @@ impl Scanner {
                         let b = self.buf[at];
                         i = at + 1;
                         if quote != 0 {
+                            if b == b'<' {
+                                return Err(XmlError::NotWellFormed("'<' in an attribute value"));
+                            }
                             quote = 0;
                         } else if b == b'>' {
                             end = Some(at);

@@ -128,7 +128,7 @@ fn muc_user() -> impl Strategy<Value = MucUser> {
         option::of(role()),
         option::of(token()),
         option::of(text()),
-        option::of(token()),
+        (option::of(token()), option::of(text())),
         option::of(text()),
     )
         .prop_map(|(affiliation, role, jid, nick, actor, reason)| {
@@ -137,7 +137,7 @@ fn muc_user() -> impl Strategy<Value = MucUser> {
             i.role = role;
             i.jid = jid;
             i.nick = nick;
-            i.actor = actor;
+            (i.actor, i.actor_nick) = actor;
             i.reason = reason;
             i
         });
@@ -508,6 +508,12 @@ fn bad_attributes_are_refused_at_any_depth() {
         "<x xmlns='urn:a' a=1/>",
         "<x xmlns='urn:a' a='1/>",
         "<x xmlns='urn:a' a/>",
+        "<x xmlns='urn:a' a='1' / b='2'/>",
+        "<x xmlns='urn:a' / a='1' a='2'/>",
+        "<x xmlns='urn:a' a='1<2'/>",
+        "<x xmlns='urn:a' a='&bogus;'/>",
+        "<x xmlns='urn:a' a='&#1;'/>",
+        "<x xmlns='urn:a' a='&'/>",
         // more attributes than a tag keeps positions for: checked all the same
         "<x xmlns='urn:a' a1='' a2='' a3='' a4='' a5='' a6='' a7='' a8='' a9='' a1=''/>",
     ] {

@@ -115,7 +115,10 @@ fn payloads(p: &Vec<Element>) -> usize {
 fn muc_user_heap(u: &MucUser) -> usize {
     let mut n = vec(&u.status) + vec(&u.items);
     for i in &u.items {
-        n += opt_string(&i.jid) + opt_string(&i.nick) + opt_string(&i.actor);
+        n += opt_string(&i.jid)
+            + opt_string(&i.nick)
+            + opt_string(&i.actor)
+            + opt_string(&i.actor_nick);
         n += opt_string(&i.reason);
     }
     for i in [&u.invite, &u.decline].into_iter().flatten() {

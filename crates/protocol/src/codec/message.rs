@@ -451,13 +451,10 @@ fn write_item(w: &mut Writer, i: &Item) {
     w.attr_opt("jid", i.jid.as_deref());
     w.attr_opt("nick", i.nick.as_deref());
     w.close_start();
-    if let Some(a) = &i.actor {
+    if i.actor.is_some() || i.actor_nick.is_some() {
         w.open("actor");
-        if a.contains('@') || a.contains('.') {
-            w.attr("jid", a);
-        } else {
-            w.attr("nick", a);
-        }
+        w.attr_opt("jid", i.actor.as_deref());
+        w.attr_opt("nick", i.actor_nick.as_deref());
         w.close_empty();
     }
     if let Some(r) = &i.reason {
@@ -835,10 +832,8 @@ fn decode_item(r: &mut XmlReader<'_>, c: &Start<'_>) -> Result<Item, DecodeError
     loop {
         match r.next()? {
             Ev::Start(x) if x.name == "actor" => {
-                i.actor = match x.attr_string("jid")? {
-                    Some(j) => Some(j),
-                    None => x.attr_string("nick")?,
-                };
+                i.actor = x.attr_string("jid")?;
+                i.actor_nick = x.attr_string("nick")?;
                 r.skip(&x)?;
             }
             Ev::Start(x) if x.name == "reason" => i.reason = Some(r.text(&x)?.into_owned()),

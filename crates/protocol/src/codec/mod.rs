@@ -140,9 +140,10 @@ pub enum Stanza {
 }
 
 /// Decodes one complete stanza (`message`, `presence` or `iq` in `jabber:client`) from
-/// untrusted bytes: the framer's checks (tag structure, restricted XML, attribute names and
-/// duplicates, depth) run first, then the typed decoding. (A session's framer has already
-/// run them, so it calls the decoding directly.)
+/// untrusted bytes: the framer's checks (tag structure, restricted XML, depth) run first,
+/// then the typed decoding, which checks characters, attributes (syntax, names, duplicates),
+/// references and namespaces as it reads. (A session's framer has already run its checks,
+/// so it calls the decoding directly.)
 pub fn decode_stanza(bytes: &[u8], ctx: &NsContext) -> Result<Stanza, DecodeError> {
     crate::xml::check_element(bytes).map_err(DecodeError::xml)?;
     match decode_top_level(bytes, ctx)? {
@@ -277,7 +278,16 @@ pub(crate) fn top_level_name(bytes: &[u8], ctx: &NsContext) -> Result<String, De
     let mut r = XmlReader::new(bytes, ctx)?;
     loop {
         match r.next()? {
-            Ev::Start(s) if s.ns == crate::ns::CLIENT => return Ok(s.name.to_owned()),
+            Ev::Start(s) if s.ns == crate::ns::CLIENT => {
+                // Read to the end, so that every tag's attributes and references are checked
+                // before these bytes go out.
+                let name = s.name.to_owned();
+                r.skip(&s)?;
+                return match r.next()? {
+                    Ev::Eof => Ok(name),
+                    _ => Err(DecodeError::xml("content after the element")),
+                };
+            }
             Ev::Start(s) => return Err(DecodeError::NotAStanza(s.name.to_owned())),
             Ev::Text(_) => {}
             _ => return Err(DecodeError::xml("no element")),

@@ -65,6 +65,8 @@ const ATTR_SPANS: usize = 8;
 #[derive(Clone, Copy)]
 struct AttrSpans {
     n: u8,
+    /// Some value has a reference (`&`): values must be unescaped.
+    refs: bool,
     at: [[u16; 4]; ATTR_SPANS],
 }
 
@@ -73,6 +75,7 @@ impl AttrSpans {
     fn read(attrs: &str) -> Result<Option<Self>, DecodeError> {
         let mut spans = Self {
             n: 0,
+            refs: false,
             at: [[0; 4]; ATTR_SPANS],
         };
         if attrs.len() > usize::from(u16::MAX) {
@@ -81,13 +84,15 @@ impl AttrSpans {
         let base = attrs.as_ptr() as usize;
         // In range: every offset is within `attrs`, whose length fits a u16.
         let pos = |s: &str| (s.as_ptr() as usize - base) as u16;
-        for a in RawAttrs::new(attrs) {
+        let mut it = RawAttrs::checked(attrs);
+        spans.refs = it.refs;
+        for a in &mut it {
             let (name, value) = a?;
             if usize::from(spans.n) == ATTR_SPANS {
                 return check_all(attrs).map(|()| None);
             }
             check_name(name)?;
-            if spans.names(attrs).any(|n| n == name) {
+            if spans.names(attrs).any(|n| n == name.as_bytes()) {
                 return Err(DecodeError::xml("duplicate attribute"));
             }
             let (ns, vs) = (pos(name), pos(value));
@@ -99,14 +104,12 @@ impl AttrSpans {
     }
 
     /// The attribute names.
-    fn names<'s>(&'s self, attrs: &'s str) -> impl Iterator<Item = &'s str> + 's {
+    fn names<'s>(&'s self, attrs: &'s str) -> impl Iterator<Item = &'s [u8]> + 's {
+        // Bytes, not `str`: comparisons need no character-boundary checks.
+        let b = attrs.as_bytes();
         self.at[..usize::from(self.n)]
             .iter()
-            .map(move |&[ns, ne, _, _]| {
-                attrs
-                    .get(usize::from(ns)..usize::from(ne))
-                    .unwrap_or_default()
-            })
+            .map(move |&[ns, ne, _, _]| b.get(usize::from(ns)..usize::from(ne)).unwrap_or_default())
     }
 }
 
@@ -125,13 +128,19 @@ impl<'a> Start<'a> {
             };
             for &[ns, ne, vs, ve] in &spans.at[..usize::from(spans.n)] {
                 if at(ns, ne) == name {
-                    return attr_value(at(vs, ve)).map(Some);
+                    let value = at(vs, ve);
+                    // No `&` in the whole tag: the value is the text itself (its characters
+                    // were checked with the whole element).
+                    if !spans.refs {
+                        return Ok(Some(Cow::Borrowed(value)));
+                    }
+                    return attr_value(value).map(Some);
                 }
             }
             return Ok(None);
         }
-        // Syntax, names and duplicates were checked by the framer: a lookup is one scan of
-        // the tag's text, without quick-xml's per-attribute state machine.
+        // A tag with many attributes: one scan of its text per lookup (it was checked whole
+        // when it was read, `check_all`).
         for a in RawAttrs::new(self.attrs) {
             let (key, value) = a?;
             if key == name {
@@ -167,7 +176,7 @@ fn check_name(name: &str) -> Result<(), DecodeError> {
 /// as written, like the framer does for the stream header).
 fn check_all(attrs: &str) -> Result<(), DecodeError> {
     let mut names = Vec::new();
-    for a in RawAttrs::new(attrs) {
+    for a in RawAttrs::checked(attrs) {
         let (name, _) = a?;
         check_name(name)?;
         names.push(name);
@@ -190,16 +199,35 @@ fn attr_value(v: &str) -> Result<Cow<'_, str>, DecodeError> {
     Ok(Cow::Owned(value.into_owned()))
 }
 
-/// The `name='value'` pairs of a start tag's attributes. The framer has checked their
-/// syntax; text that does not follow it ends the iteration with an error, never a panic.
+/// The `name='value'` pairs of a start tag's attributes (quick-xml leaves out the `/` of an
+/// empty-element tag). Text that is not such pairs separated by white space, or a value
+/// with a malformed reference, ends the iteration with an error, never a panic. (A `<` in a
+/// value is refused by the framer, which every element passes first.)
 struct RawAttrs<'a> {
     s: &'a str,
     i: usize,
+    /// Check the references in values (the tag has an `&`).
+    refs: bool,
 }
 
 impl<'a> RawAttrs<'a> {
+    /// Pairs of a tag already read (and checked).
     fn new(s: &'a str) -> Self {
-        Self { s, i: 0 }
+        Self {
+            s,
+            i: 0,
+            refs: false,
+        }
+    }
+
+    /// Pairs of a tag being read: values with references are checked too, since a value
+    /// may never be looked up.
+    fn checked(s: &'a str) -> Self {
+        Self {
+            s,
+            i: 0,
+            refs: memchr::memchr(b'&', s.as_bytes()).is_some(),
+        }
     }
 
     fn fail(&mut self) -> Option<Result<(&'a str, &'a str), DecodeError>> {
@@ -218,7 +246,7 @@ impl<'a> Iterator for RawAttrs<'a> {
         while i < b.len() && ws(b[i]) {
             i += 1;
         }
-        if i >= b.len() || b[i] == b'/' {
+        if i >= b.len() {
             self.i = b.len();
             return None;
         }
@@ -242,16 +270,19 @@ impl<'a> Iterator for RawAttrs<'a> {
         let Some(j) = memchr::memchr(quote, &b[value_start..]).map(|n| value_start + n) else {
             return self.fail();
         };
+        let reference = self.refs && memchr::memchr(b'&', &b[value_start..j]).is_some();
         if name_end == start {
             return self.fail();
         }
         self.i = j + 1;
         // XML 1.0 §3.1: attributes are separated by white space.
-        if b.get(j + 1).is_some_and(|&c| !ws(c) && c != b'/') {
+        if b.get(j + 1).is_some_and(|&c| !ws(c)) {
             return self.fail();
         }
         // Every cut is next to an ASCII delimiter, so on a character boundary.
         match (self.s.get(start..name_end), self.s.get(value_start..j)) {
+            // A value with references must unescape to XML characters, looked up or not.
+            (Some(_), Some(value)) if reference && attr_value(value).is_err() => self.fail(),
             (Some(name), Some(value)) => Some(Ok((name, value))),
             _ => self.fail(),
         }
@@ -300,11 +331,19 @@ impl JidCache {
     /// Entries kept at most.
     const CAPACITY: usize = 512;
 
+    /// Longest text kept: a JID is at most 3 × 1023 bytes once normalized, but the text
+    /// may be far longer (characters that normalization drops), and the cache must stay
+    /// small.
+    const MAX_KEY: usize = 256;
+
     fn get_or_parse(&mut self, s: &str) -> Result<jid::Jid, jid::Error> {
         if let Some(j) = self.map.get(s) {
             return Ok(j.clone());
         }
         let j = jid::Jid::new(s)?;
+        if s.len() > Self::MAX_KEY {
+            return Ok(j);
+        }
         if self.map.len() >= Self::CAPACITY {
             self.map.clear();
         }
@@ -462,15 +501,15 @@ impl<'a> XmlReader<'a> {
 
     fn start(&mut self, tag: BytesStart<'a>, offset: usize) -> Result<Start<'a>, DecodeError> {
         self.depth += 1;
-        // Declarations first: they apply to the element's own name.
-        // Attribute syntax, names and duplicates were checked by the framer; only namespace
-        // declarations matter here, and most tags have none.
+        // The attributes are read (syntax, names, duplicates checked) once, here; namespace
+        // declarations first, since they apply to the element's own name (most tags have
+        // none).
         let attrs = self
             .input_str(tag.attributes_raw())
             .ok_or_else(|| DecodeError::xml("tag outside the input"))?;
         let spans = AttrSpans::read(attrs)?;
         let declares = match &spans {
-            Some(sp) => sp.names(attrs).any(|n| n.starts_with("xmlns")),
+            Some(sp) => sp.names(attrs).any(|n| n.starts_with(b"xmlns")),
             None => attrs.contains("xmlns"),
         };
         for a in RawAttrs::new(attrs).filter(|_| declares) {

@@ -101,8 +101,11 @@ pub struct Item {
     pub jid: Option<String>,
     /// The nickname.
     pub nick: Option<String>,
-    /// Who made the change (nick or JID).
+    /// Who made the change: their JID, when the room says.
     pub actor: Option<String>,
+    /// Who made the change: their nickname, when the room says (often the only name it
+    /// gives; it is the occupant's choice, so resolve it through the room's occupants).
+    pub actor_nick: Option<String>,
     /// Why.
     pub reason: Option<String>,
 }
