@@ -514,6 +514,8 @@ fn bad_attributes_are_refused_at_any_depth() {
         "<x xmlns='urn:a' a='&bogus;'/>",
         "<x xmlns='urn:a' a='&#1;'/>",
         "<x xmlns='urn:a' a='&'/>",
+        "<x xmlns='urn:a' foo:bar='1'/>",
+        "<x xmlns='urn:a' xmlns:p='urn:b' xmlns:q='urn:b' p:a='1' q:a='2'/>",
         // more attributes than a tag keeps positions for: checked all the same
         "<x xmlns='urn:a' a1='' a2='' a3='' a4='' a5='' a6='' a7='' a8='' a9='' a1=''/>",
     ] {

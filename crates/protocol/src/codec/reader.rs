@@ -67,6 +67,8 @@ struct AttrSpans {
     n: u8,
     /// Some value has a reference (`&`): values must be unescaped.
     refs: bool,
+    /// Some name has a prefix other than `xml` and `xmlns`: namespace rules to check.
+    prefixed: bool,
     at: [[u16; 4]; ATTR_SPANS],
 }
 
@@ -76,6 +78,7 @@ impl AttrSpans {
         let mut spans = Self {
             n: 0,
             refs: false,
+            prefixed: false,
             at: [[0; 4]; ATTR_SPANS],
         };
         if attrs.len() > usize::from(u16::MAX) {
@@ -92,6 +95,10 @@ impl AttrSpans {
                 return check_all(attrs).map(|()| None);
             }
             check_name(name)?;
+            // `xml:` needs no check: no other prefix may be bound to its namespace.
+            spans.prefixed |= name.as_bytes().contains(&b':')
+                && !name.starts_with("xml:")
+                && !name.starts_with("xmlns:");
             if spans.names(attrs).any(|n| n == name.as_bytes()) {
                 return Err(DecodeError::xml("duplicate attribute"));
             }
@@ -548,6 +555,13 @@ impl<'a> XmlReader<'a> {
                 depth: self.depth,
             });
         }
+        let prefixed = match &spans {
+            Some(sp) => sp.prefixed,
+            None => attrs.contains(':'),
+        };
+        if prefixed {
+            self.check_prefixed_attributes(attrs, spans.as_ref())?;
+        }
         let qname = tag.name();
         let full = qname.as_ref();
         if !crate::xml::is_qname(full) {
@@ -570,6 +584,55 @@ impl<'a> XmlReader<'a> {
             attrs,
             offset,
         })
+    }
+
+    /// Namespaces in XML 1.0 §5.3 and §6.2: a prefixed attribute's prefix is bound, and no
+    /// two attributes have the same namespace and local name (`p:a` and `q:a` with `p` and
+    /// `q` bound to one namespace). Rare enough to check by a plain scan.
+    fn check_prefixed_attributes(
+        &self,
+        attrs: &str,
+        spans: Option<&AttrSpans>,
+    ) -> Result<(), DecodeError> {
+        match spans {
+            Some(sp) => self.check_prefixed(sp.names(attrs).map(Ok)),
+            None => self.check_prefixed(RawAttrs::new(attrs).map(|a| a.map(|(n, _)| n.as_bytes()))),
+        }
+    }
+
+    fn check_prefixed<'s>(
+        &self,
+        names: impl Iterator<Item = Result<&'s [u8], DecodeError>>,
+    ) -> Result<(), DecodeError> {
+        // (namespace, local name) of the prefixed attributes; most tags have one (xml:lang).
+        let mut few: [(&str, &[u8]); ATTR_SPANS] = [("", &[]); ATTR_SPANS];
+        let mut many: Vec<(&str, &[u8])> = Vec::new();
+        let mut n = 0;
+        for name in names {
+            let name = name?;
+            let Some(colon) = memchr::memchr(b':', name) else {
+                continue;
+            };
+            let (prefix, local) = (&name[..colon], &name[colon + 1..]);
+            if prefix == b"xmlns" || prefix == b"xml" {
+                continue;
+            }
+            let ns = match self.resolve(Some(prefix)) {
+                Some(ns) => ns.as_ref(),
+                None => return Err(DecodeError::xml("unbound attribute prefix")),
+            };
+            let dup = |&(n2, l2): &(&str, &[u8])| n2 == ns && l2 == local;
+            if few[..n.min(ATTR_SPANS)].iter().any(dup) || many.iter().any(dup) {
+                return Err(DecodeError::xml("duplicate attribute (same namespace)"));
+            }
+            if n < ATTR_SPANS {
+                few[n] = (ns, local);
+            } else {
+                many.push((ns, local));
+            }
+            n += 1;
+        }
+        Ok(())
     }
 
     /// Re-borrows a slice of the input as text (same bytes, input lifetime).
