@@ -708,6 +708,21 @@ impl<'a> XmlReader<'a> {
         self.saw_undeclaration = false;
         self.skip(start)?;
         let end = self.r.buffer_position() as usize;
+        // A prefix the payload declares somewhere itself is not inherited: minidom's writer
+        // would find it declared twice (globally and on the element) and panic (found by
+        // fuzzing). A payload that also used the outer declaration then fails to parse,
+        // and the stanza is dropped, not mis-read.
+        let body = &self.input[begin..end];
+        let mut at = 0;
+        while let Some(i) = memchr::memmem::find(&body[at..], b"xmlns:") {
+            let rest = &body[at + i + 6..];
+            let len = rest
+                .iter()
+                .position(|&c| matches!(c, b'=' | b' ' | b'\t' | b'\n' | b'\r'))
+                .unwrap_or(rest.len());
+            prefixes.remove(&Some(String::from_utf8_lossy(&rest[..len]).into_owned()));
+            at += i + 6;
+        }
         if std::mem::take(&mut self.saw_undeclaration) || start.ns.is_empty() {
             // minidom would put an `xmlns=''` element back into the inherited default
             // namespace, changing what the payload means: refuse it (the stanza is dropped,
