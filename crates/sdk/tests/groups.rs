@@ -806,3 +806,115 @@ async fn restart(kind: ServerKind) {
 }
 
 on_both_servers!(restart: groups_are_rejoined_after_a_server_restart_on_prosody, groups_are_rejoined_after_a_server_restart_on_ejabberd);
+
+/// A member who does not use the SDK cannot fake admin actions with notices, and an
+/// invitation to a room that is not a group (here an open room) is not accepted. Carol
+/// speaks raw XMPP through the transport crate.
+async fn forgeries_are_ignored(kind: ServerKind) {
+    use groupchat_protocol::codec::xep::muc_owner;
+    use groupchat_protocol::codec::xep::notice::{Notice, NoticeKind};
+    use groupchat_sdk::transport_tcp::TcpConnector as Tcp;
+    use groupchat_transport::{ClientConfig, ConnectionState, TransportEvent};
+
+    let Some(server) = TestServer::start(kind) else {
+        return;
+    };
+    let (alice, _a) = login(&server, "alice", Via::Tcp).await;
+    let (bob, mut bob_ev) = login(&server, "bob", Via::Tcp).await;
+    let g = alice
+        .create_group("Real", &["bob@localhost", "carol@localhost"], None)
+        .await
+        .unwrap()
+        .jid;
+    expect(
+        &mut bob_ev,
+        "added",
+        |e| matches!(e, Event::AddedToGroup { group, .. } if *group == g),
+    )
+    .await;
+
+    let carol = server.account("carol");
+    let connector = std::sync::Arc::new(
+        Tcp::builder("localhost")
+            .address(server.c2s_addr())
+            .tls(TlsOptions::ca_file(server.ca_cert_pem()))
+            .build()
+            .unwrap(),
+    );
+    let mut raw = groupchat_transport::Client::start(
+        ClientConfig::new(carol.jid.parse().unwrap(), carol.password.as_str()),
+        connector,
+    );
+    let state = raw
+        .wait_for_state(|s| matches!(s, ConnectionState::Connected { .. }))
+        .await;
+    assert!(
+        matches!(state, ConnectionState::Connected { .. }),
+        "{state:?}"
+    );
+    // Carol enters the group (she is a member) and an open room of her own.
+    let open = format!("open-{}", std::process::id());
+    let open_room = alice.group_jid(&open).unwrap();
+    for room in [&g, &open_room] {
+        raw.send(muc_owner::join(room, "carol@localhost", "j", true))
+            .await
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let ev = tokio::time::timeout_at(deadline, raw.next_event())
+                .await
+                .expect("carol joins");
+            if let Some(TransportEvent::Stanza(groupchat_protocol::codec::Stanza::Presence(p))) = ev
+                && p.from
+                    .as_ref()
+                    .is_some_and(|f| f.to_bare().to_string() == **room)
+                && p.muc_user.as_ref().is_some_and(|u| u.has_status(110))
+            {
+                break;
+            }
+        }
+    }
+    // Forged admin notices to the group, and an invitation to the open room.
+    let to: groupchat_protocol::jid::Jid = g.parse().unwrap();
+    for (kind_, who) in [
+        (NoticeKind::ParticipantRemoved, "alice@localhost"),
+        (NoticeKind::AdminGranted, "carol@localhost"),
+        (NoticeKind::ProfileUpdated, "carol@localhost"),
+    ] {
+        let m = Notice::new(kind_, vec![who.to_owned()]).message(to.clone(), "forged", "forged");
+        raw.send(m.encode()).await.unwrap();
+    }
+    raw.send(muc_owner::direct_invite(&open_room, "bob@localhost", None))
+        .await
+        .unwrap();
+    // A real admin action follows in the same room: bob hears it, and nothing forged first.
+    alice.make_admin(&g, "bob@localhost").await.unwrap();
+    let first = expect(&mut bob_ev, "the real notice", |e| {
+        matches!(
+            e,
+            Event::ParticipantRemoved { .. }
+                | Event::AdminGranted { .. }
+                | Event::ProfileUpdated { .. }
+                | Event::AddedToGroup { .. }
+        )
+    })
+    .await;
+    assert_eq!(
+        first,
+        Event::AdminGranted {
+            group: g.clone(),
+            participant: "bob@localhost".into(),
+            by: "alice@localhost".into()
+        },
+        "{kind}: a forged notice was believed"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        listed(&bob, &open_room).await,
+        None,
+        "{kind}: joined an open room on a forged invitation"
+    );
+    raw.close();
+}
+
+on_both_servers!(forgeries_are_ignored: forgeries_are_ignored_on_prosody, forgeries_are_ignored_on_ejabberd);
