@@ -875,7 +875,7 @@ async fn forgeries_are_ignored(kind: ServerKind) {
         }
     }
     // Forged admin notices to the group, and an invitation to the open room.
-    let to: groupchat_protocol::jid::Jid = g.parse().unwrap();
+    let to: jid::Jid = g.parse().unwrap();
     for (kind_, who) in [
         (NoticeKind::ParticipantRemoved, "alice@localhost"),
         (NoticeKind::AdminGranted, "carol@localhost"),
