@@ -366,7 +366,7 @@ impl Session {
             scanner: Scanner::new(config.framing == Framing::Stream, config.limits),
             phase: Phase::Header,
             ctx: NsContext::default(),
-            jids: JidCache::default(),
+            jids: JidCache::kept(),
             encrypted: config.tls == Tls::Encrypted,
             authenticated: false,
             features: Features::default(),

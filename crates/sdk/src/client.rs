@@ -471,55 +471,41 @@ impl Inner {
     /// Joins a group from our list again; a group that is gone or that removed us while we
     /// were away leaves the list, with the event.
     async fn rejoin(&self, group: &str) {
-        match self.request(Some(group), |id| disco::info(group, id)).await {
+        let deleted = Event::GroupDeleted {
+            group: group.to_owned(),
+            by: None,
+        };
+        let event = match self.request(Some(group), |id| disco::info(group, id)).await {
             Err(RequestError::Stanza(e))
                 if matches!(e.condition.as_str(), "item-not-found" | "gone") =>
             {
-                self.group_gone(
-                    group,
-                    Event::GroupDeleted {
-                        group: group.to_owned(),
-                        by: None,
-                    },
-                )
-                .await;
-                return;
+                deleted
             }
             Err(_) => return, // try again at the next login
-            Ok(_) => {}
-        }
-        match self.join(group).await {
-            // The room vanished between the two requests and our join re-created it.
-            Ok(true) => {
-                let _ = self
-                    .request(Some(group), |id| muc_owner::destroy(group, id, None))
-                    .await;
-                self.group_gone(
-                    group,
-                    Event::GroupDeleted {
-                        group: group.to_owned(),
-                        by: None,
-                    },
-                )
-                .await;
-            }
-            Ok(false) => {}
-            // Members-only rooms refuse non-members with registration-required (or forbidden).
-            Err(e)
-                if matches!(e, RequestError::Forbidden(_) | RequestError::NotFound(_))
-                    || is_not_member(&e) =>
-            {
-                self.group_gone(
-                    group,
+            Ok(_) => match self.join(group).await {
+                Ok(false) => return,
+                // The room vanished between the two requests and our join re-created it.
+                Ok(true) => {
+                    let _ = self
+                        .request(Some(group), |id| muc_owner::destroy(group, id, None))
+                        .await;
+                    deleted
+                }
+                // Members-only rooms refuse non-members with registration-required (or
+                // forbidden).
+                Err(e)
+                    if matches!(e, RequestError::Forbidden(_) | RequestError::NotFound(_))
+                        || is_not_member(&e) =>
+                {
                     Event::RemovedFromGroup {
                         group: group.to_owned(),
                         by: None,
-                    },
-                )
-                .await;
-            }
-            Err(_) => {}
-        }
+                    }
+                }
+                Err(_) => return,
+            },
+        };
+        self.group_gone(group, event).await;
     }
 
     /// Forgets a group (list, bookmark, room state) and reports `event` — once: a group

@@ -246,7 +246,7 @@ pub trait MessageListener: Send + Sync {
 }
 
 /// The registered listeners.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub(crate) struct Listeners {
     pub(crate) group: Vec<Arc<dyn GroupProfileListener>>,
     pub(crate) connection: Vec<Arc<dyn ConnectionListener>>,
@@ -254,14 +254,6 @@ pub(crate) struct Listeners {
 }
 
 impl Listeners {
-    fn snapshot(&self) -> Self {
-        Self {
-            group: self.group.clone(),
-            connection: self.connection.clone(),
-            message: self.message.clone(),
-        }
-    }
-
     fn is_empty(&self) -> bool {
         self.group.is_empty() && self.connection.is_empty() && self.message.is_empty()
     }
@@ -340,7 +332,7 @@ impl EventHub {
         tokio::spawn(async move {
             while let Some(e) = lrx.recv().await {
                 // A copy of the list, so that a listener may register another one.
-                let listeners = reg.read().await.snapshot();
+                let listeners = reg.read().await.clone();
                 if !listeners.is_empty() {
                     listeners.dispatch(&e).await;
                 }

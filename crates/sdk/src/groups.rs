@@ -152,6 +152,9 @@ impl Client {
             return Err(conflict("a group with this id exists"));
         }
         let made = async {
+            if photo.is_some() {
+                self.require_vcard(&group).await?;
+            }
             self.configure(&group, &name).await?;
             if let Some(photo) = &photo {
                 self.store_image(&group, photo).await?;
@@ -331,21 +334,19 @@ impl Client {
     /// The image's bytes, checked; an image given by URL is fetched (HTTPS) and checked the
     /// same way, so that every client can show it.
     async fn resolve_image(&self, image: &GroupImage) -> Result<Photo, RequestError> {
-        let image = match image {
+        let data = match image {
             GroupImage::Url { url } => {
                 let (_, data) = self
                     .inner
                     .http
                     .get(url, crate::group::MAX_IMAGE_BYTES)
                     .await?;
-                GroupImage::from_bytes(data)?
+                data
             }
-            other => GroupImage::from_bytes(match other {
-                GroupImage::Data { data, .. } => data.clone(),
-                GroupImage::Url { .. } => Vec::new(),
-            })?,
+            // Checked again: the variant can be built without `from_bytes`.
+            GroupImage::Data { data, .. } => data.clone(),
         };
-        match image {
+        match GroupImage::from_bytes(data)? {
             GroupImage::Data { media_type, data } => Ok(Photo { media_type, data }),
             GroupImage::Url { .. } => Err(RequestError::BadRequest("no image data".into())),
         }
@@ -369,9 +370,9 @@ impl Client {
         }
     }
 
-    /// Stores the image as the room's vCard photo (XEP-0486).
+    /// Stores the image as the room's vCard photo (XEP-0486); the caller has checked the
+    /// room keeps one (`require_vcard`).
     async fn store_image(&self, group: &str, photo: &Photo) -> Result<(), RequestError> {
-        self.require_vcard(group).await?;
         self.inner.own_change(group);
         self.inner
             .request(Some(group), |id| vcard::set_photo(group, id, photo))

@@ -332,9 +332,19 @@ impl std::hash::Hasher for FxHasher {
 #[derive(Debug, Default)]
 pub(crate) struct JidCache {
     map: std::collections::HashMap<Box<str>, jid::Jid, std::hash::BuildHasherDefault<FxHasher>>,
+    /// Keeps what it parses (a session's); the default, for a single stanza, keeps nothing.
+    keep: bool,
 }
 
 impl JidCache {
+    /// A cache that keeps what it parses, for a session.
+    pub(crate) fn kept() -> Self {
+        Self {
+            keep: true,
+            ..Self::default()
+        }
+    }
+
     /// Entries kept at most.
     const CAPACITY: usize = 512;
 
@@ -348,7 +358,7 @@ impl JidCache {
             return Ok(j.clone());
         }
         let j = jid::Jid::new(s)?;
-        if s.len() > Self::MAX_KEY {
+        if !self.keep || s.len() > Self::MAX_KEY {
             return Ok(j);
         }
         if self.map.len() >= Self::CAPACITY {
