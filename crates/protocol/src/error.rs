@@ -112,11 +112,23 @@ pub enum SessionError {
     /// The transport closed without a stream close from the server.
     #[error("connection lost")]
     ConnectionLost,
+    /// The server did not answer a stream-management ack request in time: the link is
+    /// dead (or half-open). The stream is not closed, so the server keeps the session for
+    /// resumption.
+    #[error("no stream management ack from the server within {0:?}: the link is dead")]
+    AckTimeout(std::time::Duration),
+    /// Bytes arrived in plaintext where only TLS may follow (after `<proceed/>`, or during the
+    /// handshake): a STARTTLS command-injection or downgrade attempt by someone on the path.
+    #[error(
+        "plaintext data after the server's <proceed/>: someone on the path is tampering with the connection"
+    )]
+    TlsDowngrade,
 }
 
 impl SessionError {
     /// True when reconnecting with the same configuration cannot help (bad credentials,
-    /// missing TLS, no common mechanism): a driver must not retry these in a loop.
+    /// missing TLS, no common mechanism, a TLS downgrade attempt): a driver must not retry
+    /// these in a loop.
     pub fn is_permanent(&self) -> bool {
         matches!(
             self,
@@ -124,6 +136,7 @@ impl SessionError {
                 | Self::NoMechanism { .. }
                 | Self::TlsUnavailable
                 | Self::TlsRefused
+                | Self::TlsDowngrade
                 | Self::Scram(_)
         )
     }

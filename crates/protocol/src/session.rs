@@ -577,9 +577,7 @@ impl Session {
                 if let Some(t) = self.sm.ack_requested_at
                     && now >= t + self.config.ack_timeout
                 {
-                    self.fail(SessionError::Timeout(
-                        "no stream management ack from the server",
-                    ));
+                    self.fail(SessionError::AckTimeout(self.config.ack_timeout));
                     return;
                 }
                 if now >= self.last_sent + self.config.keepalive_interval {
@@ -610,9 +608,7 @@ impl Session {
         match self.phase {
             Phase::Ended => return,
             Phase::Tls => {
-                self.fail(SessionError::Protocol(
-                    "stream data received while TLS was being established".into(),
-                ));
+                self.fail(SessionError::TlsDowngrade);
                 return;
             }
             _ => {}
@@ -705,16 +701,18 @@ impl Session {
                 return;
             }
             Ok(TopLevel::Other(el)) => el,
-            Err(DecodeError::Xml(e)) => {
-                self.fail(XmlError::Parse(e).into());
-                return;
-            }
             Err(e) => {
-                // Well-formed but invalid (a bad JID, a missing id): dropped, yet counted,
-                // since the server counts it as delivered.
-                if self.sm.counting_inbound
-                    && matches!(self.phase, Phase::Established | Phase::Closing)
-                {
+                let established = matches!(self.phase, Phase::Established | Phase::Closing);
+                if let (DecodeError::Xml(x), false) = (&e, established) {
+                    // During negotiation the server's own elements must make sense.
+                    self.fail(XmlError::Parse(x.clone()).into());
+                    return;
+                }
+                // The framer found a complete element, so the stream is intact: whatever
+                // is wrong inside it (a bad JID, a value over a limit, XML the decoder
+                // refuses) costs this stanza only. A stanza is still counted, since the
+                // server counts it as delivered.
+                if self.sm.counting_inbound && established && is_stanza_element(bytes) {
                     self.sm.inbound = self.sm.inbound.wrapping_add(1);
                 }
                 self.drop_stanza(DropReason::Invalid(e));
@@ -751,7 +749,7 @@ impl Session {
                 if !self.scanner.is_drained() {
                     // Plaintext after <proceed/> would be read as if it came over TLS:
                     // the STARTTLS command-injection attack (CVE-2011-0411 family).
-                    self.fail(SessionError::Protocol("data after <proceed/>".into()));
+                    self.fail(SessionError::TlsDowngrade);
                     return;
                 }
                 self.phase = Phase::Tls;
@@ -1208,8 +1206,13 @@ impl Session {
             let condition = format!("<{} xmlns='{}'/>", x.stream_condition(), ns::STREAMS);
             self.transmit_stream_error(&condition);
         }
+        // A dead link gets no close: on a half-open link it could still reach the server,
+        // which would end the session that resumption needs.
         if !matches!(self.phase, Phase::Tls | Phase::Closing)
-            && !matches!(reason, SessionError::ConnectionLost)
+            && !matches!(
+                reason,
+                SessionError::ConnectionLost | SessionError::AckTimeout(_)
+            )
         {
             self.transmit_close();
         }
@@ -1297,4 +1300,21 @@ pub(crate) fn escape(s: &str) -> std::borrow::Cow<'_, str> {
         }
     }
     o.into()
+}
+
+/// True when a top-level element's name is `message`, `presence` or `iq` (prefixed or not):
+/// what the server counts for XEP-0198, read from the bytes of an element that could not be
+/// decoded.
+fn is_stanza_element(bytes: &[u8]) -> bool {
+    let end = bytes
+        .iter()
+        .skip(1)
+        .position(|&c| matches!(c, b' ' | b'\t' | b'\n' | b'\r' | b'/' | b'>'))
+        .map_or(bytes.len(), |i| i + 1);
+    let qname = bytes.get(1..end).unwrap_or_default();
+    let local = match memchr::memrchr(b':', qname) {
+        Some(i) => &qname[i + 1..],
+        None => qname,
+    };
+    matches!(local, b"message" | b"presence" | b"iq")
 }

@@ -2,10 +2,10 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Instant;
 
 use groupchat_protocol::{Config, Event, Input, Output, Resumption, SendId, Session, SessionError};
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
 
 use crate::{
     ClientConfig, Command, ConnectionState, Connector, Link, TransportError, TransportEvent,
@@ -34,8 +34,17 @@ struct Driver {
 enum End {
     /// Closed on request (or because the application dropped its handle).
     Closed,
-    /// Lost; `bound` says whether it had logged in (which resets the backoff).
-    Lost { reason: TransportError, bound: bool },
+    /// Lost; `bound_at` says when it had logged in, if it had.
+    Lost {
+        reason: TransportError,
+        bound_at: Option<Instant>,
+    },
+}
+
+/// The session clock: tokio's, so that tests with a paused clock drive the session's timers
+/// too.
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
 }
 
 pub(crate) async fn run(
@@ -89,11 +98,11 @@ impl Driver {
                 {
                     Err(_) => End::Lost {
                         reason: TransportError::Timeout("connecting"),
-                        bound: false,
+                        bound_at: None,
                     },
                     Ok(Err(e)) => End::Lost {
                         reason: e,
-                        bound: false,
+                        bound_at: None,
                     },
                     Ok(Ok(link)) => self.connection(link).await,
                 };
@@ -104,8 +113,11 @@ impl Driver {
                         .await;
                     return;
                 }
-                End::Lost { reason, bound } => {
-                    if bound {
+                End::Lost { reason, bound_at } => {
+                    // Only a session that stayed up a while proves the server healthy: one
+                    // that dies right after login (a middlebox, a poisoned offline queue)
+                    // must not earn a fast full login, and its rejoins, every second.
+                    if bound_at.is_some_and(|t| t.elapsed() >= self.config.reconnect.reset_after) {
                         attempt = 1;
                     }
                     reason
@@ -178,8 +190,8 @@ impl Driver {
     }
 
     async fn connection(&mut self, mut link: Box<dyn Link>) -> End {
-        let mut session = Session::new(self.session_config(), Instant::now());
-        let mut bound = false;
+        let mut session = Session::new(self.session_config(), now());
+        let mut bound: Option<Instant> = None;
         let mut link_error = None;
         let end = loop {
             let deadline = match self
@@ -191,17 +203,17 @@ impl Driver {
             };
             let sleep = async {
                 match deadline {
-                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    Some(d) => tokio::time::sleep_until(Instant::from_std(d)).await,
                     None => std::future::pending().await,
                 }
             };
             tokio::select! {
                 r = link.recv() => match r {
-                    Ok(Some(b)) => session.handle_input(Input::Received { now: Instant::now(), data: &b }),
-                    Ok(None) => session.handle_input(Input::TransportClosed(Instant::now())),
+                    Ok(Some(b)) => session.handle_input(Input::Received { now: now(), data: &b }),
+                    Ok(None) => session.handle_input(Input::TransportClosed(now())),
                     Err(e) => {
                         link_error = Some(e);
-                        session.handle_input(Input::TransportClosed(Instant::now()));
+                        session.handle_input(Input::TransportClosed(now()));
                     }
                 },
                 cmd = self.commands.recv() => match cmd {
@@ -216,10 +228,10 @@ impl Driver {
                     // Close on request, or when the application dropped its handle.
                     Some(Command::Close) | None => {
                         self.closing = true;
-                        session.close(Instant::now());
+                        session.close(now());
                     }
                 },
-                () = sleep => session.handle_input(Input::Timeout(Instant::now())),
+                () = sleep => session.handle_input(Input::Timeout(now())),
             }
         };
         link.close().await;
@@ -232,7 +244,7 @@ impl Driver {
         bytes: Vec<u8>,
     ) -> Result<SendId, TransportError> {
         let id = session
-            .send_encoded(Instant::now(), bytes)
+            .send_encoded(now(), bytes)
             .map_err(|e| TransportError::Session(SessionError::Protocol(e.to_string())))?;
         self.next_send_id = id.0 + 1;
         Ok(id)
@@ -243,7 +255,7 @@ impl Driver {
         &mut self,
         session: &mut Session,
         link: &mut dyn Link,
-        bound: &mut bool,
+        bound: &mut Option<Instant>,
         link_error: &mut Option<TransportError>,
     ) -> Drained {
         loop {
@@ -251,15 +263,15 @@ impl Driver {
                 Output::Transmit(b) => {
                     if let Err(e) = link.send(b).await {
                         link_error.get_or_insert(e);
-                        session.handle_input(Input::TransportClosed(Instant::now()));
+                        session.handle_input(Input::TransportClosed(now()));
                     }
                 }
                 Output::StartTls => match link.start_tls().await {
-                    Ok(()) => session.handle_input(Input::TlsEstablished(Instant::now())),
+                    Ok(()) => session.handle_input(Input::TlsEstablished(now())),
                     Err(e) => {
                         return Drained::End(End::Lost {
                             reason: e,
-                            bound: *bound,
+                            bound_at: *bound,
                         });
                     }
                 },
@@ -283,12 +295,12 @@ impl Driver {
         &mut self,
         session: &mut Session,
         ev: Event,
-        bound: &mut bool,
+        bound: &mut Option<Instant>,
         link_error: &mut Option<TransportError>,
     ) -> Option<End> {
         match ev {
             Event::Connected { jid, resumed } => {
-                *bound = true;
+                *bound = Some(Instant::now());
                 self.set_state(ConnectionState::Connected { jid, resumed })
                     .await;
                 // What the application sent while we were away goes out now, in order.
@@ -322,7 +334,7 @@ impl Driver {
             } else {
                 End::Lost {
                     reason: TransportError::Closed,
-                    bound: *bound,
+                    bound_at: *bound,
                 }
             }),
             Event::Disconnected { reason } => {
@@ -334,7 +346,7 @@ impl Driver {
                 };
                 Some(End::Lost {
                     reason,
-                    bound: *bound,
+                    bound_at: *bound,
                 })
             }
             _ => None,
@@ -345,7 +357,7 @@ impl Driver {
 /// The outcome of draining a session's outputs.
 enum Drained {
     /// Wait for input until this deadline.
-    Wait(Option<Instant>),
+    Wait(Option<std::time::Instant>),
     /// The connection is over.
     End(End),
 }

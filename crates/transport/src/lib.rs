@@ -77,6 +77,9 @@ pub struct ReconnectPolicy {
     pub jitter: f64,
     /// Give up after this many attempts in a row (`None`: never).
     pub max_attempts: Option<u32>,
+    /// How long a session must stay logged in before the next loss starts the backoff
+    /// again from `initial_delay`; a session that dies sooner keeps the delays growing.
+    pub reset_after: Duration,
 }
 
 impl Default for ReconnectPolicy {
@@ -88,6 +91,7 @@ impl Default for ReconnectPolicy {
             factor: 2.0,
             jitter: 0.5,
             max_attempts: None,
+            reset_after: Duration::from_secs(60),
         }
     }
 }

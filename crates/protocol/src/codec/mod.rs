@@ -50,7 +50,24 @@ pub enum DecodeError {
         /// The offending value (truncated).
         value: String,
     },
+    /// A name or attribute value is longer than [`MAX_TOKEN_LEN`]: refused the same way on
+    /// the typed path and in unknown payloads (whose DOM library has an 8 KiB token limit).
+    #[error("{what} of {len} bytes is longer than the limit of {limit} bytes")]
+    TooLong {
+        /// What was too long: `attribute value` or `element name`.
+        what: &'static str,
+        /// Its length in bytes.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
 }
+
+/// The longest element name or attribute value (raw bytes, as received) that the decoder
+/// takes; a stanza with a longer one is dropped. Below minidom's (rxml's) 8 KiB token limit,
+/// so that a known and an unknown payload are refused alike; text is not limited (only the
+/// stanza's size is).
+pub const MAX_TOKEN_LEN: usize = 8000;
 
 impl DecodeError {
     pub(crate) fn xml(msg: impl fmt::Display) -> Self {

@@ -281,6 +281,19 @@ impl<'a> Iterator for RawAttrs<'a> {
         if name_end == start {
             return self.fail();
         }
+        if j - value_start > super::MAX_TOKEN_LEN || name_end - start > super::MAX_TOKEN_LEN {
+            self.i = b.len();
+            let (what, len) = if name_end - start > super::MAX_TOKEN_LEN {
+                ("attribute name", name_end - start)
+            } else {
+                ("attribute value", j - value_start)
+            };
+            return Some(Err(DecodeError::TooLong {
+                what,
+                len,
+                limit: super::MAX_TOKEN_LEN,
+            }));
+        }
         self.i = j + 1;
         // XML 1.0 §3.1: attributes are separated by white space.
         if b.get(j + 1).is_some_and(|&c| !ws(c)) {
@@ -574,6 +587,13 @@ impl<'a> XmlReader<'a> {
         }
         let qname = tag.name();
         let full = qname.as_ref();
+        if full.len() > super::MAX_TOKEN_LEN {
+            return Err(DecodeError::TooLong {
+                what: "element name",
+                len: full.len(),
+                limit: super::MAX_TOKEN_LEN,
+            });
+        }
         if !crate::xml::is_qname(full) {
             return Err(DecodeError::xml("invalid element name"));
         }

@@ -36,19 +36,10 @@ fn stream_error_is_reported_once() {
 }
 
 #[test]
-fn malformed_xml_is_fatal_and_told_to_the_server() {
+fn malformed_framing_is_fatal_and_told_to_the_server() {
     for (f, bad) in [
         (Framing::Stream, "<message><body>x</bodyy></message>"),
-        (Framing::Stream, "<message to='a' to='b'/>"),
-        (
-            Framing::Stream,
-            "<message><body>&undefined;</body></message>",
-        ),
-        (
-            Framing::Stream,
-            "<message><x:body>unbound prefix</x:body></message>",
-        ),
-        (Framing::Stream, "<message><body>\u{0}</body></message>"),
+        (Framing::Stream, "<message><body a='x>y</body></message>"),
         (
             Framing::WebSocket,
             "<message xmlns='jabber:client'><body>half",
@@ -66,14 +57,97 @@ fn malformed_xml_is_fatal_and_told_to_the_server() {
     }
 }
 
+/// A member can make the server relay a stanza that our decoder refuses (an attribute
+/// longer than the DOM library takes, say); the framer found where it ends, so the stream
+/// is intact and only that stanza is lost.
 #[test]
-fn invalid_utf8_is_fatal() {
-    let mut p = logged_in(Framing::Stream, false);
+fn a_complete_stanza_the_decoder_refuses_is_dropped_counted_and_the_next_one_arrives() {
+    let long = |n: usize| "A".repeat(n);
+    let cases: Vec<(String, &str)> = vec![
+        (
+            format!(
+                "<message from='bob@localhost/b'><body>hi</body><x xmlns='urn:example:poison' v='{}'/></message>",
+                long(8193)
+            ),
+            "attribute value",
+        ),
+        (
+            format!(
+                "<message from='bob@localhost/b'><body>hi</body><x xmlns='urn:example:poison' v='{}'/></message>",
+                long(100_000)
+            ),
+            "attribute value",
+        ),
+        (
+            format!(
+                "<presence from='room@muc.localhost/bob'><x xmlns='urn:example:poison'><{} xmlns='urn:example:n'/></x></presence>",
+                long(9000)
+            ),
+            "element name",
+        ),
+        (
+            format!(
+                "<message from='bob@localhost/b' id='{}'><body>hi</body></message>",
+                long(9000)
+            ),
+            "attribute value",
+        ),
+        (
+            "<message from='bob@localhost/b' to='a' to='b'/>".to_owned(),
+            "duplicate",
+        ),
+        (
+            "<message from='bob@localhost/b'><body>&undefined;</body></message>".to_owned(),
+            "entity",
+        ),
+        (
+            "<message from='bob@localhost/b'><x:body>unbound prefix</x:body></message>".to_owned(),
+            "prefix",
+        ),
+        (
+            "<message from='bob@localhost/b'><body>\u{0}</body></message>".to_owned(),
+            "control",
+        ),
+        (
+            "<iq from='bob@localhost/b' type='get' id='1'><q xmlns='urn:x' a='1' a='2'/></iq>"
+                .to_owned(),
+            "duplicate",
+        ),
+    ];
+    for f in FRAMINGS {
+        for (bad, what) in &cases {
+            let mut p = logged_in(f, true);
+            p.feed_client(bad);
+            let ev = p.take_events();
+            assert!(
+                matches!(&ev[..], [Event::StanzaDropped { reason: DropReason::Invalid(e) }] if e.to_string().contains(what)),
+                "{what}: {ev:?}"
+            );
+            assert!(p.disconnects().is_empty());
+            p.feed_client("<message from='bob@localhost/b'><body>next</body></message>");
+            assert!(matches!(p.take_events()[..], [Event::Stanza(_)]), "{what}");
+            // Both were counted: the server counts the dropped one as delivered.
+            p.feed("<r xmlns='urn:xmpp:sm:3'/>");
+            assert_eq!(p.last_sent(), "<a xmlns='urn:xmpp:sm:3' h='2'/>", "{what}");
+        }
+    }
+    // Invalid UTF-8 inside a stanza is the same: the framer reads bytes.
+    let mut p = logged_in(Framing::Stream, true);
     p.session.handle_input(Input::Received {
         now: p.now,
         data: b"<message><body>\xff\xfe</body></message>",
     });
     p.drain();
+    assert!(matches!(p.take_events()[..], [Event::StanzaDropped { .. }]));
+    p.feed_client("<message from='bob@localhost/b'><body>next</body></message>");
+    assert!(matches!(p.take_events()[..], [Event::Stanza(_)]));
+}
+
+#[test]
+fn during_negotiation_an_element_the_decoder_refuses_is_fatal() {
+    let mut p = Pair::new(config(Framing::Stream));
+    p.feed(&p.header());
+    p.feed("<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl' a='1' a='2'/></stream:features>");
     assert_fatal_once(&mut p, |e| matches!(e, SessionError::Xml(_)));
 }
 
@@ -206,7 +280,9 @@ fn data_during_tls_handshake_is_refused() {
     p.open_with("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
     p.feed("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
     p.feed("<injected/>");
-    assert_fatal_once(&mut p, |e| matches!(e, SessionError::Protocol(_)));
+    assert_fatal_once(&mut p, |e| {
+        *e == SessionError::TlsDowngrade && e.is_permanent()
+    });
 }
 
 #[test]
@@ -218,5 +294,7 @@ fn plaintext_after_proceed_is_refused() {
     // An attacker appends plaintext to the proceed, hoping it is read as if under TLS.
     p.feed("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/><stream:features/>");
     assert_eq!(p.start_tls_requests, 0);
-    assert_fatal_once(&mut p, |e| matches!(e, SessionError::Protocol(_)));
+    assert_fatal_once(&mut p, |e| {
+        *e == SessionError::TlsDowngrade && e.is_permanent()
+    });
 }

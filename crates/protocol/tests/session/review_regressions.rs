@@ -28,7 +28,7 @@ fn an_outstanding_ack_request_is_not_restarted() {
     p.drain();
     assert_eq!(p.sent.iter().filter(|s| s.starts_with("<r ")).count(), 1);
     p.advance(Duration::from_secs(10));
-    assert!(matches!(p.disconnects()[..], [SessionError::Timeout(_)]));
+    assert!(matches!(p.disconnects()[..], [SessionError::AckTimeout(_)]));
 }
 
 #[test]
