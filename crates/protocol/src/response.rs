@@ -39,6 +39,19 @@ pub enum RequestError {
     /// No answer in time: 504.
     #[error("no answer from the server in time")]
     Timeout,
+    /// A message was handed to the connection but the server did not confirm it in time:
+    /// 504. It is not withdrawn: it stays queued and may still be delivered (once, by a
+    /// resumed session), so the application must not send it again as a new message.
+    #[error(
+        "the server did not confirm message {id} in time; it stays queued and may still be delivered"
+    )]
+    Unconfirmed {
+        /// The message's id (its origin-id), as `send_text` would have returned it.
+        id: String,
+    },
+    /// The server's answer arrived but could not be decoded (it was dropped): 502.
+    #[error("the server's answer could not be read: {0}")]
+    MalformedAnswer(String),
     /// The session is not connected: 503.
     #[error("not connected")]
     NotConnected,
@@ -72,7 +85,8 @@ impl RequestError {
             Self::BadRequest(_) => 400,
             Self::NotFound(_) => 404,
             Self::TooLarge { .. } => 413,
-            Self::Timeout => 504,
+            Self::Timeout | Self::Unconfirmed { .. } => 504,
+            Self::MalformedAnswer(_) => 502,
             Self::NotConnected => 503,
         }
     }

@@ -231,6 +231,8 @@ pub enum Event {
     StanzaDropped {
         /// Why.
         reason: DropReason,
+        /// What could be read of it (its name, id, type and sender), if anything.
+        envelope: Option<crate::codec::Envelope>,
     },
     /// The stream was closed cleanly after [`Session::close`].
     Closed,
@@ -715,7 +717,11 @@ impl Session {
                 if self.sm.counting_inbound && established && is_stanza_element(bytes) {
                     self.sm.inbound = self.sm.inbound.wrapping_add(1);
                 }
-                self.drop_stanza(DropReason::Invalid(e));
+                let envelope = crate::codec::envelope(bytes);
+                self.event(Event::StanzaDropped {
+                    reason: DropReason::Invalid(e),
+                    envelope,
+                });
                 return;
             }
         };
@@ -766,7 +772,10 @@ impl Session {
     }
 
     fn drop_stanza(&mut self, reason: DropReason) {
-        self.event(Event::StanzaDropped { reason });
+        self.event(Event::StanzaDropped {
+            reason,
+            envelope: None,
+        });
     }
 
     fn stanza(&mut self, stanza: Stanza) {

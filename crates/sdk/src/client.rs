@@ -6,10 +6,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use groupchat_protocol::DropReason;
 use groupchat_protocol::codec::xep::bookmarks::{Bookmark, Dialect};
 use groupchat_protocol::codec::xep::stanza_error::{ErrorType, StanzaError};
 use groupchat_protocol::codec::xep::{disco, muc_owner, upload};
-use groupchat_protocol::codec::{Iq, IqType, Message, MessageType, Stanza};
+use groupchat_protocol::codec::{Envelope, Iq, IqType, Message, MessageType, Stanza};
 use groupchat_protocol::group::{GroupEvent, GroupServices, GroupTracker};
 use groupchat_protocol::jid::{BareJid, Jid};
 use groupchat_transport::{ClientConfig, ConnectionState, Connector, Handle, TransportEvent};
@@ -19,6 +20,7 @@ use crate::config::{ClientBuilder, InvitationPolicy};
 use crate::error::{ConnectError, RequestError};
 use crate::events::{
     ConnectionListener, Event, EventHub, EventStream, GroupProfileListener, MessageListener,
+    MissedMessages,
 };
 
 /// How long a deletion notice names the actor of the room's destruction.
@@ -63,7 +65,7 @@ impl Drop for CloseOnDrop {
 }
 
 type Waiters<T> = Mutex<HashMap<String, Vec<oneshot::Sender<T>>>>;
-type PendingIq = (Option<String>, oneshot::Sender<Iq>);
+type PendingIq = (Option<String>, oneshot::Sender<Result<Iq, RequestError>>);
 type Reflection = Result<Option<String>, StanzaError>;
 
 pub(crate) struct Inner {
@@ -90,6 +92,9 @@ pub(crate) struct Inner {
     /// One bookmark change at a time (the read-back after a publish compares the whole
     /// list).
     pub(crate) bookmark_lock: tokio::sync::Mutex<()>,
+    /// When the last stanza arrived (milliseconds since the Unix epoch): where a gap after
+    /// a lost session begins.
+    last_received_ms: AtomicU64,
 }
 
 /// What the client knows about its groups.
@@ -112,6 +117,8 @@ pub(crate) struct State {
     pub(crate) bookmarked: BTreeSet<String>,
     /// Private-storage bookmarks that are not our groups: kept as they are.
     pub(crate) foreign_bookmarks: Vec<Bookmark>,
+    /// The archive id of the last message seen live in each group.
+    pub(crate) last_stanza_id: HashMap<String, String>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -197,10 +204,12 @@ impl Client {
                 own_changes: HashMap::new(),
                 bookmarked: BTreeSet::new(),
                 foreign_bookmarks: Vec::new(),
+                last_stanza_id: HashMap::new(),
             }),
             events: EventHub::new(),
             replay: Mutex::new(Vec::new()),
             bookmark_lock: tokio::sync::Mutex::new(()),
+            last_received_ms: AtomicU64::new(unix_ms()),
         });
         tokio::spawn(run(inner.clone(), transport));
         let client = Self {
@@ -298,12 +307,13 @@ impl Inner {
             return Err(RequestError::NotConnected);
         }
         match tokio::time::timeout(self.request_timeout, rx).await {
-            Ok(Ok(iq)) if iq.kind == IqType::Error => {
+            Ok(Ok(Ok(iq))) if iq.kind == IqType::Error => {
                 Err(RequestError::from(iq.error.unwrap_or_else(|| {
                     StanzaError::new(ErrorType::Cancel, "undefined-condition", None)
                 })))
             }
-            Ok(Ok(iq)) => Ok(iq),
+            Ok(Ok(Ok(iq))) => Ok(iq),
+            Ok(Ok(Err(e))) => Err(e),
             Ok(Err(_)) => Err(RequestError::NotConnected),
             Err(_) => {
                 lock(&self.pending_iq).remove(&id);
@@ -344,8 +354,10 @@ impl Inner {
             Ok(Ok(Err(e))) => Err(RequestError::refused_group_action(e)),
             Ok(Err(_)) => Err(RequestError::NotConnected),
             Err(_) => {
+                // The connection still holds the message (XEP-0198 replays it on a
+                // resumption), so say so rather than pretend it failed.
                 lock(&self.pending_msg).remove(&id);
-                Err(RequestError::Timeout)
+                Err(RequestError::Unconfirmed { id })
             }
         }
     }
@@ -571,6 +583,28 @@ impl Inner {
         listed
     }
 
+    /// A stanza the session could not decode: a request waiting for it as its answer fails
+    /// now (502) instead of timing out; the application hears of every drop.
+    fn on_dropped(&self, reason: DropReason, envelope: Option<Envelope>) {
+        if let Some(env) = &envelope
+            && env.name == "iq"
+            && matches!(env.kind.as_deref(), Some("result" | "error"))
+            && let Some(id) = &env.id
+        {
+            let mut pending = lock(&self.pending_iq);
+            let matches = pending
+                .get(id)
+                .is_some_and(|(to, _)| self.answers(to.as_deref(), env.from.as_ref()));
+            if matches && let Some((_, tx)) = pending.remove(id) {
+                let _ = tx.send(Err(RequestError::MalformedAnswer(reason.to_string())));
+            }
+        }
+        self.emit(Event::StanzaDropped {
+            reason,
+            from: envelope.and_then(|e| e.from).map(|j| j.to_string()),
+        });
+    }
+
     fn fail_pending(&self) {
         lock(&self.pending_iq).clear();
         lock(&self.pending_msg).clear();
@@ -618,7 +652,7 @@ impl Inner {
                     .get(&iq.id)
                     .is_some_and(|(to, _)| self.answers(to.as_deref(), iq.from.as_ref()));
                 if matches && let Some((_, tx)) = pending.remove(&iq.id) {
-                    let _ = tx.send(iq.clone());
+                    let _ = tx.send(Ok(iq.clone()));
                 }
             }
             _ => {
@@ -706,6 +740,11 @@ impl Inner {
             GroupEvent::Joined { group, created, .. } => self.resolve_join(&group, Ok(created)),
             GroupEvent::JoinFailed { group, error } => self.resolve_join(&group, Err(error)),
             GroupEvent::Message(gm) => {
+                if let Some(sid) = &gm.stanza_id {
+                    lock(&self.state)
+                        .last_stanza_id
+                        .insert(gm.group.clone(), sid.clone());
+                }
                 let notice = m.and_then(|m| {
                     groupchat_protocol::codec::xep::notice::Notice::find(&m.payloads)
                 });
@@ -781,12 +820,42 @@ impl Inner {
     }
 }
 
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl Inner {
+    /// After a session that could not be resumed: the server discarded what it had not
+    /// delivered, so every group may have missed messages since the last stanza we got.
+    fn report_gap(&self) {
+        let since_ms = self.last_received_ms.load(Ordering::Relaxed);
+        let st = lock(&self.state);
+        let groups: Vec<MissedMessages> = st
+            .groups
+            .keys()
+            .map(|g| MissedMessages {
+                group: g.clone(),
+                after: st.last_stanza_id.get(g).cloned(),
+                since_ms,
+            })
+            .collect();
+        drop(st);
+        if !groups.is_empty() {
+            self.emit(Event::MessagesMayBeMissing { groups });
+        }
+    }
+}
+
 /// The reader task: every transport event passes here, in order.
 async fn run(inner: Arc<Inner>, mut transport: groupchat_transport::Client) {
     let mut connected_once = false;
     while let Some(ev) = transport.next_event().await {
         match ev {
             TransportEvent::State(s) => {
+                let fresh = matches!(s, ConnectionState::Connected { resumed: false, .. })
+                    && connected_once;
                 match &s {
                     ConnectionState::Connected { resumed, .. } => {
                         if connected_once && !resumed {
@@ -799,8 +868,18 @@ async fn run(inner: Arc<Inner>, mut transport: groupchat_transport::Client) {
                     _ => {}
                 }
                 inner.emit(Event::Connection((&s).into()));
+                if fresh {
+                    inner.report_gap();
+                }
             }
-            TransportEvent::Stanza(stanza) => inner.on_stanza(stanza),
+            TransportEvent::Stanza(stanza) => {
+                inner.last_received_ms.store(unix_ms(), Ordering::Relaxed);
+                inner.on_stanza(stanza);
+            }
+            TransportEvent::Dropped { reason, envelope } => {
+                inner.last_received_ms.store(unix_ms(), Ordering::Relaxed);
+                inner.on_dropped(reason, envelope);
+            }
             TransportEvent::Unacknowledged { stanzas } => {
                 // At-least-once: requests and messages the old session may have lost are
                 // sent again (message ids let receivers drop the duplicates), by the set-up

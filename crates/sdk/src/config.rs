@@ -38,6 +38,7 @@ pub struct ClientBuilder {
     pub(crate) connect_timeout: Duration,
     pub(crate) request_timeout: Duration,
     pub(crate) reconnect: ReconnectPolicy,
+    pub(crate) keepalive: Option<(Duration, Duration)>,
     pub(crate) invitations: InvitationPolicy,
     pub(crate) http_tls: TlsOptions,
     pub(crate) http_loopback_plain: bool,
@@ -67,6 +68,7 @@ impl ClientBuilder {
             connect_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(30),
             reconnect: ReconnectPolicy::default(),
+            keepalive: None,
             invitations: InvitationPolicy::default(),
             http_tls: TlsOptions::default(),
             http_loopback_plain: false,
@@ -106,6 +108,15 @@ impl ClientBuilder {
     /// Reconnection after a lost connection (default: exponential backoff with jitter).
     pub fn reconnect(mut self, policy: ReconnectPolicy) -> Self {
         self.reconnect = policy;
+        self
+    }
+
+    /// How a dead link is noticed (defaults: 60 s and 30 s): after `interval` without
+    /// sending, the client asks the server for an ack (XEP-0198), and a link whose server
+    /// does not answer within `ack_timeout` (of that request, or of any send) is dropped
+    /// and the session resumed on a new one.
+    pub fn keepalive(mut self, interval: Duration, ack_timeout: Duration) -> Self {
+        self.keepalive = Some((interval, ack_timeout));
         self
     }
 
@@ -154,6 +165,10 @@ impl ClientBuilder {
         let mut config = ClientConfig::new(jid.clone().into(), self.password.clone());
         config.connect_timeout = self.connect_timeout;
         config.reconnect = self.reconnect.clone();
+        if let Some((interval, ack_timeout)) = self.keepalive {
+            config.keepalive_interval = interval;
+            config.ack_timeout = ack_timeout;
+        }
         Client::connect(config, connector, &self, jid).await
     }
 }

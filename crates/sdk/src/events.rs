@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use futures::Stream;
+use groupchat_protocol::DropReason;
 use groupchat_protocol::group::GroupMessage;
 use groupchat_transport::ConnectionState;
 use serde::Serialize;
@@ -68,6 +69,26 @@ impl From<&ConnectionState> for Connection {
     }
 }
 
+/// Messages of one group that may not have reached this client: sent after `after` (the
+/// archive id of the last message it saw there) and around `since_ms`. The group's archive
+/// (XEP-0313) holds them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct MissedMessages {
+    /// The group.
+    pub group: String,
+    /// The archive id (stanza-id) of the last message seen live in it, if any.
+    pub after: Option<String>,
+    /// When the last stanza of the lost session arrived, in milliseconds since the Unix
+    /// epoch: messages from then until the rejoin may be missing.
+    pub since_ms: u64,
+}
+
+fn display<S: serde::Serializer>(v: &impl std::fmt::Display, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
 /// Something that happened. Group events carry the group's JID and, where the group says,
 /// the acting user's bare JID (`by`).
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -76,6 +97,24 @@ impl From<&ConnectionState> for Connection {
 pub enum Event {
     /// The connection changed state.
     Connection(Connection),
+    /// The server could not resume the lost session and discarded what it had not yet
+    /// delivered (a server restart, or Prosody refusing a resumption with too many stanzas
+    /// waiting): these groups may have missed messages. Reported after the reconnection,
+    /// before [`Event::GroupsJoined`]; the gap is in each group's archive.
+    MessagesMayBeMissing {
+        /// The groups and where their gap begins.
+        groups: Vec<MissedMessages>,
+    },
+    /// A received stanza could not be decoded (hostile or broken: an attribute longer than
+    /// the decoder takes, a bad JID, ...) and was dropped; the session carries on. A request
+    /// waiting for it as its answer fails with 502.
+    StanzaDropped {
+        /// Why.
+        #[serde(serialize_with = "display")]
+        reason: DropReason,
+        /// Its sender, when that could be read.
+        from: Option<String>,
+    },
     /// After a login without resumption (the first one, or after a server restart), every
     /// group of the list was joined again; these are the groups now joined.
     GroupsJoined {
@@ -198,7 +237,11 @@ impl Event {
             | Self::GroupDeleted { group, .. }
             | Self::RemovedFromGroup { group, .. } => Some(group),
             Self::GroupMessage(m) => Some(&m.group),
-            Self::Connection(_) | Self::ChatMessage { .. } | Self::GroupsJoined { .. } => None,
+            Self::Connection(_)
+            | Self::ChatMessage { .. }
+            | Self::GroupsJoined { .. }
+            | Self::MessagesMayBeMissing { .. }
+            | Self::StanzaDropped { .. } => None,
         }
     }
 }

@@ -57,10 +57,12 @@ pub use config::{ClientBuilder, InvitationPolicy};
 pub use error::{ConnectError, RequestError, Response};
 pub use events::{
     Connection, ConnectionListener, Event, EventStream, GroupProfileListener, MessageListener,
+    MissedMessages,
 };
 pub use group::{Group, GroupImage, GroupProfile, MAX_IMAGE_BYTES, Participant, ParticipantRole};
 pub use groups::SentMessage;
 
+pub use groupchat_protocol::DropReason;
 pub use groupchat_protocol::group::{GroupMessage, Occupant};
 pub use groupchat_transport::ReconnectPolicy;
 /// The TCP transport (connector builder, TLS options).

@@ -6,7 +6,9 @@
 //!   `alice`, `bob`, `carol`, `dave` and `erin` (password = name + `pass`). Several instances,
 //!   of either kind, can run at the same time in one test process.
 //! - [`FaultProxy`] sits between a client and a server to cut connections, add delay, split
-//!   writes into small chunks or black-hole one direction.
+//!   writes into small chunks, black-hole one direction or inject bytes after a marker.
+//! - [`RawClient`] logs in with none of the project's checks and sends any bytes: a
+//!   hostile member.
 //!
 //! When a server is not installed, [`TestServer::start`] returns `None` after printing a loud
 //! `SKIPPED` message, except under `CI=true`, where it panics so that CI cannot silently skip:
@@ -28,8 +30,10 @@
 //! The server configuration templates live in `configs/` and are compiled in.
 
 mod proxy;
+mod raw;
 mod server;
 mod util;
 
 pub use proxy::{Direction, FaultProxy};
+pub use raw::RawClient;
 pub use server::{Account, ServerKind, TestServer};

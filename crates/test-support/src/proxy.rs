@@ -42,6 +42,20 @@ struct Shared {
     blackhole_to_server: AtomicBool,
     blackhole_to_client: AtomicBool,
     links: Mutex<HashMap<u64, Link>>,
+    injection: Mutex<Option<Arc<Injection>>>,
+    next_injection: AtomicU64,
+    injected: AtomicUsize,
+}
+
+/// Bytes to write into one direction of every connection, once per connection, right after
+/// the first occurrence of `marker` in that direction's traffic.
+#[derive(Debug)]
+struct Injection {
+    /// Distinguishes successive injections, so that a connection takes each one once.
+    id: u64,
+    dir: Direction,
+    marker: Vec<u8>,
+    bytes: Vec<u8>,
 }
 
 impl Shared {
@@ -55,6 +69,13 @@ impl Shared {
 
     fn chunk_size(&self) -> Option<usize> {
         *self.chunk_size.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn injection(&self) -> Option<Arc<Injection>> {
+        self.injection
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn blackhole(&self, dir: Direction) -> &AtomicBool {
@@ -142,6 +163,38 @@ impl FaultProxy {
     /// never delivered later); the connection stays open.
     pub fn set_blackhole(&self, dir: Direction, on: bool) {
         self.shared.blackhole(dir).store(on, Ordering::SeqCst);
+    }
+
+    /// From now on, on every connection (live or new), writes `bytes` into the traffic
+    /// flowing in `dir` right after the first occurrence of `marker` there (e.g. after the
+    /// server's bind result, so that each new session is hit right after its login): a
+    /// man in the middle, or a server, sending what it likes. Replaces an earlier injection.
+    pub fn inject_after(&self, dir: Direction, marker: &[u8], bytes: impl Into<Vec<u8>>) {
+        let injection = Injection {
+            id: self.shared.next_injection.fetch_add(1, Ordering::SeqCst) + 1,
+            dir,
+            marker: marker.to_vec(),
+            bytes: bytes.into(),
+        };
+        *self
+            .shared
+            .injection
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(injection));
+    }
+
+    /// Stops injecting (what was injected stays injected).
+    pub fn stop_injecting(&self) {
+        *self
+            .shared
+            .injection
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// How many times bytes were injected so far.
+    pub fn injection_count(&self) -> usize {
+        self.shared.injected.load(Ordering::SeqCst)
     }
 
     /// The number of connections accepted so far (live or closed).
@@ -265,6 +318,7 @@ fn pump(
     done: &AtomicUsize,
 ) {
     let mut buf = vec![0u8; 16 * 1024];
+    let mut matcher = Matcher::default();
     let clean_eof = loop {
         let n = match from.read(&mut buf) {
             Ok(0) => break true,
@@ -272,7 +326,14 @@ fn pump(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(_) => break false,
         };
-        if forward(&buf[..n], &mut to, dir, shared).is_err() {
+        let data = &buf[..n];
+        let sent = match matcher.split(data, dir, shared) {
+            Some((at, injection)) => forward(&data[..at], &mut to, dir, shared)
+                .and_then(|()| forward(&injection.bytes, &mut to, dir, shared))
+                .and_then(|()| forward(&data[at..], &mut to, dir, shared)),
+            None => forward(data, &mut to, dir, shared),
+        };
+        if sent.is_err() {
             break false;
         }
     };
@@ -287,6 +348,47 @@ fn pump(
     {
         link.close();
     }
+}
+
+/// Finds where an injection goes in one direction of one connection.
+#[derive(Default)]
+struct Matcher {
+    /// The last bytes seen, which may hold the start of the marker.
+    tail: Vec<u8>,
+    /// The last injection done on this connection.
+    done: u64,
+}
+
+impl Matcher {
+    /// Where in `data` the current injection goes (just after its marker), if it does.
+    fn split(
+        &mut self,
+        data: &[u8],
+        dir: Direction,
+        shared: &Shared,
+    ) -> Option<(usize, Arc<Injection>)> {
+        let injection = shared
+            .injection()
+            .filter(|i| i.dir == dir && i.id != self.done)?;
+        let keep = injection.marker.len().saturating_sub(1);
+        let mut window = std::mem::take(&mut self.tail);
+        let old = window.len();
+        window.extend_from_slice(data);
+        let found = find(&window, &injection.marker);
+        self.tail = window[window.len().saturating_sub(keep)..].to_vec();
+        let end = found? + injection.marker.len();
+        self.done = injection.id;
+        self.tail.clear();
+        shared.injected.fetch_add(1, Ordering::SeqCst);
+        Some((end.saturating_sub(old), injection))
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(0);
+    }
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 fn forward(data: &[u8], to: &mut TcpStream, dir: Direction, shared: &Shared) -> io::Result<()> {

@@ -325,8 +325,9 @@ impl Driver {
                     .await;
                 None
             }
-            Event::StanzaDropped { reason } => {
-                self.emit(TransportEvent::Dropped { reason }).await;
+            Event::StanzaDropped { reason, envelope } => {
+                self.emit(TransportEvent::Dropped { reason, envelope })
+                    .await;
                 None
             }
             Event::Closed => Some(if self.closing {

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use groupchat_protocol::codec::Stanza;
+use groupchat_protocol::codec::{Envelope, Stanza};
 use groupchat_protocol::jid::{FullJid, Jid};
 use groupchat_protocol::{DropReason, Framing, Limits, Mechanism, Password, SendId, Tls, Unacked};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -213,10 +213,12 @@ pub enum TransportEvent {
         /// The stanzas, as sent.
         stanzas: Vec<Unacked>,
     },
-    /// A received stanza was dropped (diagnostic).
+    /// A received stanza was dropped (diagnostic); the session carries on.
     Dropped {
         /// Why.
         reason: DropReason,
+        /// What could be read of it (name, id, type, sender).
+        envelope: Option<Envelope>,
     },
 }
 

@@ -63,6 +63,28 @@ pub enum DecodeError {
     },
 }
 
+/// What could be read of a stanza that was dropped: its name and the attributes that tie it
+/// to a request (an IQ answer's `id` and `from`), so that a caller waiting for it can be
+/// told at once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Envelope {
+    /// The element's local name (`message`, `presence`, `iq`, ...).
+    pub name: String,
+    /// Its `id`.
+    pub id: Option<String>,
+    /// Its `type`.
+    pub kind: Option<String>,
+    /// Its `from`, when it is a valid JID.
+    pub from: Option<jid::Jid>,
+}
+
+/// Reads the [`Envelope`] of an element that could not be decoded (best effort: `None` when
+/// not even its start tag is readable).
+pub fn envelope(bytes: &[u8]) -> Option<Envelope> {
+    reader::envelope(bytes)
+}
+
 /// The longest element name or attribute value (raw bytes, as received) that the decoder
 /// takes; a stanza with a longer one is dropped. Below minidom's (rxml's) 8 KiB token limit,
 /// so that a known and an unknown payload are refused alike; text is not limited (only the

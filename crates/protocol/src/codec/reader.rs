@@ -812,3 +812,51 @@ fn check_bytes(b: &[u8], from: usize, to: usize) -> Result<(), DecodeError> {
     }
     Ok(())
 }
+
+/// The name and the `id`, `type` and `from` attributes of an element's start tag, read
+/// leniently (values longer than 3071 bytes, the longest JID, or with references are left
+/// out): what a dropped stanza can still tell the application.
+pub(crate) fn envelope(bytes: &[u8]) -> Option<super::Envelope> {
+    let text = std::str::from_utf8(bytes.get(..bytes.len().min(64 * 1024))?)
+        .ok()
+        .or_else(|| {
+            // Invalid UTF-8 further in: the start tag may still be readable.
+            let end = memchr::memchr(b'>', bytes)?;
+            std::str::from_utf8(&bytes[..end]).ok()
+        })?;
+    let rest = text.strip_prefix('<')?;
+    let name_end = rest.find([' ', '\t', '\n', '\r', '/', '>'])?;
+    let qname = &rest[..name_end];
+    let name = qname.rsplit(':').next().unwrap_or(qname);
+    let mut env = super::Envelope {
+        name: name.to_owned(),
+        id: None,
+        kind: None,
+        from: None,
+    };
+    // The framer refuses '<' and keeps '>' out of values' ends: the first '>' outside quotes
+    // ends the tag.
+    let mut quote = None;
+    let tag_end = rest.char_indices().find_map(|(i, c)| {
+        match (quote, c) {
+            (None, '\'' | '"') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, '>') => return Some(i),
+            _ => {}
+        }
+        None
+    })?;
+    let attrs = rest[name_end..tag_end].trim_end_matches('/');
+    for (key, value) in RawAttrs::new(attrs).map_while(Result::ok) {
+        if value.len() > 3071 || value.contains('&') {
+            continue;
+        }
+        match key {
+            "id" => env.id = Some(value.to_owned()),
+            "type" => env.kind = Some(value.to_owned()),
+            "from" => env.from = value.parse().ok(),
+            _ => {}
+        }
+    }
+    Some(env)
+}

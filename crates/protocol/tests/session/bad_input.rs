@@ -120,7 +120,7 @@ fn a_complete_stanza_the_decoder_refuses_is_dropped_counted_and_the_next_one_arr
             p.feed_client(bad);
             let ev = p.take_events();
             assert!(
-                matches!(&ev[..], [Event::StanzaDropped { reason: DropReason::Invalid(e) }] if e.to_string().contains(what)),
+                matches!(&ev[..], [Event::StanzaDropped { reason: DropReason::Invalid(e), envelope: Some(env) }] if e.to_string().contains(what) && ["message", "presence", "iq"].contains(&env.name.as_str())),
                 "{what}: {ev:?}"
             );
             assert!(p.disconnects().is_empty());
@@ -131,6 +131,30 @@ fn a_complete_stanza_the_decoder_refuses_is_dropped_counted_and_the_next_one_arr
             assert_eq!(p.last_sent(), "<a xmlns='urn:xmpp:sm:3' h='2'/>", "{what}");
         }
     }
+    // An answer that cannot be decoded still names the request it answers.
+    let mut p = logged_in(Framing::Stream, true);
+    p.feed_client(&format!(
+        "<iq from='room@muc.localhost' type='result' id='q7'><query xmlns='http://jabber.org/protocol/disco#info'><identity category='conference' type='text' name='{}'/></query></iq>",
+        long(9000)
+    ));
+    let ev = p.take_events();
+    let [
+        Event::StanzaDropped {
+            envelope: Some(env),
+            ..
+        },
+    ] = &ev[..]
+    else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(
+        (env.name.as_str(), env.id.as_deref(), env.kind.as_deref()),
+        ("iq", Some("q7"), Some("result"))
+    );
+    assert_eq!(
+        env.from.as_ref().map(ToString::to_string).as_deref(),
+        Some("room@muc.localhost")
+    );
     // Invalid UTF-8 inside a stanza is the same: the framer reads bytes.
     let mut p = logged_in(Framing::Stream, true);
     p.session.handle_input(Input::Received {
@@ -240,13 +264,14 @@ fn unknown_elements_are_dropped_not_fatal() {
         p.feed("<enabled xmlns='urn:xmpp:sm:3' id='again'/>");
         let ev = p.take_events();
         assert!(
-            matches!(&ev[0], Event::StanzaDropped { reason: DropReason::Unknown { name, ns } } if name == "weird" && ns == "urn:example:unknown"),
+            matches!(&ev[0], Event::StanzaDropped { reason: DropReason::Unknown { name, ns }, .. } if name == "weird" && ns == "urn:example:unknown"),
             "{ev:?}"
         );
         assert!(matches!(
             &ev[1],
             Event::StanzaDropped {
-                reason: DropReason::UnexpectedSm(_)
+                reason: DropReason::UnexpectedSm(_),
+                ..
             }
         ));
         // Still alive and counting only real stanzas.

@@ -1,0 +1,685 @@
+//! Nothing a member, a server or someone on the path sends knocks a client offline for long,
+//! on real Prosody and ejabberd: hostile but legal stanzas relayed by the servers are
+//! dropped with a diagnostic; hostile bytes injected on every connection (through the fault
+//! proxy, in plaintext on loopback) cost a growing backoff, not a login per second; a
+//! half-open link resumes without a duplicate; a lost session that cannot be resumed is
+//! reported as a gap, never a silent loss.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use groupchat_protocol::codec::Stanza;
+use groupchat_protocol::codec::xep::muc_owner;
+use groupchat_protocol::pagination::{Collected, HistoryQuery, PageCollector};
+use groupchat_sdk::transport_tcp::{Security, TcpConnector, TlsOptions};
+use groupchat_sdk::{Client, Connection, Event, EventStream, ReconnectPolicy, RequestError};
+use groupchat_test_support::{Direction, FaultProxy, RawClient, ServerKind, TestServer};
+use groupchat_transport::{ClientConfig, ConnectionState, TransportEvent};
+
+/// One test per server kind, each on its own runtime.
+macro_rules! on_both_servers {
+    ($flow:ident: $prosody:ident, $ejabberd:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $prosody() {
+            $flow(ServerKind::Prosody).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $ejabberd() {
+            $flow(ServerKind::Ejabberd).await;
+        }
+    };
+}
+
+fn quick_reconnect() -> ReconnectPolicy {
+    let mut r = ReconnectPolicy::default();
+    r.initial_delay = Duration::from_millis(100);
+    r.max_delay = Duration::from_secs(1);
+    r
+}
+
+/// An SDK client over STARTTLS with the test CA, straight to the server.
+async fn login(server: &TestServer, user: &str) -> (Client, EventStream) {
+    let account = server.account(user);
+    let client = Client::builder(account.jid.as_str(), account.password.as_str())
+        .request_timeout(Duration::from_secs(20))
+        .reconnect(quick_reconnect())
+        .tcp(
+            TcpConnector::builder("localhost")
+                .address(server.c2s_addr())
+                .security(Security::StartTls)
+                .tls(TlsOptions::ca_file(server.ca_cert_pem()))
+                .build()
+                .unwrap(),
+        )
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("{}: {user} cannot connect: {e}", server.kind()));
+    let events = client.events();
+    (client, events)
+}
+
+/// An SDK client in plaintext through `proxy` (loopback only), so that the proxy can read
+/// and inject stream bytes.
+fn via_proxy(server: &TestServer, user: &str, proxy: &FaultProxy) -> groupchat_sdk::ClientBuilder {
+    let account = server.account(user);
+    Client::builder(account.jid.as_str(), account.password.as_str())
+        .request_timeout(Duration::from_secs(20))
+        .tcp(
+            TcpConnector::builder("localhost")
+                .address(proxy.addr())
+                .security(Security::InsecurePlaintextLoopback)
+                .build()
+                .unwrap(),
+        )
+}
+
+/// A member who speaks raw XMPP (the transport crate): what a hostile client can send
+/// through the server.
+async fn raw_client(server: &TestServer, user: &str) -> groupchat_transport::Client {
+    let account = server.account(user);
+    let connector = Arc::new(
+        TcpConnector::builder("localhost")
+            .address(server.c2s_addr())
+            .tls(TlsOptions::ca_file(server.ca_cert_pem()))
+            .build()
+            .unwrap(),
+    );
+    let mut raw = groupchat_transport::Client::start(
+        ClientConfig::new(account.jid.parse().unwrap(), account.password.as_str()),
+        connector,
+    );
+    let state = raw
+        .wait_for_state(|s| matches!(s, ConnectionState::Connected { .. }))
+        .await;
+    assert!(
+        matches!(state, ConnectionState::Connected { .. }),
+        "{state:?}"
+    );
+    raw
+}
+
+/// Reads the raw client's events until `f` returns a value; panics after 20 s.
+async fn raw_until<T>(
+    raw: &mut groupchat_transport::Client,
+    what: &str,
+    mut f: impl FnMut(Stanza) -> Option<T>,
+) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match tokio::time::timeout_at(deadline, raw.next_event()).await {
+            Err(_) => panic!("timed out waiting for {what}"),
+            Ok(None) => panic!("raw client ended waiting for {what}"),
+            Ok(Some(TransportEvent::Stanza(s))) => {
+                if let Some(v) = f(s) {
+                    return v;
+                }
+            }
+            Ok(Some(_)) => {}
+        }
+    }
+}
+
+/// A hostile member: logs in with none of our checks on what it sends.
+fn hostile(server: &TestServer, user: &str) -> RawClient {
+    let a = server.account(user);
+    RawClient::login(server.c2s_addr(), server.domain(), &a.user, &a.password)
+        .unwrap_or_else(|e| panic!("{user} raw login: {e}"))
+}
+
+/// Sends raw XML (blocking, off the runtime's async work).
+fn raw_send(c: &mut RawClient, xml: &str) {
+    tokio::task::block_in_place(|| c.send(xml)).unwrap();
+}
+
+/// Reads raw XML until one of `markers` (blocking, off the runtime's async work).
+fn raw_read(c: &mut RawClient, markers: &[&str]) -> String {
+    tokio::task::block_in_place(|| c.read_until_any(markers)).unwrap()
+}
+
+/// Reads events until one matches, and returns it with every event before it; panics
+/// after 30 s.
+async fn until(
+    events: &mut EventStream,
+    what: &str,
+    f: impl Fn(&Event) -> bool,
+) -> (Event, Vec<Event>) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut before = Vec::new();
+    loop {
+        match tokio::time::timeout_at(deadline, events.next()).await {
+            Err(_) => panic!("timed out waiting for {what}; saw {before:#?}"),
+            Ok(None) => panic!("client ended while waiting for {what}"),
+            Ok(Some(e)) if f(&e) => return (e, before),
+            Ok(Some(e)) => before.push(e),
+        }
+    }
+}
+
+fn is_disconnect(e: &Event) -> bool {
+    matches!(
+        e,
+        Event::Connection(Connection::Disconnected { .. } | Connection::Ended { .. })
+    )
+}
+
+fn group_message(group: &str, body: &str) -> impl Fn(&Event) -> bool {
+    let (group, body) = (group.to_owned(), body.to_owned());
+    move |e| matches!(e, Event::GroupMessage(m) if m.group == group && m.body.as_deref() == Some(body.as_str()))
+}
+
+fn dropped(e: &Event) -> bool {
+    matches!(e, Event::StanzaDropped { .. })
+}
+
+/// `<x xmlns='urn:example:poison' v='AAAA…'/>` with a value of `len` bytes: legal XML that
+/// both servers relay.
+fn poison(len: usize) -> String {
+    format!("<x xmlns='urn:example:poison' v='{}'/>", "A".repeat(len))
+}
+
+/// A member's raw stanzas with an attribute of 8,193 bytes or 100 KB, as a group message, as
+/// a room presence and as an offline chat message, and a room named with 9,000 characters
+/// at an invitation: each recipient stays connected, hears of the dropped stanza, and the
+/// next message arrives.
+async fn poisoned_stanzas_are_dropped(kind: ServerKind) {
+    let Some(server) = TestServer::start(kind) else {
+        return;
+    };
+    let (alice, _alice_ev) = login(&server, "alice").await;
+    let (_bob, mut bob_ev) = login(&server, "bob").await;
+    let g = alice
+        .create_group(
+            "Poison",
+            &["bob@localhost", "carol@localhost", "dave@localhost"],
+            None,
+        )
+        .await
+        .unwrap()
+        .jid;
+    until(
+        &mut bob_ev,
+        "bob added",
+        |e| matches!(e, Event::AddedToGroup { group, .. } if *group == g),
+    )
+    .await;
+    let mut carol = hostile(&server, "carol");
+    raw_send(
+        &mut carol,
+        &format!(
+            "<presence to='{g}/carol@localhost'><x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='0'/></x></presence>"
+        ),
+    );
+    raw_read(&mut carol, &["code='110'", "code=\"110\""]);
+    let groupchat = |body: &str, extra: &str| {
+        format!(
+            "<message type='groupchat' to='{g}' id='{body}'><body>{body}</body>{extra}</message>"
+        )
+    };
+
+    // A group message, twice.
+    for (i, len) in [8193, 100_000].into_iter().enumerate() {
+        raw_send(&mut carol, &groupchat("poisoned", &poison(len)));
+        let next = format!("after-message-{i}");
+        raw_send(&mut carol, &groupchat(&next, ""));
+        let (_, before) = until(&mut bob_ev, &next, group_message(&g, &next)).await;
+        assert!(before.iter().any(dropped), "{len}: {before:#?}");
+        assert!(!before.iter().any(is_disconnect), "{len}: {before:#?}");
+    }
+
+    // A room presence, which the room sends to every occupant.
+    let presence = format!(
+        "<presence to='{g}/carol@localhost'>{}</presence>",
+        poison(8193)
+    );
+    raw_send(&mut carol, &presence);
+    raw_send(&mut carol, &groupchat("after-presence", ""));
+    let (_, before) = until(
+        &mut bob_ev,
+        "after-presence",
+        group_message(&g, "after-presence"),
+    )
+    .await;
+    assert!(before.iter().any(dropped), "{before:#?}");
+    assert!(!before.iter().any(is_disconnect), "{before:#?}");
+
+    // Offline chat messages, delivered at dave's next login.
+    for len in [8193, 100_000] {
+        let m = format!(
+            "<message type='chat' to='dave@localhost' id='p{len}'><body>hi</body>{}</message>",
+            poison(len)
+        );
+        raw_send(&mut carol, &m);
+    }
+    // The server has them once it answers a ping sent after them.
+    raw_send(
+        &mut carol,
+        "<iq type='get' id='sync' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>",
+    );
+    raw_read(&mut carol, &["'sync'", "\"sync\""]);
+    let (_dave, mut dave_ev) = login(&server, "dave").await;
+    raw_send(
+        &mut carol,
+        "<message type='chat' to='dave@localhost' id='n1'><body>next</body></message>",
+    );
+    let (_, before) = until(
+        &mut dave_ev,
+        "carol's next chat message",
+        |e| matches!(e, Event::ChatMessage { body, .. } if body == "next"),
+    )
+    .await;
+    assert_eq!(
+        before.iter().filter(|e| dropped(e)).count(),
+        2,
+        "{before:#?}"
+    );
+    assert!(!before.iter().any(is_disconnect), "{before:#?}");
+
+    // A room whose name is 9,000 characters: alice renames a group of hers through a raw
+    // session (the SDK would trim the name), then adds bob, whose SDK reads the room's
+    // name while accepting.
+    let h = alice
+        .create_group("Long", &[] as &[&str], None)
+        .await
+        .unwrap()
+        .jid;
+    let mut alice_raw = raw_client(&server, "alice").await;
+    alice_raw
+        .send(muc_owner::get_config(&h, "cfg"))
+        .await
+        .unwrap();
+    let form = raw_until(&mut alice_raw, "the config form", |s| match s {
+        Stanza::Iq(iq) if iq.id == "cfg" => Some(muc_owner::decode_config_form(&iq).unwrap()),
+        _ => None,
+    })
+    .await;
+    let config = muc_owner::RoomConfig::group("N".repeat(9000));
+    alice_raw
+        .send(muc_owner::submit_config(&h, "set", &config, &form))
+        .await
+        .unwrap();
+    raw_until(&mut alice_raw, "the renaming", |s| match s {
+        Stanza::Iq(iq) if iq.id == "set" => Some(()),
+        _ => None,
+    })
+    .await;
+    alice
+        .add_participants(&h, &["bob@localhost"])
+        .await
+        .unwrap();
+    raw_send(&mut carol, &groupchat("after-invitation", ""));
+    let (_, before) = until(
+        &mut bob_ev,
+        "after-invitation",
+        group_message(&g, "after-invitation"),
+    )
+    .await;
+    assert!(!before.iter().any(is_disconnect), "{before:#?}");
+    // The invitation's room answered with a name the decoder refuses: bob heard of the drop
+    // (the accept failed at once with 502 rather than waiting for a time-out).
+    let more = tokio::time::timeout(Duration::from_secs(10), async {
+        if before.iter().any(dropped) {
+            return;
+        }
+        until(&mut bob_ev, "the dropped room info", dropped).await;
+    })
+    .await;
+    assert!(more.is_ok(), "no drop reported: {before:#?}");
+}
+
+on_both_servers!(poisoned_stanzas_are_dropped: poisoned_stanzas_are_dropped_on_prosody, poisoned_stanzas_are_dropped_on_ejabberd);
+
+/// What someone on the path injects right after each login.
+fn hostile_cases() -> Vec<(&'static str, Vec<u8>)> {
+    let bomb = {
+        let mut s = String::from("<!DOCTYPE lolz [<!ENTITY lol 'lol'>");
+        for i in 1..10 {
+            let prev = if i == 1 {
+                "lol".to_owned()
+            } else {
+                format!("lol{}", i - 1)
+            };
+            s.push_str(&format!(
+                "<!ENTITY lol{i} '{}'>",
+                format!("&{prev};").repeat(10)
+            ));
+        }
+        s.push_str("]><message><body>&lol9;</body></message>");
+        s
+    };
+    vec![
+        ("DTD", b"<!DOCTYPE stream:stream [<!ENTITY x SYSTEM 'file:///etc/passwd'>]>".to_vec()),
+        ("entity bomb", bomb.into_bytes()),
+        (
+            "undefined entity",
+            b"<message from='eve@localhost/x'><body>&xxe;</body></message>".to_vec(),
+        ),
+        ("10 MB stanza", {
+            let mut v = b"<message from='eve@localhost/x'><body>".to_vec();
+            v.resize(10 * 1024 * 1024, b'A');
+            v
+        }),
+        (
+            "invalid UTF-8",
+            b"<message from='eve@localhost/x'><body>\xff\xfe\xfd</body></message>".to_vec(),
+        ),
+        (
+            "stream error",
+            b"<stream:error><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>"
+                .to_vec(),
+        ),
+        ("10,000-deep nesting", {
+            let mut v = b"<message from='eve@localhost/x'>".to_vec();
+            for _ in 0..10_000 {
+                v.extend_from_slice(b"<a>");
+            }
+            v
+        }),
+        ("garbage flood", {
+            let mut v = Vec::with_capacity(1 << 20);
+            let mut x = 0x2545_f491_u32;
+            while v.len() < 1 << 20 {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                v.extend_from_slice(&x.to_le_bytes());
+            }
+            v
+        }),
+    ]
+}
+
+/// The peak resident set of this process, in KiB (Linux).
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Each hostile case injected right after every login for 30 s, all at once (one user and
+/// one proxy each): each client makes at most ~6 connection attempts (the backoff keeps
+/// growing, since no session stays up), memory stays bounded, and once the injection stops
+/// each is back in its group.
+async fn hostile_bytes_after_every_login(kind: ServerKind) {
+    let Some(server) = TestServer::start(kind) else {
+        return;
+    };
+    let cases = hostile_cases();
+    let users: Vec<String> = (0..cases.len()).map(|i| format!("hostile{i}")).collect();
+    for u in &users {
+        server.register(u, "hostilepass");
+    }
+    let (alice, mut alice_ev) = login(&server, "alice").await;
+    let members: Vec<String> = users.iter().map(|u| format!("{u}@localhost")).collect();
+    let members: Vec<&str> = members.iter().map(String::as_str).collect();
+    let g = alice
+        .create_group("Hostile", &members, None)
+        .await
+        .unwrap()
+        .jid;
+    let mut clients = Vec::new();
+    for u in &users {
+        let proxy = FaultProxy::start(server.c2s_addr()).unwrap();
+        let client = via_proxy(&server, u, &proxy).connect().await.unwrap();
+        let mut events = client.events();
+        until(
+            &mut events,
+            "added",
+            |e| matches!(e, Event::AddedToGroup { group, .. } if *group == g),
+        )
+        .await;
+        clients.push((proxy, client, events));
+    }
+    let rss_before = peak_rss_kib();
+    // Injected after the bind result: every new session is hit right after its login.
+    for ((_, bytes), (proxy, _, _)) in cases.iter().zip(&clients) {
+        proxy.inject_after(Direction::ToClient, b"</bind></iq>", bytes.clone());
+        proxy.cut();
+    }
+    let start = tokio::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let mut report = Vec::new();
+    for ((name, _), (proxy, _, _)) in cases.iter().zip(&clients) {
+        // The cut connection came back through the proxy: it counts as the first attempt.
+        let attempts = proxy.connection_count() - 1;
+        proxy.stop_injecting();
+        report.push((*name, attempts, proxy.injection_count()));
+    }
+    let rss_after = peak_rss_kib();
+    println!(
+        "{kind}: connection attempts in 30 s: {report:?}; peak RSS {rss_before} KiB before, {rss_after} KiB after ({:?})",
+        start.elapsed()
+    );
+    for (name, attempts, injected) in &report {
+        assert!(*injected >= 1, "{name}: nothing was injected");
+        assert!(
+            *attempts <= 7,
+            "{name}: {attempts} connection attempts in 30 s"
+        );
+    }
+    assert!(
+        rss_after.saturating_sub(rss_before) < 256 * 1024,
+        "peak RSS grew from {rss_before} to {rss_after} KiB"
+    );
+    // Back to normal: each member posts in the group once it is back in it (its next
+    // attempt may be a backoff of up to ~48 s away), and alice reads it.
+    for (i, (_, client, _)) in clients.iter().enumerate() {
+        let body = format!("back-{i}");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            match client.send_text(&g, &body).await {
+                Ok(_) => break,
+                Err(e) if tokio::time::Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => panic!("{}: not back in the group: {e}", cases[i].0),
+            }
+        }
+        until(&mut alice_ev, &body, group_message(&g, &body)).await;
+    }
+}
+
+on_both_servers!(hostile_bytes_after_every_login: hostile_bytes_after_every_login_on_prosody, hostile_bytes_after_every_login_on_ejabberd);
+
+/// The room's archive as a member's raw client sees it: every body, oldest first.
+async fn archived_bodies(server: &TestServer, user: &str, room: &str) -> Vec<String> {
+    let mut raw = raw_client(server, user).await;
+    let query = HistoryQuery::latest(room, 100);
+    raw.send(query.encode("mam")).await.unwrap();
+    let mut collector = PageCollector::new(query, "mam");
+    let page = raw_until(&mut raw, "the archive page", |s| {
+        match collector.feed(s).unwrap() {
+            Collected::Done(page) => Some(page),
+            Collected::Failed(e) => panic!("MAM refused: {e:?}"),
+            _ => None,
+        }
+    })
+    .await;
+    page.messages
+        .into_iter()
+        .filter_map(|m| m.message.body)
+        .collect()
+}
+
+/// The server's answers stop reaching alice (the proxy drops server→client only) while she
+/// sends: her call reports 504 "may still be delivered", the dead link is dropped without a
+/// stream close, the session resumes once the fault clears, and the message is in the
+/// archive once and reaches bob once.
+async fn half_open_link(kind: ServerKind) {
+    let Some(server) = TestServer::start(kind) else {
+        return;
+    };
+    let proxy = FaultProxy::start(server.c2s_addr()).unwrap();
+    let alice = via_proxy(&server, "alice", &proxy)
+        .request_timeout(Duration::from_secs(2))
+        .keepalive(Duration::from_secs(60), Duration::from_secs(3))
+        .reconnect(quick_reconnect())
+        .connect()
+        .await
+        .unwrap();
+    let mut alice_ev = alice.events();
+    let (_bob, mut bob_ev) = login(&server, "bob").await;
+    let g = alice
+        .create_group("Half-open", &["bob@localhost", "carol@localhost"], None)
+        .await
+        .unwrap()
+        .jid;
+    until(
+        &mut bob_ev,
+        "bob added",
+        |e| matches!(e, Event::AddedToGroup { group, .. } if *group == g),
+    )
+    .await;
+
+    proxy.set_blackhole(Direction::ToClient, true);
+    let sent = alice.send_text(&g, "through a half-open link").await;
+    assert!(
+        matches!(&sent, Err(e @ RequestError::Unconfirmed { .. }) if e.status_code() == 504),
+        "{sent:?}"
+    );
+    // The missing ack declares the link dead (3 s after the send).
+    until(&mut alice_ev, "the dead link", |e| {
+        matches!(e, Event::Connection(Connection::Disconnected { reason }) if reason.contains("no stream management ack"))
+    })
+    .await;
+    proxy.set_blackhole(Direction::ToClient, false);
+    until(&mut alice_ev, "the resumption", |e| {
+        matches!(
+            e,
+            Event::Connection(Connection::Connected { resumed: true, .. })
+        )
+    })
+    .await;
+    alice.send_text(&g, "after the fault").await.unwrap();
+    let (_, before) = until(
+        &mut bob_ev,
+        "after the fault",
+        group_message(&g, "after the fault"),
+    )
+    .await;
+    let seen = before
+        .iter()
+        .filter(|e| group_message(&g, "through a half-open link")(e))
+        .count();
+    assert_eq!(seen, 1, "bob got it {seen} times: {before:#?}");
+    let archive = archived_bodies(&server, "carol", &g).await;
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for b in &archive {
+        *counts.entry(b.as_str()).or_default() += 1;
+    }
+    assert_eq!(
+        counts.get("through a half-open link"),
+        Some(&1),
+        "{archive:?}"
+    );
+}
+
+on_both_servers!(half_open_link: a_half_open_link_resumes_and_the_message_is_archived_once_on_prosody, a_half_open_link_resumes_and_the_message_is_archived_once_on_ejabberd);
+
+/// 1,000 group messages while bob's connection is cut after every 50 (Prosody refuses a
+/// resumption once more than 500 stanzas wait for bob, and then discards them): every
+/// message arrives, or bob's SDK reports that the group may have missed messages, from
+/// the last one it saw — never a silent loss.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_every_fifty_messages_loses_nothing_silently_on_prosody() {
+    let Some(server) = TestServer::start(ServerKind::Prosody) else {
+        return;
+    };
+    let proxy = FaultProxy::start(server.c2s_addr()).unwrap();
+    let bob = via_proxy(&server, "bob", &proxy)
+        .reconnect(quick_reconnect())
+        .connect()
+        .await
+        .unwrap();
+    let mut bob_ev = bob.events();
+    let (alice, _alice_ev) = login(&server, "alice").await;
+    let g = alice
+        .create_group("Cuts", &["bob@localhost"], None)
+        .await
+        .unwrap()
+        .jid;
+    until(
+        &mut bob_ev,
+        "bob added",
+        |e| matches!(e, Event::AddedToGroup { group, .. } if *group == g),
+    )
+    .await;
+    let proxy = Arc::new(proxy);
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sender = {
+        let (alice, g, p, done) = (alice.clone(), g.clone(), proxy.clone(), done.clone());
+        tokio::spawn(async move {
+            for i in 0..1000 {
+                if i > 0 && i % 50 == 0 {
+                    p.cut();
+                }
+                alice.send_text(&g, &format!("m{i:04}")).await.unwrap();
+            }
+            // "end" until bob has one: a single one could fall into a gap itself.
+            for _ in 0..60 {
+                if done.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
+                alice.send_text(&g, "end").await.unwrap();
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        })
+    };
+    let mut received = std::collections::BTreeSet::new();
+    let mut gaps = Vec::new();
+    let mut last_stanza_id = None;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
+    loop {
+        let e = match tokio::time::timeout_at(deadline, bob_ev.next()).await {
+            Ok(Some(e)) => e,
+            other => panic!("no end: {other:?}, {} received", received.len()),
+        };
+        match e {
+            Event::GroupMessage(m) if m.group == g => {
+                let body = m.body.clone().unwrap_or_default();
+                if body == "end" {
+                    done.store(true, std::sync::atomic::Ordering::SeqCst);
+                    break;
+                }
+                received.insert(body);
+                last_stanza_id = m.stanza_id.clone();
+            }
+            Event::MessagesMayBeMissing { groups } => {
+                let gap = groups
+                    .into_iter()
+                    .find(|m| m.group == g)
+                    .expect("the group is named");
+                // The gap starts at the last message bob saw.
+                assert_eq!(gap.after, last_stanza_id);
+                gaps.push(gap);
+            }
+            _ => {}
+        }
+    }
+    sender.await.unwrap();
+    // The room delivers in order: what bob lacks when "end" arrives is lost for good.
+    let missing: Vec<String> = (0..1000)
+        .map(|i| format!("m{i:04}"))
+        .filter(|b| !received.contains(b))
+        .collect();
+    println!(
+        "received {} of 1000, {} missing, {} gap reports, {} connections",
+        received.len(),
+        missing.len(),
+        gaps.len(),
+        proxy.connection_count()
+    );
+    assert!(
+        missing.is_empty() || !gaps.is_empty(),
+        "{} messages lost without a report: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(20)]
+    );
+}
