@@ -296,11 +296,18 @@ struct StreamMgmt {
     /// The id to resume with, when the server allows resumption.
     resume_id: Option<String>,
     inbound: u32,
+    /// The `h` of the last `<a/>` we sent.
+    inbound_acked: u32,
     outbound_acked: u32,
     unacked: VecDeque<Unacked>,
     /// An `<r/>` is outstanding since this instant.
     ack_requested_at: Option<Instant>,
 }
+
+/// We acknowledge received stanzas unasked after this many (XEP-0198 §4 allows it), so
+/// that the server's queue of what it must keep for a resumption stays short: Prosody
+/// refuses a resumption once 500 wait, and then discards them.
+const ACK_EVERY: u32 = 50;
 
 const BIND_ID: &str = "gc-bind";
 const SESSION_ID: &str = "gc-session";
@@ -715,7 +722,7 @@ impl Session {
                 // refuses) costs this stanza only. A stanza is still counted, since the
                 // server counts it as delivered.
                 if self.sm.counting_inbound && established && is_stanza_element(bytes) {
-                    self.sm.inbound = self.sm.inbound.wrapping_add(1);
+                    self.count_inbound();
                 }
                 let envelope = crate::codec::envelope(bytes);
                 self.event(Event::StanzaDropped {
@@ -771,6 +778,21 @@ impl Session {
         }
     }
 
+    /// One more stanza received under stream management.
+    fn count_inbound(&mut self) {
+        self.sm.inbound = self.sm.inbound.wrapping_add(1);
+        if self.sm.inbound.wrapping_sub(self.sm.inbound_acked) >= ACK_EVERY
+            && matches!(self.phase, Phase::Established)
+        {
+            self.send_ack();
+        }
+    }
+
+    fn send_ack(&mut self) {
+        self.sm.inbound_acked = self.sm.inbound;
+        self.transmit_str(&format!("<a xmlns='{}' h='{}'/>", ns::SM, self.sm.inbound));
+    }
+
     fn drop_stanza(&mut self, reason: DropReason) {
         self.event(Event::StanzaDropped {
             reason,
@@ -782,7 +804,7 @@ impl Session {
         match (&self.phase, &stanza) {
             (Phase::Established, _) | (Phase::Closing, _) if self.jid.is_some() => {
                 if self.sm.counting_inbound {
-                    self.sm.inbound = self.sm.inbound.wrapping_add(1);
+                    self.count_inbound();
                 }
                 self.event(Event::Stanza(stanza));
             }
@@ -1057,6 +1079,7 @@ impl Session {
                     counting_inbound: true,
                     resume_id: el.attr("previd").map_or(Some(r.id), |p| Some(p.to_owned())),
                     inbound: r.inbound,
+                    inbound_acked: r.inbound,
                     outbound_acked: r.outbound_acked,
                     unacked: r.unacked,
                     ack_requested_at: None,
@@ -1084,7 +1107,7 @@ impl Session {
                 self.bind();
             }
             ("r", Phase::Established | Phase::Closing) if self.sm.counting_inbound => {
-                self.transmit_str(&format!("<a xmlns='{}' h='{}'/>", ns::SM, self.sm.inbound));
+                self.send_ack();
             }
             ("a", Phase::Established | Phase::Closing) if self.sm.enabled => {
                 let Some(h) = h else {

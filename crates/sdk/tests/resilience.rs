@@ -437,9 +437,14 @@ async fn hostile_bytes_after_every_login(kind: ServerKind) {
         clients.push((proxy, client, events));
     }
     let rss_before = peak_rss_kib();
-    // Injected after the bind result: every new session is hit right after its login.
+    // Injected after the bind result or the resumption: every new session is hit right
+    // after its login.
     for ((_, bytes), (proxy, _, _)) in cases.iter().zip(&clients) {
-        proxy.inject_after(Direction::ToClient, b"</bind></iq>", bytes.clone());
+        proxy.inject_after(
+            Direction::ToClient,
+            &[b"</bind></iq", b"<resumed "],
+            bytes.clone(),
+        );
         proxy.cut();
     }
     let start = tokio::time::Instant::now();
@@ -593,11 +598,9 @@ async fn cut_every_fifty_messages_loses_nothing_silently_on_prosody() {
         return;
     };
     let proxy = FaultProxy::start(server.c2s_addr()).unwrap();
-    let bob = via_proxy(&server, "bob", &proxy)
-        .reconnect(quick_reconnect())
-        .connect()
-        .await
-        .unwrap();
+    // The default backoff: sessions cut every 50 messages never stay up a minute, so bob
+    // stays away longer each time while alice keeps sending.
+    let bob = via_proxy(&server, "bob", &proxy).connect().await.unwrap();
     let mut bob_ev = bob.events();
     let (alice, _alice_ev) = login(&server, "alice").await;
     let g = alice
@@ -635,6 +638,9 @@ async fn cut_every_fifty_messages_loses_nothing_silently_on_prosody() {
     let mut received = std::collections::BTreeSet::new();
     let mut gaps = Vec::new();
     let mut last_stanza_id = None;
+    let mut last_body = String::new();
+    // The last body bob had seen at each gap report.
+    let mut seen_at_gaps = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
     loop {
         let e = match tokio::time::timeout_at(deadline, bob_ev.next()).await {
@@ -648,7 +654,8 @@ async fn cut_every_fifty_messages_loses_nothing_silently_on_prosody() {
                     done.store(true, std::sync::atomic::Ordering::SeqCst);
                     break;
                 }
-                received.insert(body);
+                received.insert(body.clone());
+                last_body = body;
                 last_stanza_id = m.stanza_id.clone();
             }
             Event::MessagesMayBeMissing { groups } => {
@@ -659,6 +666,7 @@ async fn cut_every_fifty_messages_loses_nothing_silently_on_prosody() {
                 // The gap starts at the last message bob saw.
                 assert_eq!(gap.after, last_stanza_id);
                 gaps.push(gap);
+                seen_at_gaps.push(last_body.clone());
             }
             _ => {}
         }
@@ -682,4 +690,11 @@ async fn cut_every_fifty_messages_loses_nothing_silently_on_prosody() {
         missing.len(),
         &missing[..missing.len().min(20)]
     );
+    // Nothing is missing from before the first reported gap: each loss is covered.
+    if let (Some(first_missing), Some(first_gap)) = (missing.first(), seen_at_gaps.first()) {
+        assert!(
+            first_missing > first_gap,
+            "{first_missing} was lost before the first gap (after {first_gap})"
+        );
+    }
 }

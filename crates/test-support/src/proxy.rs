@@ -47,14 +47,14 @@ struct Shared {
     injected: AtomicUsize,
 }
 
-/// Bytes to write into one direction of every connection, once per connection, right after
-/// the first occurrence of `marker` in that direction's traffic.
+/// Bytes to write into one direction of every connection, once per connection, after the
+/// tag in which one of `markers` first occurs in that direction's traffic.
 #[derive(Debug)]
 struct Injection {
     /// Distinguishes successive injections, so that a connection takes each one once.
     id: u64,
     dir: Direction,
-    marker: Vec<u8>,
+    markers: Vec<Vec<u8>>,
     bytes: Vec<u8>,
 }
 
@@ -166,14 +166,15 @@ impl FaultProxy {
     }
 
     /// From now on, on every connection (live or new), writes `bytes` into the traffic
-    /// flowing in `dir` right after the first occurrence of `marker` there (e.g. after the
-    /// server's bind result, so that each new session is hit right after its login): a
-    /// man in the middle, or a server, sending what it likes. Replaces an earlier injection.
-    pub fn inject_after(&self, dir: Direction, marker: &[u8], bytes: impl Into<Vec<u8>>) {
+    /// flowing in `dir` once, after the first `>` that follows the first occurrence of any
+    /// of `markers` there: after the tag that holds the marker (e.g. `</bind></iq` and
+    /// `<resumed `, so that each session is hit right after its login or resumption). A man
+    /// in the middle, or a server, sending what it likes. Replaces an earlier injection.
+    pub fn inject_after(&self, dir: Direction, markers: &[&[u8]], bytes: impl Into<Vec<u8>>) {
         let injection = Injection {
             id: self.shared.next_injection.fetch_add(1, Ordering::SeqCst) + 1,
             dir,
-            marker: marker.to_vec(),
+            markers: markers.iter().map(|m| m.to_vec()).collect(),
             bytes: bytes.into(),
         };
         *self
@@ -353,14 +354,16 @@ fn pump(
 /// Finds where an injection goes in one direction of one connection.
 #[derive(Default)]
 struct Matcher {
-    /// The last bytes seen, which may hold the start of the marker.
+    /// The last bytes seen, which may hold the start of a marker.
     tail: Vec<u8>,
+    /// A marker was seen; the injection goes after the next `>`.
+    armed: bool,
     /// The last injection done on this connection.
     done: u64,
 }
 
 impl Matcher {
-    /// Where in `data` the current injection goes (just after its marker), if it does.
+    /// Where in `data` the current injection goes, if it does.
     fn split(
         &mut self,
         data: &[u8],
@@ -370,17 +373,28 @@ impl Matcher {
         let injection = shared
             .injection()
             .filter(|i| i.dir == dir && i.id != self.done)?;
-        let keep = injection.marker.len().saturating_sub(1);
-        let mut window = std::mem::take(&mut self.tail);
-        let old = window.len();
-        window.extend_from_slice(data);
-        let found = find(&window, &injection.marker);
-        self.tail = window[window.len().saturating_sub(keep)..].to_vec();
-        let end = found? + injection.marker.len();
+        let from = if self.armed {
+            0
+        } else {
+            let keep = injection.markers.iter().map(Vec::len).max().unwrap_or(1) - 1;
+            let mut window = std::mem::take(&mut self.tail);
+            let old = window.len();
+            window.extend_from_slice(data);
+            let found = injection
+                .markers
+                .iter()
+                .filter_map(|m| find(&window, m).map(|at| at + m.len()))
+                .min();
+            self.tail = window[window.len().saturating_sub(keep)..].to_vec();
+            self.armed = found.is_some();
+            found?.saturating_sub(old)
+        };
+        let end = from + data[from..].iter().position(|&b| b == b'>')? + 1;
         self.done = injection.id;
+        self.armed = false;
         self.tail.clear();
         shared.injected.fetch_add(1, Ordering::SeqCst);
-        Some((end.saturating_sub(old), injection))
+        Some((end, injection))
     }
 }
 

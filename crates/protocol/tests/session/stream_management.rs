@@ -216,3 +216,32 @@ fn negotiation_timeout() {
     p.advance(Duration::from_secs(1));
     assert!(matches!(p.disconnects()[..], [SessionError::Timeout(_)]));
 }
+
+#[test]
+fn received_stanzas_are_acknowledged_unasked_every_fifty() {
+    for f in FRAMINGS {
+        let mut p = logged_in(f, true);
+        for i in 0..49 {
+            p.feed_client(&format!(
+                "<message from='bob@localhost/b' id='m{i}'><body>x</body></message>"
+            ));
+        }
+        assert!(!p.sent.iter().any(|s| s.starts_with("<a ")), "{:?}", p.sent);
+        p.feed_client("<message from='bob@localhost/b' id='m49'><body>x</body></message>");
+        assert_eq!(p.last_sent(), "<a xmlns='urn:xmpp:sm:3' h='50'/>");
+        // An answer to <r/> counts too: the next unasked one is 50 after it.
+        p.feed("<r xmlns='urn:xmpp:sm:3'/>");
+        assert_eq!(p.last_sent(), "<a xmlns='urn:xmpp:sm:3' h='50'/>");
+        for i in 50..100 {
+            p.feed_client(&format!(
+                "<message from='bob@localhost/b' id='m{i}'><body>x</body></message>"
+            ));
+        }
+        let acks: Vec<&String> = p.sent.iter().filter(|s| s.starts_with("<a ")).collect();
+        assert_eq!(
+            acks.last().map(|s| s.as_str()),
+            Some("<a xmlns='urn:xmpp:sm:3' h='100'/>")
+        );
+        assert_eq!(acks.len(), 3, "{acks:?}");
+    }
+}
