@@ -231,8 +231,9 @@ pub enum Event {
     StanzaDropped {
         /// Why.
         reason: DropReason,
-        /// What could be read of it (its name, id, type and sender), if anything.
-        envelope: Option<crate::codec::Envelope>,
+        /// What could be read of it (its name, id, type and sender), if anything (boxed:
+        /// events stay small).
+        envelope: Option<Box<crate::codec::Envelope>>,
     },
     /// The stream was closed cleanly after [`Session::close`].
     Closed,
@@ -724,7 +725,7 @@ impl Session {
                 if self.sm.counting_inbound && established && is_stanza_element(bytes) {
                     self.count_inbound();
                 }
-                let envelope = crate::codec::envelope(bytes);
+                let envelope = crate::codec::envelope(bytes).map(Box::new);
                 self.event(Event::StanzaDropped {
                     reason: DropReason::Invalid(e),
                     envelope,

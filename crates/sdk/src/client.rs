@@ -585,7 +585,7 @@ impl Inner {
 
     /// A stanza the session could not decode: a request waiting for it as its answer fails
     /// now (502) instead of timing out; the application hears of every drop.
-    fn on_dropped(&self, reason: DropReason, envelope: Option<Envelope>) {
+    fn on_dropped(&self, reason: DropReason, envelope: Option<Box<Envelope>>) {
         if let Some(env) = &envelope
             && env.name == "iq"
             && matches!(env.kind.as_deref(), Some("result" | "error"))

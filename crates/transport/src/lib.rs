@@ -218,7 +218,7 @@ pub enum TransportEvent {
         /// Why.
         reason: DropReason,
         /// What could be read of it (name, id, type, sender).
-        envelope: Option<Envelope>,
+        envelope: Option<Box<Envelope>>,
     },
 }
 
