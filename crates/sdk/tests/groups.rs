@@ -7,25 +7,12 @@ use groupchat_sdk::transport_tcp::{Security, TcpConnector, TlsOptions};
 use groupchat_sdk::transport_ws::WsConnector;
 use groupchat_sdk::{
     Client, Connection, Event, EventStream, GroupImage, GroupProfileListener, InvitationPolicy,
-    ParticipantRole, ReconnectPolicy, RequestError, Response,
+    ParticipantRole, RequestError, Response,
 };
 use groupchat_test_support::{ServerKind, TestServer};
 
-/// One test per server kind, each on its own runtime: `on_both_servers!(flow: a, b)` runs
-/// `flow(ServerKind::Prosody)` as test `a` and `flow(ServerKind::Ejabberd)` as test `b`.
-macro_rules! on_both_servers {
-    ($flow:ident: $prosody:ident, $ejabberd:ident) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $prosody() {
-            $flow(ServerKind::Prosody).await;
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $ejabberd() {
-            $flow(ServerKind::Ejabberd).await;
-        }
-    };
-}
+mod support;
+use support::{expect, quick_reconnect, raw_client};
 
 /// A 1×1 PNG.
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\x9cc\xf8\xcf\xc0\xf0\x1f\0\x05\0\x01\xff\x89\x99=\x1d\0\0\0\0IEND\xaeB`\x82";
@@ -69,26 +56,6 @@ async fn login(server: &TestServer, user: &str, via: Via) -> (Client, EventStrea
         .unwrap_or_else(|e| panic!("{}: {user} cannot connect: {e}", server.kind()));
     let events = client.events();
     (client, events)
-}
-
-fn quick_reconnect() -> ReconnectPolicy {
-    let mut r = ReconnectPolicy::default();
-    r.initial_delay = Duration::from_millis(100);
-    r.max_delay = Duration::from_secs(1);
-    r
-}
-
-/// Reads events until one matches; panics after 30 s.
-async fn expect(events: &mut EventStream, what: &str, f: impl Fn(&Event) -> bool) -> Event {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        match tokio::time::timeout_at(deadline, events.next()).await {
-            Err(_) => panic!("timed out waiting for {what}"),
-            Ok(None) => panic!("client ended while waiting for {what}"),
-            Ok(Some(e)) if f(&e) => return e,
-            Ok(Some(_)) => {}
-        }
-    }
 }
 
 fn status<T: std::fmt::Debug>(r: Result<T, RequestError>) -> u16 {
@@ -813,8 +780,8 @@ on_both_servers!(restart: groups_are_rejoined_after_a_server_restart_on_prosody,
 async fn forgeries_are_ignored(kind: ServerKind) {
     use groupchat_protocol::codec::xep::muc_owner;
     use groupchat_protocol::codec::xep::notice::{Notice, NoticeKind};
-    use groupchat_sdk::transport_tcp::TcpConnector as Tcp;
-    use groupchat_transport::{ClientConfig, ConnectionState, TransportEvent};
+
+    use groupchat_transport::TransportEvent;
 
     let Some(server) = TestServer::start(kind) else {
         return;
@@ -833,25 +800,7 @@ async fn forgeries_are_ignored(kind: ServerKind) {
     )
     .await;
 
-    let carol = server.account("carol");
-    let connector = std::sync::Arc::new(
-        Tcp::builder("localhost")
-            .address(server.c2s_addr())
-            .tls(TlsOptions::ca_file(server.ca_cert_pem()))
-            .build()
-            .unwrap(),
-    );
-    let mut raw = groupchat_transport::Client::start(
-        ClientConfig::new(carol.jid.parse().unwrap(), carol.password.as_str()),
-        connector,
-    );
-    let state = raw
-        .wait_for_state(|s| matches!(s, ConnectionState::Connected { .. }))
-        .await;
-    assert!(
-        matches!(state, ConnectionState::Connected { .. }),
-        "{state:?}"
-    );
+    let mut raw = raw_client(&server, "carol").await;
     // Carol enters the group (she is a member) and an open room of her own.
     let open = format!("open-{}", std::process::id());
     let open_room = alice.group_jid(&open).unwrap();

@@ -15,7 +15,7 @@
 //! With both kinds recorded, `crates/protocol/tests/data/README.md` is regenerated: the
 //! operations part is generated, the hand-written notes after [`NOTES_MARKER`] are kept.
 //!
-//! Std only, no dependencies: the login, base64 and the small XML scanner are hand-written and
+//! Std only, no dependencies: the login and the small XML scanner are hand-written and
 //! only good enough for what these two servers send.
 
 use std::collections::BTreeMap;
@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use groupchat_test_support::{ServerKind, TestServer};
+use groupchat_test_support::{ServerKind, TestServer, base64};
 
 /// Silence on all sockets that ends an operation, once its expected reply has arrived.
 const QUIET: Duration = Duration::from_millis(600);
@@ -1243,27 +1243,6 @@ fn read_until(
         buf.extend_from_slice(&chunk[..n]);
     }
     Ok(())
-}
-
-fn base64(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 // ------------------------------------------------------------------------------------------

@@ -35,5 +35,5 @@ mod server;
 mod util;
 
 pub use proxy::{Direction, FaultProxy};
-pub use raw::RawClient;
+pub use raw::{RawClient, base64};
 pub use server::{Account, ServerKind, TestServer};

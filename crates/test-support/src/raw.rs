@@ -100,8 +100,8 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Standard base64 with padding (RFC 4648), for the SASL PLAIN token.
-fn base64(data: &[u8]) -> String {
+/// Standard base64 with padding (RFC 4648): SASL PLAIN tokens of raw logins.
+pub fn base64(data: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use groupchat_test_support::{Direction, FaultProxy, ServerKind, TestServer};
+use groupchat_test_support::{Direction, FaultProxy, ServerKind, TestServer, base64};
 
 const STREAM_HEADER: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
      xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>";
@@ -57,27 +57,6 @@ fn stream_features(addr: SocketAddr) -> (TcpStream, String) {
         "no stream features from {addr}: {features:?}"
     );
     (stream, features)
-}
-
-fn base64(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// SASL PLAIN over plaintext c2s; the open stream on `<success`, `None` on `<failure`.

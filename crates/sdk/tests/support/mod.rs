@@ -1,0 +1,117 @@
+//! Helpers shared by the SDK's real-server tests (a subdirectory, so cargo does not build it
+//! as a test of its own).
+
+// Each including test binary uses a different subset.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use groupchat_sdk::transport_tcp::{Security, TcpConnector, TlsOptions};
+use groupchat_sdk::{Client, ClientBuilder, Event, EventStream, ReconnectPolicy};
+use groupchat_test_support::TestServer;
+use groupchat_transport::{ClientConfig, ConnectionState};
+
+/// One test per server kind, each on its own runtime: `on_both_servers!(flow: a, b)` runs
+/// `flow(ServerKind::Prosody)` as test `a` and `flow(ServerKind::Ejabberd)` as test `b`.
+#[macro_export]
+macro_rules! on_both_servers {
+    ($flow:ident: $prosody:ident, $ejabberd:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $prosody() {
+            $flow(groupchat_test_support::ServerKind::Prosody).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $ejabberd() {
+            $flow(groupchat_test_support::ServerKind::Ejabberd).await;
+        }
+    };
+}
+
+/// Reconnects quickly (100 ms, at most 1 s apart).
+pub(crate) fn quick_reconnect() -> ReconnectPolicy {
+    let mut r = ReconnectPolicy::default();
+    r.initial_delay = Duration::from_millis(100);
+    r.max_delay = Duration::from_secs(1);
+    r
+}
+
+/// A builder for `user` over STARTTLS with the test CA, straight to the server.
+pub(crate) fn tcp_builder(server: &TestServer, user: &str) -> ClientBuilder {
+    let account = server.account(user);
+    Client::builder(account.jid.as_str(), account.password.as_str())
+        .request_timeout(Duration::from_secs(20))
+        .reconnect(quick_reconnect())
+        .tcp(
+            TcpConnector::builder("localhost")
+                .address(server.c2s_addr())
+                .security(Security::StartTls)
+                .tls(TlsOptions::ca_file(server.ca_cert_pem()))
+                .build()
+                .unwrap(),
+        )
+}
+
+/// A member who speaks raw XMPP through the transport crate (what another client can send
+/// through the server, within our own encoder's checks), logged in.
+pub(crate) async fn raw_client(server: &TestServer, user: &str) -> groupchat_transport::Client {
+    let account = server.account(user);
+    let connector = Arc::new(
+        TcpConnector::builder("localhost")
+            .address(server.c2s_addr())
+            .tls(TlsOptions::ca_file(server.ca_cert_pem()))
+            .build()
+            .unwrap(),
+    );
+    let mut raw = groupchat_transport::Client::start(
+        ClientConfig::new(account.jid.parse().unwrap(), account.password.as_str()),
+        connector,
+    );
+    let state = raw
+        .wait_for_state(|s| matches!(s, ConnectionState::Connected { .. }))
+        .await;
+    assert!(
+        matches!(state, ConnectionState::Connected { .. }),
+        "{state:?}"
+    );
+    raw
+}
+
+/// Reads events until one matches and returns it with every event before it; panics after
+/// 30 s.
+pub(crate) async fn until(
+    events: &mut EventStream,
+    what: &str,
+    f: impl Fn(&Event) -> bool,
+) -> (Event, Vec<Event>) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut before = Vec::new();
+    loop {
+        match tokio::time::timeout_at(deadline, events.next()).await {
+            Err(_) => panic!("timed out waiting for {what}; saw {before:#?}"),
+            Ok(None) => panic!("client ended while waiting for {what}"),
+            Ok(Some(e)) if f(&e) => return (e, before),
+            Ok(Some(e)) => before.push(e),
+        }
+    }
+}
+
+/// Reads events until one matches; panics after 30 s.
+pub(crate) async fn expect(
+    events: &mut EventStream,
+    what: &str,
+    f: impl Fn(&Event) -> bool,
+) -> Event {
+    until(events, what, f).await.0
+}
+
+/// Waits until `client` hears that it was added to `group`.
+pub(crate) async fn added(events: &mut EventStream, group: &str) {
+    expect(
+        events,
+        "added to the group",
+        |e| matches!(e, Event::AddedToGroup { group: g, .. } if g == group),
+    )
+    .await;
+}
