@@ -15,13 +15,30 @@ use groupchat_protocol::codec::xep::stanza_error::{ErrorType, StanzaError};
 use groupchat_protocol::codec::xep::vcard_update::VCardUpdate;
 use groupchat_protocol::codec::{
     Message, MessageType, NsContext, Presence, PresenceType, Stanza, decode_stanza,
+    invalid_xml_char,
 };
 use proptest::option;
 use proptest::prelude::*;
 
 fn text() -> impl Strategy<Value = String> {
-    // Markup characters, entities' worth of escaping, non-ASCII, CR (escaped as &#13;).
-    "[a-zA-Z0-9 <>&'\"\r\n\té😀]{0,24}"
+    // Every character XML can carry (markup, white space, every plane), with the ones that
+    // need escaping made common; `any_text_round_trips_or_is_refused` covers the rest.
+    let special = prop_oneof![
+        Just('<'),
+        Just('>'),
+        Just('&'),
+        Just('\''),
+        Just('"'),
+        Just('\r'),
+        Just('\n'),
+        Just('\t'),
+        Just(' ')
+    ];
+    let c = prop_oneof![
+        3 => any::<char>().prop_filter("XML can carry it", |c| invalid_xml_char(&c.to_string()).is_none()),
+        1 => special,
+    ];
+    proptest::collection::vec(c, 0..24).prop_map(|v| v.into_iter().collect())
 }
 
 fn token() -> impl Strategy<Value = String> {
@@ -385,6 +402,26 @@ fn presence() -> impl Strategy<Value = Presence> {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Any text at all: a body XML can carry round-trips; one it cannot is caught by
+    /// `invalid_xml_char` before anything is sent (the SDK answers 400), and its encoding
+    /// would not decode.
+    #[test]
+    fn any_text_round_trips_or_is_refused(body in any::<String>()) {
+        let to: jid::Jid = "room@muc.example.org".parse().unwrap();
+        let m = Message::text(to, MessageType::Groupchat, "id1", body.clone());
+        let bytes = m.encode();
+        let back = decode_stanza(&bytes, &NsContext::client());
+        match invalid_xml_char(&body) {
+            None => {
+                let Ok(Stanza::Message(back)) = back else {
+                    return Err(TestCaseError::fail(format!("{back:?}")));
+                };
+                prop_assert_eq!(back.body.as_deref(), Some(body.as_str()));
+            }
+            Some(_) => prop_assert!(back.is_err(), "{:?}", back),
+        }
+    }
 
     #[test]
     fn presence_round_trips(p in presence()) {

@@ -302,9 +302,9 @@ impl Inner {
         let id = self.new_id();
         let (tx, rx) = oneshot::channel();
         lock(&self.pending_iq).insert(id.clone(), (to.map(str::to_owned), tx));
-        if self.handle.send(make(&id)).await.is_err() {
+        if let Err(e) = self.handle.send(make(&id)).await {
             lock(&self.pending_iq).remove(&id);
-            return Err(RequestError::NotConnected);
+            return Err(send_error(e));
         }
         match tokio::time::timeout(self.request_timeout, rx).await {
             Ok(Ok(Ok(iq))) if iq.kind == IqType::Error => {
@@ -328,7 +328,7 @@ impl Inner {
             .send(bytes)
             .await
             .map(|_| ())
-            .map_err(|_| RequestError::NotConnected)
+            .map_err(send_error)
     }
 
     /// Sends a groupchat message and waits for the room's reflection (its room stanza-id)
@@ -817,6 +817,17 @@ impl Inner {
             GroupEvent::ProfileChanged { group } => self.profile_changed_without_notice(group),
             _ => {}
         }
+    }
+}
+
+/// A stanza the session refused to send is the caller's mistake (400, nothing was sent);
+/// anything else means there is no connection to send on.
+fn send_error(e: groupchat_transport::TransportError) -> RequestError {
+    match e {
+        groupchat_transport::TransportError::Usage(u) => {
+            RequestError::BadRequest(format!("nothing was sent: {u}"))
+        }
+        _ => RequestError::NotConnected,
     }
 }
 

@@ -57,6 +57,12 @@ fn check_name(name: &str) -> Result<String, RequestError> {
     if n.is_empty() {
         return Err(RequestError::BadRequest("the group name is empty".into()));
     }
+    if let Some(c) = groupchat_protocol::codec::invalid_xml_char(n) {
+        return Err(RequestError::BadRequest(format!(
+            "the group name contains U+{:04X}, a character XML cannot carry",
+            u32::from(c)
+        )));
+    }
     if n.chars().count() > MAX_NAME_CHARS {
         return Err(RequestError::BadRequest(format!(
             "the group name is longer than {MAX_NAME_CHARS} characters"
@@ -683,6 +689,12 @@ impl Client {
             .map_err(|e| RequestError::BadRequest(format!("invalid JID {to:?}: {e}")))?;
         if body.is_empty() {
             return Err(RequestError::BadRequest("the message is empty".into()));
+        }
+        if let Some(c) = groupchat_protocol::codec::invalid_xml_char(body) {
+            return Err(RequestError::BadRequest(format!(
+                "the message contains U+{:04X}, a character XML cannot carry; nothing was sent",
+                u32::from(c)
+            )));
         }
         let id = self.inner.new_id();
         if self.is_group(&jid.to_string()) {

@@ -338,7 +338,12 @@ async fn hostile_bytes_after_every_login(kind: ServerKind) {
     let Some(server) = TestServer::start(kind) else {
         return;
     };
-    let cases = hostile_cases();
+    // GROUPCHAT_HOSTILE_CASE=<name> runs one case alone, to read its own memory figure.
+    let only = std::env::var("GROUPCHAT_HOSTILE_CASE").ok();
+    let cases: Vec<_> = hostile_cases()
+        .into_iter()
+        .filter(|(name, _)| only.as_deref().is_none_or(|o| o == *name))
+        .collect();
     let users: Vec<String> = (0..cases.len()).map(|i| format!("hostile{i}")).collect();
     for u in &users {
         server.register(u, "hostilepass");
@@ -611,3 +616,60 @@ async fn cut_every_fifty_messages_loses_nothing_silently_on_prosody() {
         );
     }
 }
+
+/// Text that XML cannot carry (a control character) is refused with 400 before anything is
+/// sent; the session carries on and the next message arrives alone.
+async fn text_xml_cannot_carry(kind: ServerKind) {
+    let Some(server) = TestServer::start(kind) else {
+        return;
+    };
+    let (alice, mut alice_ev) = login(&server, "alice").await;
+    let (_bob, mut bob_ev) = login(&server, "bob").await;
+    let g = alice
+        .create_group("Bell", &["bob@localhost"], None)
+        .await
+        .unwrap()
+        .jid;
+    added(&mut bob_ev, &g).await;
+    for to in [g.as_str(), "bob@localhost"] {
+        let r = alice.send_text(to, "ring \u{7} the bell").await;
+        assert!(
+            matches!(&r, Err(e @ RequestError::BadRequest(m)) if e.status_code() == 400 && m.contains("U+0007")),
+            "{r:?}"
+        );
+    }
+    let r = alice.create_group("bell \u{7}", &[] as &[&str], None).await;
+    assert!(matches!(r, Err(RequestError::BadRequest(_))), "{r:?}");
+    alice.send_text(&g, "after the bell").await.unwrap();
+    let (_, before) = until(
+        &mut bob_ev,
+        "after the bell",
+        group_message(&g, "after the bell"),
+    )
+    .await;
+    assert!(
+        !before.iter().any(|e| matches!(e, Event::GroupMessage(_))),
+        "{before:#?}"
+    );
+    // Still connected: no disconnection on alice's side at any point.
+    alice
+        .send_text("bob@localhost", "still here")
+        .await
+        .unwrap();
+    let (_, before) = until(
+        &mut bob_ev,
+        "still here",
+        |e| matches!(e, Event::ChatMessage { body, .. } if body == "still here"),
+    )
+    .await;
+    assert!(
+        !before
+            .iter()
+            .any(|e| matches!(e, Event::ChatMessage { .. })),
+        "{before:#?}"
+    );
+    let events = support::pending(&mut alice_ev).await;
+    assert!(!events.iter().any(is_disconnect), "{events:#?}");
+}
+
+on_both_servers!(text_xml_cannot_carry: text_xml_cannot_carry_is_refused_with_400_on_prosody, text_xml_cannot_carry_is_refused_with_400_on_ejabberd);

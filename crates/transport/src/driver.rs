@@ -245,7 +245,7 @@ impl Driver {
     ) -> Result<SendId, TransportError> {
         let id = session
             .send_encoded(now(), bytes)
-            .map_err(|e| TransportError::Session(SessionError::Protocol(e.to_string())))?;
+            .map_err(TransportError::Usage)?;
         self.next_send_id = id.0 + 1;
         Ok(id)
     }

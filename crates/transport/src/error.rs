@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use groupchat_protocol::SessionError;
+use groupchat_protocol::{SessionError, UsageError};
 
 /// Why TLS failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -55,6 +55,10 @@ pub enum TransportError {
     /// The client has ended; nothing can be sent.
     #[error("the client has ended")]
     Ended,
+    /// What the application asked to send was refused before anything was sent (not a
+    /// stanza, or bytes the session would not accept from the server either).
+    #[error("refused to send: {0}")]
+    Usage(UsageError),
 }
 
 impl PartialEq for TransportError {

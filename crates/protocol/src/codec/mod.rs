@@ -85,6 +85,13 @@ pub fn envelope(bytes: &[u8]) -> Option<Envelope> {
     reader::envelope(bytes)
 }
 
+/// The first character of `s` that XML 1.0 cannot carry (a control character other than
+/// tab, newline and carriage return, or U+FFFE / U+FFFF), if any: text with one cannot be
+/// sent, escaped or not.
+pub fn invalid_xml_char(s: &str) -> Option<char> {
+    s.chars().find(|&c| !reader::is_xml_char(c))
+}
+
 /// The longest element name or attribute value (raw bytes, as received) that the decoder
 /// takes; a stanza with a longer one is dropped. Below minidom's (rxml's) 8 KiB token limit,
 /// so that a known and an unknown payload are refused alike; text is not limited (only the

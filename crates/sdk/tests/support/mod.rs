@@ -115,3 +115,12 @@ pub(crate) async fn added(events: &mut EventStream, group: &str) {
     )
     .await;
 }
+
+/// The events already queued (until none comes for 200 ms).
+pub(crate) async fn pending(events: &mut EventStream) -> Vec<Event> {
+    let mut out = Vec::new();
+    while let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(200), events.next()).await {
+        out.push(e);
+    }
+    out
+}
