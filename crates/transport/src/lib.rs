@@ -1,7 +1,7 @@
 //! The driver shared by groupchat's transports.
 //!
 //! A transport crate implements [`Connector`] (open a [`Link`]: a byte pipe for TCP, a frame
-//! pipe for WebSocket). [`Client::start`] runs the sans-IO [`Session`] over links from that
+//! pipe for WebSocket). [`Client::start`] runs the sans-IO [`Session`](groupchat_protocol::Session) over links from that
 //! connector in one tokio task: it reconnects with exponential backoff and jitter, tries
 //! XEP-0198 resumption first (replaying unacknowledged stanzas), falls back to a fresh
 //! session, and stops for good on errors a retry cannot fix (bad credentials, a certificate
