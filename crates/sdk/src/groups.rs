@@ -1,6 +1,7 @@
 //! The group calls of the seed API, one async method each, and the bookkeeping behind them
 //! (bookmarks, notices, profile events).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -69,6 +70,10 @@ fn check_name(name: &str) -> Result<String, RequestError> {
         )));
     }
     Ok(n.to_owned())
+}
+
+fn not_a_participant(user: &str, group: &str) -> RequestError {
+    RequestError::NotFound(format!("{user} is not a participant of {group}"))
 }
 
 fn conflict(text: &str) -> RequestError {
@@ -495,19 +500,35 @@ impl Client {
             .collect())
     }
 
+    /// Every participant's affiliation (admins are MUC owners; members are members, or
+    /// admins in the MUC sense when another client made them so).
+    async fn affiliations(
+        &self,
+        group: &str,
+    ) -> Result<HashMap<String, Affiliation>, RequestError> {
+        let mut all = HashMap::new();
+        for aff in [Affiliation::Member, Affiliation::Admin, Affiliation::Owner] {
+            for jid in self.affiliation_list(group, aff).await? {
+                all.insert(jid, aff);
+            }
+        }
+        Ok(all)
+    }
+
     /// Adds members (admins only: 403 otherwise); each is invited and receives
-    /// [`Event::AddedToGroup`]; everyone receives [`Event::ParticipantsAdded`]. Users who
-    /// are already admins stay admins.
+    /// [`Event::AddedToGroup`]; everyone receives [`Event::ParticipantsAdded`] naming the
+    /// new ones. Users who are already participants are left as they are and announced to
+    /// nobody (adding only them changes nothing).
     pub async fn add_participants(&self, group: &str, users: &[&str]) -> Result<(), RequestError> {
         let group = self.group_arg(group)?;
         let users = self.others(users)?;
         if users.is_empty() {
             return Err(RequestError::BadRequest("no participants given".into()));
         }
-        let admins = self.affiliation_list(&group, Affiliation::Owner).await?;
+        let current = self.affiliations(&group).await?;
         let users: Vec<BareJid> = users
             .into_iter()
-            .filter(|u| !admins.contains(&u.to_string()))
+            .filter(|u| !current.contains_key(&u.to_string()))
             .collect();
         for u in &users {
             self.add_one(&group, u).await?;
@@ -525,10 +546,14 @@ impl Client {
 
     /// Removes a member (admins only: 403 otherwise): they leave the room and may not come
     /// back unless added again. They receive [`Event::RemovedFromGroup`], everyone else
-    /// [`Event::ParticipantRemoved`].
+    /// [`Event::ParticipantRemoved`]. 404 when the user is not a participant (nothing is
+    /// changed or announced).
     pub async fn remove_participant(&self, group: &str, user: &str) -> Result<(), RequestError> {
         let group = self.group_arg(group)?;
         let user = parse_user(user)?.to_string();
+        if !self.affiliations(&group).await?.contains_key(&user) {
+            return Err(not_a_participant(&user, &group));
+        }
         self.inner
             .request(Some(&group), |id| {
                 muc_admin::set(&group, id, &user, Affiliation::None, None)
@@ -539,11 +564,18 @@ impl Client {
             .await
     }
 
-    /// Makes a member admin (admins only: 403 otherwise); everyone receives
-    /// [`Event::AdminGranted`].
+    /// Makes a participant admin (admins only: 403 otherwise); everyone receives
+    /// [`Event::AdminGranted`]. 404 when the user is not a participant (add them first:
+    /// an admin nobody invited would never learn of the group); an admin already stays one
+    /// and nothing is announced.
     pub async fn make_admin(&self, group: &str, user: &str) -> Result<(), RequestError> {
         let group = self.group_arg(group)?;
         let user = parse_user(user)?.to_string();
+        match self.affiliations(&group).await?.get(&user) {
+            None => return Err(not_a_participant(&user, &group)),
+            Some(Affiliation::Owner) => return Ok(()),
+            Some(_) => {}
+        }
         self.inner
             .request(Some(&group), |id| {
                 muc_admin::set(&group, id, &user, Affiliation::Owner, None)

@@ -867,3 +867,75 @@ async fn forgeries_are_ignored(kind: ServerKind) {
 }
 
 on_both_servers!(forgeries_are_ignored: forgeries_are_ignored_on_prosody, forgeries_are_ignored_on_ejabberd);
+
+/// Calls that change nothing announce nothing: re-adding a member, removing or promoting
+/// someone who is not a participant (404), promoting an admin again.
+async fn calls_that_change_nothing(kind: ServerKind) {
+    let Some(server) = TestServer::start(kind) else {
+        return;
+    };
+    let (alice, _a) = login(&server, "alice", Via::Tcp).await;
+    let (_bob, mut bob_ev) = login(&server, "bob", Via::Tcp).await;
+    let g = alice
+        .create_group("No-ops", &["bob@localhost"], None)
+        .await
+        .unwrap()
+        .jid;
+    support::added(&mut bob_ev, &g).await;
+    // What the creation announced reaches bob first.
+    alice.send_text(&g, "created").await.unwrap();
+    support::until(
+        &mut bob_ev,
+        "created",
+        |e| matches!(e, Event::GroupMessage(m) if m.body.as_deref() == Some("created")),
+    )
+    .await;
+    alice
+        .add_participants(&g, &["bob@localhost"])
+        .await
+        .unwrap();
+    assert_eq!(
+        status(alice.remove_participant(&g, "carol@localhost").await),
+        404
+    );
+    assert_eq!(status(alice.make_admin(&g, "carol@localhost").await), 404);
+    alice.make_admin(&g, "bob@localhost").await.unwrap();
+    alice.make_admin(&g, "bob@localhost").await.unwrap();
+    alice.send_text(&g, "sentinel").await.unwrap();
+    let (_, before) = support::until(
+        &mut bob_ev,
+        "the sentinel",
+        |e| matches!(e, Event::GroupMessage(m) if m.body.as_deref() == Some("sentinel")),
+    )
+    .await;
+    let announced: Vec<&Event> = before
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::ParticipantsAdded { .. }
+                    | Event::ParticipantRemoved { .. }
+                    | Event::AdminGranted { .. }
+            )
+        })
+        .collect();
+    assert_eq!(
+        announced,
+        vec![&Event::AdminGranted {
+            group: g.clone(),
+            participant: "bob@localhost".into(),
+            by: "alice@localhost".into()
+        }],
+        "{kind}"
+    );
+    // carol was never made anything.
+    let carol = alice
+        .participants(&g)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|p| p.jid == "carol@localhost");
+    assert!(carol.is_none(), "{carol:?}");
+}
+
+on_both_servers!(calls_that_change_nothing: calls_that_change_nothing_announce_nothing_on_prosody, calls_that_change_nothing_announce_nothing_on_ejabberd);
