@@ -39,6 +39,7 @@ pub struct ClientBuilder {
     pub(crate) request_timeout: Duration,
     pub(crate) reconnect: ReconnectPolicy,
     pub(crate) keepalive: Option<(Duration, Duration)>,
+    pub(crate) resource: Option<String>,
     pub(crate) invitations: InvitationPolicy,
     pub(crate) http_tls: TlsOptions,
     pub(crate) http_loopback_plain: bool,
@@ -69,6 +70,7 @@ impl ClientBuilder {
             request_timeout: Duration::from_secs(30),
             reconnect: ReconnectPolicy::default(),
             keepalive: None,
+            resource: None,
             invitations: InvitationPolicy::default(),
             http_tls: TlsOptions::default(),
             http_loopback_plain: false,
@@ -120,6 +122,14 @@ impl ClientBuilder {
         self
     }
 
+    /// Names this device (the XMPP resource, e.g. `phone`), so that the account's other
+    /// devices and the server's logs can tell it apart; by default the server picks a
+    /// random one.
+    pub fn resource(mut self, device: impl Into<String>) -> Self {
+        self.resource = Some(device.into());
+        self
+    }
+
     /// What to do when someone adds us to a group (default: accept).
     pub fn invitations(mut self, policy: InvitationPolicy) -> Self {
         self.invitations = policy;
@@ -162,7 +172,17 @@ impl ClientBuilder {
                     .map_err(ConnectError::Transport)?,
             ),
         };
-        let mut config = ClientConfig::new(jid.clone().into(), self.password.clone());
+        let account: jid::Jid = match &self.resource {
+            None => jid.clone().into(),
+            Some(r) => jid::FullJid::from_parts(
+                jid.node(),
+                jid.domain(),
+                &jid::ResourcePart::new(r)
+                    .map_err(|e| ConnectError::Invalid(format!("device name {r:?}: {e}")))?,
+            )
+            .into(),
+        };
+        let mut config = ClientConfig::new(account, self.password.clone());
         config.connect_timeout = self.connect_timeout;
         config.reconnect = self.reconnect.clone();
         if let Some((interval, ack_timeout)) = self.keepalive {

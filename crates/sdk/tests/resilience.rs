@@ -623,7 +623,21 @@ async fn text_xml_cannot_carry(kind: ServerKind) {
     let Some(server) = TestServer::start(kind) else {
         return;
     };
-    let (alice, mut alice_ev) = login(&server, "alice").await;
+    // (Alice names her device: the session is bound to it.)
+    let alice = tcp_builder(&server, "alice")
+        .resource("phone")
+        .connect()
+        .await
+        .unwrap();
+    let mut alice_ev = alice.events();
+    let (jid, _) = until(&mut alice_ev, "connected", |e| {
+        matches!(e, Event::Connection(Connection::Connected { .. }))
+    })
+    .await;
+    assert!(
+        matches!(&jid, Event::Connection(Connection::Connected { jid, .. }) if jid == "alice@localhost/phone"),
+        "{jid:?}"
+    );
     let (_bob, mut bob_ev) = login(&server, "bob").await;
     let g = alice
         .create_group("Bell", &["bob@localhost"], None)

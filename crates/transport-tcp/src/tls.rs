@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use groupchat_transport::{TlsFailure, TransportError};
+use groupchat_transport::{CertificateProblem, TlsFailure, TransportError};
 use rustls::RootCertStore;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
@@ -119,16 +119,40 @@ impl TlsOptions {
     }
 }
 
+/// rustls' verdict on a certificate, in words.
+fn certificate_problem(e: &rustls::CertificateError) -> CertificateProblem {
+    use rustls::CertificateError as E;
+    match e {
+        E::NotValidForName | E::NotValidForNameContext { .. } => CertificateProblem::WrongName,
+        E::UnknownIssuer => CertificateProblem::UnknownIssuer,
+        E::Expired | E::ExpiredContext { .. } => CertificateProblem::Expired,
+        E::NotValidYet | E::NotValidYetContext { .. } => CertificateProblem::NotYetValid,
+        E::Revoked => CertificateProblem::Revoked,
+        E::InvalidPurpose | E::InvalidPurposeContext { .. } => CertificateProblem::WrongPurpose,
+        E::BadSignature => CertificateProblem::BadSignature,
+        E::BadEncoding => CertificateProblem::Malformed,
+        // webpki's reasons that rustls has no variant for.
+        E::Other(o) if format!("{o:?}").contains("CaUsedAsEndEntity") => {
+            CertificateProblem::CaUsedAsEndEntity
+        }
+        other => CertificateProblem::Other(other.to_string()),
+    }
+}
+
 /// Maps a TLS-layer I/O error to a typed error naming the reason.
 pub fn map_tls_error(e: std::io::Error) -> TransportError {
     let inner = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>());
     match inner {
-        Some(rustls::Error::InvalidCertificate(c)) => TransportError::Tls(TlsFailure::InvalidCertificate(format!("{c:?}"))),
+        Some(rustls::Error::InvalidCertificate(c)) => {
+            TransportError::Tls(TlsFailure::InvalidCertificate(certificate_problem(c)))
+        }
         // Servers that select the certificate by SNI (Prosody) refuse an unknown name before
         // sending any: the same verdict as a certificate for the wrong name.
-        Some(rustls::Error::AlertReceived(rustls::AlertDescription::UnrecognisedName)) => TransportError::Tls(
-            TlsFailure::InvalidCertificate("NotValidForName: the server has no certificate for this name (unrecognized_name alert)".into()),
-        ),
+        Some(rustls::Error::AlertReceived(rustls::AlertDescription::UnrecognisedName)) => {
+            TransportError::Tls(TlsFailure::InvalidCertificate(
+                CertificateProblem::WrongName,
+            ))
+        }
         Some(other) => TransportError::Tls(TlsFailure::Handshake(other.to_string())),
         None => e.into(),
     }

@@ -4,13 +4,51 @@ use std::sync::Arc;
 
 use groupchat_protocol::{SessionError, UsageError};
 
+/// Why the server's certificate does not verify, in words.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CertificateProblem {
+    /// It is not for the name we connected to (or the server has none for that name).
+    #[error("it is not valid for this server's name")]
+    WrongName,
+    /// No trusted authority issued it (a self-signed or private-CA certificate that is not
+    /// in the trusted roots: trust its file with `TlsOptions::ca_file`).
+    #[error("it was not issued by a trusted authority")]
+    UnknownIssuer,
+    /// It has expired.
+    #[error("it has expired")]
+    Expired,
+    /// It is not valid yet.
+    #[error("it is not valid yet")]
+    NotYetValid,
+    /// It was revoked.
+    #[error("it was revoked")]
+    Revoked,
+    /// The server presents a CA certificate as its own (a self-signed certificate made as
+    /// a CA): make a server certificate signed by that CA, or trust the CA's file.
+    #[error("the server presents a certificate authority's certificate as its own")]
+    CaUsedAsEndEntity,
+    /// It is not meant for a TLS server.
+    #[error("it is not meant for a TLS server")]
+    WrongPurpose,
+    /// Its signature does not verify.
+    #[error("its signature does not verify")]
+    BadSignature,
+    /// It cannot be parsed.
+    #[error("it is malformed")]
+    Malformed,
+    /// Another reason, as the TLS library words it.
+    #[error("{0}")]
+    Other(String),
+}
+
 /// Why TLS failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TlsFailure {
-    /// The server's certificate does not verify (wrong name, unknown issuer, expired, …).
+    /// The server's certificate does not verify.
     #[error("the server's certificate is not valid: {0}")]
-    InvalidCertificate(String),
+    InvalidCertificate(CertificateProblem),
     /// The TLS configuration could not be built (a bad CA file, an invalid server name).
     #[error("TLS configuration: {0}")]
     Config(String),

@@ -34,7 +34,7 @@ use groupchat_protocol::jid::{FullJid, Jid};
 use groupchat_protocol::{DropReason, Framing, Limits, Mechanism, Password, SendId, Tls, Unacked};
 use tokio::sync::{mpsc, oneshot, watch};
 
-pub use error::{TlsFailure, TransportError};
+pub use error::{CertificateProblem, TlsFailure, TransportError};
 
 /// A connected byte (TCP) or frame (WebSocket) pipe to the server.
 #[async_trait]
