@@ -67,9 +67,8 @@ async fn a_ca_certificate_presented_as_the_servers_own_is_refused_in_words() {
         .tls(TlsOptions::ca_file(&cert))
         .build()
         .unwrap();
-    let err = match connector.connect().await {
-        Ok(_) => panic!("connected to a server whose certificate is a CA's"),
-        Err(e) => e,
+    let Err(err) = connector.connect().await else {
+        panic!("connected to a server whose certificate is a CA's")
     };
     let _ = std::fs::remove_dir_all(&dir);
     assert!(
