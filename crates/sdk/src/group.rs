@@ -16,6 +16,10 @@ pub struct Group {
     pub jid: String,
     /// Its name, as last known.
     pub name: Option<String>,
+    /// Our role in it, as the room last said (`None` while we are not in its room).
+    pub role: Option<ParticipantRole>,
+    /// We are in its room now (messages arrive live).
+    pub joined: bool,
 }
 
 /// A group's profile: name and image.

@@ -138,10 +138,13 @@ impl Client {
     /// [`Event::GroupCreated`] here and [`Event::AddedToGroup`] to each member. Arguments
     /// are checked (and an image URL fetched) before anything is created; if a later step
     /// fails, the room is destroyed again.
-    pub async fn create_group(
+    ///
+    /// `members` is any list of JID-like strings: `&["bob@example.org"]`, a `Vec<String>`,
+    /// an iterator of `&str`.
+    pub async fn create_group<M: AsRef<str>>(
         &self,
         name: &str,
-        members: &[&str],
+        members: impl IntoIterator<Item = M>,
         image: Option<GroupImage>,
     ) -> Result<Group, RequestError> {
         let name = check_name(name)?;
@@ -207,17 +210,17 @@ impl Client {
             .await?;
         }
         listed?;
-        Ok(Group {
-            jid: group,
-            name: Some(name),
-        })
+        Ok(self.group_entry(group, Some(name)))
     }
 
     /// Parses user JIDs (400 for an invalid one), without duplicates and without us.
-    fn others(&self, users: &[&str]) -> Result<Vec<BareJid>, RequestError> {
+    fn others<U: AsRef<str>>(
+        &self,
+        users: impl IntoIterator<Item = U>,
+    ) -> Result<Vec<BareJid>, RequestError> {
         let mut out: Vec<BareJid> = Vec::new();
         for u in users {
-            let j = parse_user(u)?;
+            let j = parse_user(u.as_ref())?;
             if j != self.inner.me && !out.contains(&j) {
                 out.push(j);
             }
@@ -295,14 +298,32 @@ impl Client {
                 *known = b.name;
             }
         }
-        Ok(st
+        let listed: Vec<(String, Option<String>)> = st
             .groups
             .iter()
-            .map(|(jid, name)| Group {
-                jid: jid.clone(),
-                name: name.clone(),
-            })
+            .map(|(j, n)| (j.clone(), n.clone()))
+            .collect();
+        drop(st);
+        Ok(listed
+            .into_iter()
+            .map(|(jid, name)| self.group_entry(jid, name))
             .collect())
+    }
+
+    /// A listed group with what the room last said of us.
+    fn group_entry(&self, jid: String, name: Option<String>) -> Group {
+        let joined = self.inner.in_room(&jid);
+        let role = match self.inner.my_affiliation(&jid) {
+            Some(Affiliation::Owner) => Some(ParticipantRole::Admin),
+            Some(Affiliation::Admin | Affiliation::Member) => Some(ParticipantRole::Member),
+            _ => None,
+        };
+        Group {
+            jid,
+            name,
+            role,
+            joined,
+        }
     }
 
     /// Sets the group's name and, if given, its image (admins only: 403 otherwise). Every
@@ -519,7 +540,11 @@ impl Client {
     /// [`Event::AddedToGroup`]; everyone receives [`Event::ParticipantsAdded`] naming the
     /// new ones. Users who are already participants are left as they are and announced to
     /// nobody (adding only them changes nothing).
-    pub async fn add_participants(&self, group: &str, users: &[&str]) -> Result<(), RequestError> {
+    pub async fn add_participants<U: AsRef<str>>(
+        &self,
+        group: &str,
+        users: impl IntoIterator<Item = U>,
+    ) -> Result<(), RequestError> {
         let group = self.group_arg(group)?;
         let users = self.others(users)?;
         if users.is_empty() {

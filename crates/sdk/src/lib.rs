@@ -63,8 +63,14 @@ pub use group::{Group, GroupImage, GroupProfile, MAX_IMAGE_BYTES, Participant, P
 pub use groups::SentMessage;
 
 pub use groupchat_protocol::DropReason;
+pub use groupchat_protocol::codec::xep::muc_user::Affiliation;
 pub use groupchat_protocol::group::{GroupMessage, Occupant};
-pub use groupchat_transport::ReconnectPolicy;
+/// JIDs (`BareJid`, `FullJid`, `Jid`), as the SDK's types carry them.
+pub use groupchat_protocol::jid;
+pub use groupchat_transport::{
+    CertificateProblem, ConnectionState, Connector, Link, ReconnectPolicy, TlsFailure,
+    TransportError,
+};
 /// The TCP transport (connector builder, TLS options).
 pub use groupchat_transport_tcp as transport_tcp;
 /// The WebSocket transport.

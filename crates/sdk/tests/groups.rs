@@ -875,13 +875,24 @@ async fn calls_that_change_nothing(kind: ServerKind) {
         return;
     };
     let (alice, _a) = login(&server, "alice", Via::Tcp).await;
-    let (_bob, mut bob_ev) = login(&server, "bob", Via::Tcp).await;
-    let g = alice
-        .create_group("No-ops", &["bob@localhost"], None)
+    let (bob, mut bob_ev) = login(&server, "bob", Via::Tcp).await;
+    // Member lists are any iterator of JID-like strings.
+    let created = alice
+        .create_group("No-ops", vec!["bob@localhost".to_owned()], None)
         .await
-        .unwrap()
-        .jid;
+        .unwrap();
+    assert_eq!(
+        (created.role, created.joined),
+        (Some(ParticipantRole::Admin), true)
+    );
+    let g = created.jid;
     support::added(&mut bob_ev, &g).await;
+    let listed = bob.groups().await.unwrap();
+    let mine = listed.iter().find(|x| x.jid == g).expect("listed");
+    assert_eq!(
+        (mine.role, mine.joined),
+        (Some(ParticipantRole::Member), true)
+    );
     // What the creation announced reaches bob first.
     alice.send_text(&g, "created").await.unwrap();
     support::until(
