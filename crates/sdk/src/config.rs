@@ -4,8 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use groupchat_protocol::Password;
-use groupchat_transport::{ClientConfig, Connector, ReconnectPolicy};
-use groupchat_transport_tcp::{TcpConnector, TlsOptions};
+use groupchat_transport::{ClientConfig, Connector, ReconnectPolicy, TlsOptions};
+#[cfg(feature = "tcp")]
+use groupchat_transport_tcp::TcpConnector;
+#[cfg(feature = "ws")]
 use groupchat_transport_ws::WsConnector;
 
 use crate::client::Client;
@@ -78,12 +80,14 @@ impl ClientBuilder {
     }
 
     /// TCP with TLS (STARTTLS or direct TLS, see [`TcpConnector::builder`]).
+    #[cfg(feature = "tcp")]
     pub fn tcp(mut self, connector: TcpConnector) -> Self {
         self.connector = Some(Arc::new(connector));
         self
     }
 
     /// WebSocket, RFC 7395 (see [`WsConnector::builder`]).
+    #[cfg(feature = "ws")]
     pub fn websocket(mut self, connector: WsConnector) -> Self {
         self.connector = Some(Arc::new(connector));
         self
@@ -166,11 +170,20 @@ impl ClientBuilder {
         }
         let connector: Arc<dyn Connector> = match self.connector.clone() {
             Some(c) => c,
+            #[cfg(feature = "tcp")]
             None => Arc::new(
                 TcpConnector::builder(jid.domain().as_str())
                     .build()
                     .map_err(ConnectError::Transport)?,
             ),
+            #[cfg(not(feature = "tcp"))]
+            None => {
+                return Err(ConnectError::Invalid(
+                    "no transport: give one (e.g. .websocket(..)), or build with the `tcp` feature \
+                     for the default TCP connection"
+                        .into(),
+                ));
+            }
         };
         let account: jid::Jid = match &self.resource {
             None => jid.clone().into(),

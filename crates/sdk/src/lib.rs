@@ -71,7 +71,12 @@ pub use groupchat_transport::{
     CertificateProblem, ConnectionState, Connector, Link, ReconnectPolicy, TlsFailure,
     TransportError,
 };
-/// The TCP transport (connector builder, TLS options).
+/// TLS options (trusted roots, a CA file, a caller-built configuration), for either
+/// transport and for HTTPS.
+pub use groupchat_transport::{Roots, TlsOptions};
+/// The TCP transport (connector builder, TLS options); feature `tcp` (default).
+#[cfg(feature = "tcp")]
 pub use groupchat_transport_tcp as transport_tcp;
-/// The WebSocket transport.
+/// The WebSocket transport; feature `ws` (default).
+#[cfg(feature = "ws")]
 pub use groupchat_transport_ws as transport_ws;

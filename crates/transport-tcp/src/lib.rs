@@ -17,7 +17,6 @@
 //! ```
 
 mod resolve;
-mod tls;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -32,8 +31,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
+pub use groupchat_transport::tls::{Roots, TlsOptions, map_tls_error};
 pub use resolve::{Target, srv_order};
-pub use tls::{Roots, TlsOptions, map_tls_error};
 
 /// How the connection is secured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 
 use groupchat_protocol::minidom::Element;
 use groupchat_transport::TransportError;
-use groupchat_transport_tcp::{TlsOptions, map_tls_error};
+use groupchat_transport::tls::{TlsOptions, map_tls_error};
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use groupchat_test_support::{Account, FaultProxy, ServerKind, TestServer};
+use groupchat_transport::TlsOptions;
 use groupchat_transport::{Client, ConnectionState, TransportError};
-use groupchat_transport_tcp::TlsOptions;
 use groupchat_transport_ws::{WsConnector, discover};
 
 #[path = "../../transport/tests/support/mod.rs"]

@@ -23,6 +23,7 @@
 
 mod driver;
 mod error;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +36,7 @@ use groupchat_protocol::{DropReason, Framing, Limits, Mechanism, Password, SendI
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub use error::{CertificateProblem, TlsFailure, TransportError};
+pub use tls::{Roots, TlsOptions};
 
 /// A connected byte (TCP) or frame (WebSocket) pipe to the server.
 #[async_trait]

@@ -1,9 +1,10 @@
-//! TLS configuration: which roots to trust, or a caller-built rustls configuration.
+//! TLS configuration shared by both transports (and the SDK's HTTP client): which roots to
+//! trust, or a caller-built rustls configuration, and TLS errors in words.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use groupchat_transport::{CertificateProblem, TlsFailure, TransportError};
+use crate::{CertificateProblem, TlsFailure, TransportError};
 use rustls::RootCertStore;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;

@@ -3,7 +3,7 @@
 //! `blocking_login` example), sends a message to herself and receives it.
 //!
 //! ```sh
-//! cargo run -p groupchat-test-support --example demo [-- ejabberd]
+//! cargo run -p groupchat-test-support --example session_demo [-- ejabberd]
 //! ```
 
 // A driver owns the clock and the socket.
