@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use futures::FutureExt as _;
 use groupchat_protocol::DropReason;
 use groupchat_protocol::codec::xep::bookmarks::{Bookmark, Dialect};
 use groupchat_protocol::codec::xep::stanza_error::{ErrorType, StanzaError};
@@ -168,8 +169,18 @@ impl Client {
         .await;
         match state {
             Err(_) => {
+                // The attempts' own failures are queued as events: report the last one.
+                let mut last = None;
+                while let Some(Some(ev)) = transport.next_event().now_or_never() {
+                    if let TransportEvent::State(ConnectionState::Disconnected { reason }) = ev {
+                        last = Some(reason);
+                    }
+                }
                 transport.close();
-                return Err(ConnectError::Timeout(b.connect_timeout));
+                return Err(ConnectError::Timeout {
+                    waited: b.connect_timeout,
+                    last,
+                });
             }
             Ok(ConnectionState::Ended { reason }) => {
                 return Err(ConnectError::Transport(

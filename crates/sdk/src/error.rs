@@ -16,9 +16,16 @@ pub enum ConnectError {
     /// plaintext, ...).
     #[error("cannot connect: {0}")]
     Transport(TransportError),
-    /// No login within the connect timeout (504); the client was stopped.
-    #[error("no login within {0:?}")]
-    Timeout(std::time::Duration),
+    /// No login within the connect timeout; the client was stopped. `last` is the last
+    /// attempt's failure (a refused connection, a TLS error, …), if one ended before the
+    /// time ran out: its status is the status of this error (504 when there was none).
+    #[error("no login within {waited:?}{}", last.as_ref().map(|e| format!(" (last attempt: {e})")).unwrap_or_default())]
+    Timeout {
+        /// How long `connect` waited.
+        waited: std::time::Duration,
+        /// Why the last attempt failed.
+        last: Option<TransportError>,
+    },
     /// Logged in, but setting up the session (service discovery, group list) failed.
     #[error("session set-up failed: {0}")]
     Setup(RequestError),
@@ -30,10 +37,12 @@ impl ConnectError {
     pub fn status_code(&self) -> u16 {
         match self {
             Self::Invalid(_) => 400,
-            Self::Transport(TransportError::Session(SessionError::Auth(_))) => 401,
-            Self::Transport(TransportError::Tls(_)) => 495,
-            Self::Transport(_) => 503,
-            Self::Timeout(_) => 504,
+            Self::Transport(e) | Self::Timeout { last: Some(e), .. } => match e {
+                TransportError::Session(SessionError::Auth(_)) => 401,
+                TransportError::Tls(_) => 495,
+                _ => 503,
+            },
+            Self::Timeout { last: None, .. } => 504,
             Self::Setup(e) => e.status_code(),
         }
     }

@@ -458,6 +458,34 @@ async fn connect_errors_have_status_codes() {
         .await
         .unwrap_err();
     assert_eq!(e.status_code(), 400, "a JID without a user: {e}");
+    // Nothing listens there: the time-out names the last attempt's real failure (503).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let e = Client::builder("alice@localhost", "x")
+        .connect_timeout(Duration::from_secs(2))
+        .tcp(
+            TcpConnector::builder("localhost")
+                .address(closed)
+                .build()
+                .unwrap(),
+        )
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            groupchat_sdk::ConnectError::Timeout {
+                last: Some(groupchat_sdk::TransportError::Io(_)),
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(e.status_code(), 503, "{e}");
+    assert!(e.to_string().contains("refused"), "{e}");
     let Some(server) = TestServer::start(ServerKind::Prosody) else {
         return;
     };
