@@ -222,7 +222,11 @@ impl Client {
             bookmark_lock: tokio::sync::Mutex::new(()),
             last_received_ms: AtomicU64::new(unix_ms()),
         });
-        tokio::spawn(run(inner.clone(), transport));
+        let span = tracing::info_span!("client", jid = %inner.me);
+        tokio::spawn(tracing::Instrument::instrument(
+            run(inner.clone(), transport),
+            span,
+        ));
         let client = Self {
             inner,
             _guard: Arc::new(CloseOnDrop(handle)),
@@ -317,6 +321,7 @@ impl Inner {
             lock(&self.pending_iq).remove(&id);
             return Err(send_error(e));
         }
+        tracing::trace!(id, to, "request sent");
         match tokio::time::timeout(self.request_timeout, rx).await {
             Ok(Ok(Ok(iq))) if iq.kind == IqType::Error => {
                 Err(RequestError::from(iq.error.unwrap_or_else(|| {
@@ -327,6 +332,7 @@ impl Inner {
             Ok(Ok(Err(e))) => Err(e),
             Ok(Err(_)) => Err(RequestError::NotConnected),
             Err(_) => {
+                tracing::debug!(id, to, "request timed out");
                 lock(&self.pending_iq).remove(&id);
                 Err(RequestError::Timeout)
             }
@@ -365,6 +371,7 @@ impl Inner {
             Ok(Ok(Err(e))) => Err(RequestError::refused_group_action(e)),
             Ok(Err(_)) => Err(RequestError::NotConnected),
             Err(_) => {
+                tracing::debug!(id, "message not confirmed in time; it stays queued");
                 // The connection still holds the message (XEP-0198 replays it on a
                 // resumption), so say so rather than pretend it failed.
                 lock(&self.pending_msg).remove(&id);
@@ -607,6 +614,7 @@ impl Inner {
                 .get(id)
                 .is_some_and(|(to, _)| self.answers(to.as_deref(), env.from.as_ref()));
             if matches && let Some((_, tx)) = pending.remove(id) {
+                tracing::debug!(id, "request failed: its answer could not be decoded");
                 let _ = tx.send(Err(RequestError::MalformedAnswer(reason.to_string())));
             }
         }
@@ -811,6 +819,7 @@ impl Inner {
                     j.resource().is_none() && lock(&self.state).tracker.services().is_group(&j)
                 });
                 if !ours || lock(&self.state).groups.contains_key(&group) {
+                    tracing::debug!(group, ours, "invitation ignored");
                     return;
                 }
                 match self.invitations {
@@ -865,6 +874,7 @@ impl Inner {
             .collect();
         drop(st);
         if !groups.is_empty() {
+            tracing::debug!(groups = groups.len(), since_ms, "messages may be missing");
             self.emit(Event::MessagesMayBeMissing { groups });
         }
     }
@@ -882,6 +892,7 @@ async fn run(inner: Arc<Inner>, mut transport: groupchat_transport::Client) {
                     ConnectionState::Connected { resumed, .. } => {
                         if connected_once && !resumed {
                             // A new session: rooms and presence are gone; set them up again.
+                            tracing::debug!("not resumed: joining every group again");
                             tokio::spawn(inner.clone().setup(false));
                         }
                         connected_once = true;

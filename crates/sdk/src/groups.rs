@@ -141,6 +141,7 @@ impl Client {
     ///
     /// `members` is any list of JID-like strings: `&["bob@example.org"]`, a `Vec<String>`,
     /// an iterator of `&str`.
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn create_group<M: AsRef<str>>(
         &self,
         name: &str,
@@ -286,6 +287,7 @@ impl Client {
 
     /// Every group we are in, with names (from our bookmarks on the server, so that groups
     /// joined on other devices are listed too).
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn groups(&self) -> Result<Vec<Group>, RequestError> {
         let stored = self.inner.read_bookmarks().await?;
         let mut st = lock(&self.inner.state);
@@ -329,6 +331,7 @@ impl Client {
     /// Sets the group's name and, if given, its image (admins only: 403 otherwise). Every
     /// member receives [`Event::ProfileUpdated`]. The image is checked (and a URL fetched)
     /// before anything changes.
+    #[tracing::instrument(level = "debug", skip_all, fields(group = %group))]
     pub async fn set_group_profile(
         &self,
         group: &str,
@@ -415,6 +418,7 @@ impl Client {
 
     /// Uploads a file to the server's upload service (XEP-0363) and returns the URL that
     /// serves it. 403 when the server has no upload service, 413 above its size limit.
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn upload(
         &self,
         filename: &str,
@@ -452,6 +456,7 @@ impl Client {
 
     /// The group's profile: name (disco#info) and image (the room's vCard). 404 for an
     /// unknown group.
+    #[tracing::instrument(level = "debug", skip_all, fields(group = %group))]
     pub async fn group_profile(&self, group: &str) -> Result<GroupProfile, RequestError> {
         let group = self.group_arg(group)?;
         self.inner.profile(&group).await
@@ -459,6 +464,7 @@ impl Client {
 
     /// The members: owners are admins, members and MUC admins are members; `online` when
     /// they are in the group now.
+    #[tracing::instrument(level = "debug", skip_all, fields(group = %group))]
     pub async fn participants(&self, group: &str) -> Result<Vec<Participant>, RequestError> {
         let group = self.group_arg(group)?;
         let mut out: Vec<Participant> = Vec::new();
@@ -540,6 +546,7 @@ impl Client {
     /// [`Event::AddedToGroup`]; everyone receives [`Event::ParticipantsAdded`] naming the
     /// new ones. Users who are already participants are left as they are and announced to
     /// nobody (adding only them changes nothing).
+    #[tracing::instrument(level = "debug", skip_all, fields(group = %group))]
     pub async fn add_participants<U: AsRef<str>>(
         &self,
         group: &str,
@@ -573,6 +580,7 @@ impl Client {
     /// back unless added again. They receive [`Event::RemovedFromGroup`], everyone else
     /// [`Event::ParticipantRemoved`]. 404 when the user is not a participant (nothing is
     /// changed or announced).
+    #[tracing::instrument(level = "debug", skip_all, fields(group = %group))]
     pub async fn remove_participant(&self, group: &str, user: &str) -> Result<(), RequestError> {
         let group = self.group_arg(group)?;
         let user = parse_user(user)?.to_string();
@@ -593,6 +601,7 @@ impl Client {
     /// [`Event::AdminGranted`]. 404 when the user is not a participant (add them first:
     /// an admin nobody invited would never learn of the group); an admin already stays one
     /// and nothing is announced.
+    #[tracing::instrument(level = "debug", skip_all, fields(group = %group))]
     pub async fn make_admin(&self, group: &str, user: &str) -> Result<(), RequestError> {
         let group = self.group_arg(group)?;
         let user = parse_user(user)?.to_string();
@@ -633,6 +642,7 @@ impl Client {
     /// Leaves the group for good. The last admin first hands admin to the member whose JID
     /// sorts first (so that the group keeps an admin); a group with no other member cannot
     /// be left (409: delete it instead). Everyone else receives [`Event::MemberLeft`].
+    #[tracing::instrument(level = "debug", skip_all, fields(group = %group))]
     pub async fn exit_group(&self, group: &str) -> Result<(), RequestError> {
         let group = self.group_arg(group)?;
         let inner = &self.inner;
@@ -682,6 +692,7 @@ impl Client {
     /// Deletes the group: an admin destroys it for everyone ([`Event::GroupDeleted`]); a
     /// member forgets it (leaves the room and drops it from the list; still a member, so
     /// an admin can invite them back). 404 when the group does not exist.
+    #[tracing::instrument(level = "debug", skip_all, fields(group = %group))]
     pub async fn delete_group(&self, group: &str) -> Result<(), RequestError> {
         let group = self.group_arg(group)?;
         let inner = &self.inner;
@@ -732,6 +743,7 @@ impl Client {
     /// Joins a group we were invited to (with [`InvitationPolicy::Manual`]) and lists it.
     ///
     /// [`InvitationPolicy::Manual`]: crate::InvitationPolicy::Manual
+    #[tracing::instrument(level = "debug", skip_all, fields(group = %group))]
     pub async fn join_group(&self, group: &str) -> Result<(), RequestError> {
         let group = self.group_arg(group)?;
         self.inner.accept(&group, None).await
@@ -739,6 +751,7 @@ impl Client {
 
     /// Sends a text message: to a group (type groupchat; waits for the room to take it, so
     /// that a refusal surfaces as 403) or to a user (type chat).
+    #[tracing::instrument(level = "debug", skip_all, fields(to = %to))]
     pub async fn send_text(&self, to: &str, body: &str) -> Result<SentMessage, RequestError> {
         let jid: Jid = to
             .trim()
@@ -810,6 +823,7 @@ impl Inner {
         let group = gm.group.clone();
         let from_admin = gm.sender.affiliation == Some(Affiliation::Owner);
         if n.kind != NoticeKind::MemberLeft && !from_admin {
+            tracing::debug!(group, %by, kind = n.kind.as_str(), "notice ignored: not from an admin");
             return;
         }
         let first = n.participants.first().cloned().unwrap_or_default();

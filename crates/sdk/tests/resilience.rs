@@ -13,22 +13,12 @@ use groupchat_protocol::codec::Stanza;
 use groupchat_protocol::codec::xep::muc_owner;
 use groupchat_protocol::pagination::{Collected, HistoryQuery, PageCollector};
 use groupchat_sdk::transport_tcp::{Security, TcpConnector};
-use groupchat_sdk::{Client, Connection, Event, EventStream, RequestError};
+use groupchat_sdk::{Client, Connection, Event, RequestError};
 use groupchat_test_support::{Direction, FaultProxy, RawClient, ServerKind, TestServer};
 use groupchat_transport::TransportEvent;
 
 mod support;
-use support::{added, quick_reconnect, raw_client, tcp_builder, until};
-
-/// An SDK client over STARTTLS with the test CA, straight to the server.
-async fn login(server: &TestServer, user: &str) -> (Client, EventStream) {
-    let client = tcp_builder(server, user)
-        .connect()
-        .await
-        .unwrap_or_else(|e| panic!("{}: {user} cannot connect: {e}", server.kind()));
-    let events = client.events();
-    (client, events)
-}
+use support::{added, login_tcp as login, quick_reconnect, raw_client, tcp_builder, until};
 
 /// An SDK client in plaintext through `proxy` (loopback only), so that the proxy can read
 /// and inject stream bytes.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use groupchat_protocol::{Config, Event, Input, Output, Resumption, SendId, Session, SessionError};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
+use tracing::{Instrument as _, debug, trace, warn};
 
 use crate::{
     ClientConfig, Command, ConnectionState, Connector, Link, TransportError, TransportEvent,
@@ -65,7 +66,20 @@ pub(crate) async fn run(
         next_send_id: 0,
         closing: false,
     };
-    d.run().await;
+    let span = tracing::info_span!("xmpp", jid = %d.config.jid);
+    d.run().instrument(span).await;
+}
+
+/// What a received stanza is, for a trace line: its kind, id and sender, never its content.
+fn describe(s: &groupchat_protocol::codec::Stanza) -> (&'static str, Option<&str>, String) {
+    use groupchat_protocol::codec::Stanza;
+    let (kind, id, from) = match s {
+        Stanza::Message(m) => ("message", m.id.as_deref(), m.from.as_ref()),
+        Stanza::Presence(p) => ("presence", p.id.as_deref(), p.from.as_ref()),
+        Stanza::Iq(iq) => ("iq", Some(iq.id.as_str()), iq.from.as_ref()),
+        _ => ("other", None, None),
+    };
+    (kind, id, from.map(ToString::to_string).unwrap_or_default())
 }
 
 fn entropy() -> [u8; 32] {
@@ -92,6 +106,7 @@ impl Driver {
         loop {
             self.set_state(ConnectionState::Connecting { attempt })
                 .await;
+            debug!(attempt, "connecting");
             let end =
                 match tokio::time::timeout(self.config.connect_timeout, self.connector.connect())
                     .await
@@ -104,7 +119,10 @@ impl Driver {
                         reason: e,
                         bound_at: None,
                     },
-                    Ok(Ok(link)) => self.connection(link).await,
+                    Ok(Ok(link)) => {
+                        let span = tracing::debug_span!("connection", attempt);
+                        self.connection(link).instrument(span).await
+                    }
                 };
             let reason = match end {
                 End::Closed => {
@@ -114,6 +132,11 @@ impl Driver {
                     return;
                 }
                 End::Lost { reason, bound_at } => {
+                    debug!(
+                        %reason,
+                        up_for = ?bound_at.map(|t| t.elapsed()),
+                        "connection lost"
+                    );
                     // Only a session that stayed up a while proves the server healthy: one
                     // that dies right after login (a middlebox, a poisoned offline queue)
                     // must not earn a fast full login, and its rejoins, every second.
@@ -129,6 +152,7 @@ impl Driver {
                 || !policy.enabled
                 || policy.max_attempts.is_some_and(|m| attempt >= m);
             if give_up {
+                warn!(%reason, permanent = reason.is_permanent(), "giving up");
                 self.fail_outbox(reason.clone());
                 self.set_state(ConnectionState::Ended {
                     reason: Some(reason),
@@ -140,6 +164,7 @@ impl Driver {
                 .await;
             attempt += 1;
             let delay = self.config.reconnect.delay(attempt - 1, unit_random());
+            debug!(attempt, ?delay, "reconnecting after a delay");
             self.set_state(ConnectionState::Reconnecting { attempt, delay })
                 .await;
             // Commands keep flowing while we wait: sends are queued, close ends it.
@@ -300,6 +325,7 @@ impl Driver {
     ) -> Option<End> {
         match ev {
             Event::Connected { jid, resumed } => {
+                debug!(%jid, resumed, outbox = self.outbox.len(), "logged in");
                 *bound = Some(Instant::now());
                 self.set_state(ConnectionState::Connected { jid, resumed })
                     .await;
@@ -313,6 +339,10 @@ impl Driver {
                 None
             }
             Event::Stanza(s) => {
+                if tracing::enabled!(tracing::Level::TRACE) {
+                    let (kind, id, from) = describe(&s);
+                    trace!(kind, id, from, "stanza received");
+                }
                 self.emit(TransportEvent::Stanza(s)).await;
                 None
             }
@@ -321,11 +351,21 @@ impl Driver {
                 None
             }
             Event::ResumeFailed { unacked } => {
+                debug!(
+                    unacked = unacked.len(),
+                    "resumption refused: a fresh session"
+                );
                 self.emit(TransportEvent::Unacknowledged { stanzas: unacked })
                     .await;
                 None
             }
             Event::StanzaDropped { reason, envelope } => {
+                debug!(
+                    %reason,
+                    name = envelope.as_ref().map(|e| e.name.as_str()),
+                    from = envelope.as_ref().and_then(|e| e.from.as_ref()).map(ToString::to_string),
+                    "stanza dropped"
+                );
                 self.emit(TransportEvent::Dropped { reason, envelope })
                     .await;
                 None

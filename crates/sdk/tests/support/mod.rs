@@ -124,3 +124,13 @@ pub(crate) async fn pending(events: &mut EventStream) -> Vec<Event> {
     }
     out
 }
+
+/// An SDK client over STARTTLS with the test CA, and its events.
+pub(crate) async fn login_tcp(server: &TestServer, user: &str) -> (Client, EventStream) {
+    let client = tcp_builder(server, user)
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("{}: {user} cannot connect: {e}", server.kind()));
+    let events = client.events();
+    (client, events)
+}
