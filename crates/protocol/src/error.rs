@@ -64,6 +64,54 @@ impl fmt::Display for SaslFailure {
     }
 }
 
+/// How the server broke the protocol (RFC 6120, XEP-0198), in [`SessionError::Protocol`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtocolViolation {
+    /// TLS was established although we never asked for it.
+    #[error("TLS established without a request")]
+    UnrequestedTls,
+    /// A stream header where none may come.
+    #[error("unexpected stream header")]
+    UnexpectedHeader,
+    /// The stream header is not in the streams namespace.
+    #[error("stream header in the wrong namespace")]
+    WrongStreamNamespace,
+    /// The server does not announce XMPP 1.0.
+    #[error("server does not speak XMPP 1.0")]
+    NotXmpp1,
+    /// The server closed the stream without being asked.
+    #[error("server closed the stream")]
+    ServerClosedStream,
+    /// A WebSocket `<open/>` where none may come.
+    #[error("unexpected <open/>")]
+    UnexpectedOpen,
+    /// A stanza before resource binding finished.
+    #[error("a stanza arrived before the session was bound")]
+    StanzaBeforeBind,
+    /// Stream features where none may come.
+    #[error("unexpected stream features")]
+    UnexpectedFeatures,
+    /// A SASL element out of turn.
+    #[error("unexpected SASL <{0}/>")]
+    UnexpectedSasl(String),
+    /// A SASL payload that is not base64.
+    #[error("SASL payload is not base64")]
+    SaslNotBase64,
+    /// A challenge during PLAIN, which has none.
+    #[error("challenge received for PLAIN")]
+    ChallengeForPlain,
+    /// A stream-management element without its `h` count.
+    #[error("<{0}/> without a valid h")]
+    MissingH(&'static str),
+    /// The server acknowledged more stanzas than we sent.
+    #[error("server acknowledged {acked} stanzas, more than we sent")]
+    AckedTooMany {
+        /// The `h` it sent.
+        acked: u32,
+    },
+}
+
 /// A fatal session error: the stream is over. Reported once, as `Event::Disconnected`.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -102,7 +150,10 @@ pub enum SessionError {
     TlsRefused,
     /// The peer broke the protocol in a way we cannot recover from.
     #[error("protocol violation: {0}")]
-    Protocol(String),
+    Protocol(ProtocolViolation),
+    /// The account cannot log in as configured (a JID without a local part): permanent.
+    #[error("invalid account: {0}")]
+    InvalidAccount(&'static str),
     /// Resource binding failed.
     #[error("resource binding failed: {0}")]
     Bind(String),
@@ -137,6 +188,7 @@ impl SessionError {
                 | Self::TlsUnavailable
                 | Self::TlsRefused
                 | Self::TlsDowngrade
+                | Self::InvalidAccount(_)
                 | Self::Scram(_)
         )
     }

@@ -67,7 +67,7 @@ mod sasl;
 mod session;
 mod xml;
 
-pub use error::{DropReason, SaslFailure, SessionError, UsageError, XmlError};
+pub use error::{DropReason, ProtocolViolation, SaslFailure, SessionError, UsageError, XmlError};
 pub use jid;
 pub use minidom;
 pub use sasl::{Mechanism, Password};

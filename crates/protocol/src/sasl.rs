@@ -118,7 +118,7 @@ impl Client {
     pub(crate) fn respond(&mut self, challenge: &[u8]) -> Result<Vec<u8>, SessionError> {
         match self {
             Self::Plain => Err(SessionError::Protocol(
-                "challenge received for PLAIN".into(),
+                crate::error::ProtocolViolation::ChallengeForPlain,
             )),
             Self::Scram(s) => s.respond(challenge).map(String::into_bytes),
         }

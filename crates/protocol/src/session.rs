@@ -16,7 +16,9 @@ use sha2::{Digest, Sha256};
 
 use crate::codec::reader::JidCache;
 use crate::codec::{DecodeError, Iq, IqType, NsContext, Stanza, TopLevel, decode_top_level_cached};
-use crate::error::{DropReason, SaslFailure, SessionError, UsageError, XmlError};
+use crate::error::{
+    DropReason, ProtocolViolation, SaslFailure, SessionError, UsageError, XmlError,
+};
 use crate::ns;
 use crate::sasl::{self, Mechanism, Password};
 use crate::xml::{Limits, Scanner, Token};
@@ -456,9 +458,7 @@ impl Session {
                     self.encrypted = true;
                     self.open_stream();
                 } else {
-                    self.fail(SessionError::Protocol(
-                        "TLS established without a request".into(),
-                    ));
+                    self.fail(SessionError::Protocol(ProtocolViolation::UnrequestedTls));
                 }
             }
             Input::TransportClosed(now) => {
@@ -662,7 +662,7 @@ impl Session {
 
     fn stream_header(&mut self, header: &[u8]) {
         if !matches!(self.phase, Phase::Header) {
-            self.fail(SessionError::Protocol("unexpected stream header".into()));
+            self.fail(SessionError::Protocol(ProtocolViolation::UnexpectedHeader));
             return;
         }
         // Parse the start tag as an empty element to read its attributes and prefixes.
@@ -679,14 +679,12 @@ impl Session {
         };
         if el.ns() != ns::STREAM {
             self.fail(SessionError::Protocol(
-                "stream header in the wrong namespace".into(),
+                ProtocolViolation::WrongStreamNamespace,
             ));
             return;
         }
         if el.attr("version").is_none_or(|v| !v.starts_with("1.")) {
-            self.fail(SessionError::Protocol(
-                "server does not speak XMPP 1.0".into(),
-            ));
+            self.fail(SessionError::Protocol(ProtocolViolation::NotXmpp1));
             return;
         }
         self.ctx = NsContext::from_minidom(el.prefixes.declared_prefixes());
@@ -699,7 +697,7 @@ impl Session {
         } else {
             self.transmit_close();
             self.end(Some(SessionError::Protocol(
-                "server closed the stream".into(),
+                ProtocolViolation::ServerClosedStream,
             )));
         }
     }
@@ -753,7 +751,7 @@ impl Session {
                 if matches!(self.phase, Phase::Header) {
                     self.phase = Phase::Features;
                 } else {
-                    self.fail(SessionError::Protocol("unexpected <open/>".into()));
+                    self.fail(SessionError::Protocol(ProtocolViolation::UnexpectedOpen));
                 }
             }
             (ns::FRAMING, "close") if self.config.framing == Framing::WebSocket => {
@@ -819,15 +817,15 @@ impl Session {
                 }
             }
             (Phase::Closing, _) => {}
-            _ => self.fail(SessionError::Protocol(
-                "a stanza arrived before the session was bound".into(),
-            )),
+            _ => self.fail(SessionError::Protocol(ProtocolViolation::StanzaBeforeBind)),
         }
     }
 
     fn features(&mut self, el: &Element) {
         if !matches!(self.phase, Phase::Features) {
-            self.fail(SessionError::Protocol("unexpected stream features".into()));
+            self.fail(SessionError::Protocol(
+                ProtocolViolation::UnexpectedFeatures,
+            ));
             return;
         }
         let mut f = Features::default();
@@ -905,8 +903,8 @@ impl Session {
         let username = match &self.config.jid.node() {
             Some(n) => n.as_str().to_owned(),
             None => {
-                self.fail(SessionError::Protocol(
-                    "the account JID has no local part".into(),
+                self.fail(SessionError::InvalidAccount(
+                    "the account JID has no local part",
                 ));
                 return;
             }
@@ -932,7 +930,9 @@ impl Session {
 
     fn sasl(&mut self, name: &str, el: &Element) {
         let Phase::Auth(AuthState(client)) = &mut self.phase else {
-            self.fail(SessionError::Protocol(format!("unexpected SASL <{name}/>")));
+            self.fail(SessionError::Protocol(ProtocolViolation::UnexpectedSasl(
+                name.to_owned(),
+            )));
             return;
         };
         let text = el.text();
@@ -941,7 +941,7 @@ impl Session {
             t => B64.decode(t),
         };
         let Ok(data) = data else {
-            self.fail(SessionError::Protocol("SASL payload is not base64".into()));
+            self.fail(SessionError::Protocol(ProtocolViolation::SaslNotBase64));
             return;
         };
         match name {
@@ -967,7 +967,9 @@ impl Session {
                 let (condition, text) = condition_and_text(el, ns::SASL);
                 self.fail(SessionError::Auth(SaslFailure { condition, text }));
             }
-            _ => self.fail(SessionError::Protocol(format!("unexpected SASL <{name}/>"))),
+            _ => self.fail(SessionError::Protocol(ProtocolViolation::UnexpectedSasl(
+                name.to_owned(),
+            ))),
         }
     }
 
@@ -1071,7 +1073,9 @@ impl Session {
             ("resumed", Phase::Resume) => {
                 let r = self.resuming.take().expect("resuming in Resume phase");
                 let Some(h) = h else {
-                    self.fail(SessionError::Protocol("<resumed/> without h".into()));
+                    self.fail(SessionError::Protocol(ProtocolViolation::MissingH(
+                        "resumed",
+                    )));
                     return;
                 };
                 self.jid = Some(r.jid.clone());
@@ -1112,7 +1116,7 @@ impl Session {
             }
             ("a", Phase::Established | Phase::Closing) if self.sm.enabled => {
                 let Some(h) = h else {
-                    self.fail(SessionError::Protocol("<a/> without a valid h".into()));
+                    self.fail(SessionError::Protocol(ProtocolViolation::MissingH("a")));
                     return;
                 };
                 self.sm.ack_requested_at = None;
@@ -1136,9 +1140,9 @@ impl Session {
                     .wrapping_add(self.sm.unacked.len() as u32)
             );
             self.transmit_stream_error(&condition);
-            self.fail(SessionError::Protocol(format!(
-                "server acknowledged {h} stanzas, more than we sent"
-            )));
+            self.fail(SessionError::Protocol(ProtocolViolation::AckedTooMany {
+                acked: h,
+            }));
             return false;
         }
         let last = ack_queue(&mut self.sm.outbound_acked, &mut self.sm.unacked, h);

@@ -100,8 +100,26 @@ pub enum TransportError {
 }
 
 impl PartialEq for TransportError {
+    /// Variant by variant; I/O errors compare by kind (`std::io::Error` has no equality).
     fn eq(&self, other: &Self) -> bool {
-        self.to_string() == other.to_string()
+        match (self, other) {
+            (Self::Io(a), Self::Io(b)) => a.kind() == b.kind(),
+            (Self::Tls(a), Self::Tls(b)) => a == b,
+            (
+                Self::Resolve { host, reason },
+                Self::Resolve {
+                    host: h2,
+                    reason: r2,
+                },
+            ) => host == h2 && reason == r2,
+            (Self::Timeout(a), Self::Timeout(b)) => a == b,
+            (Self::WebSocket(a), Self::WebSocket(b)) => a == b,
+            (Self::PlaintextRefused(a), Self::PlaintextRefused(b)) => a == b,
+            (Self::Session(a), Self::Session(b)) => a == b,
+            (Self::Usage(a), Self::Usage(b)) => a == b,
+            (Self::Closed, Self::Closed) | (Self::Ended, Self::Ended) => true,
+            _ => false,
+        }
     }
 }
 
