@@ -317,12 +317,23 @@ impl Inner {
         let id = self.new_id();
         let (tx, rx) = oneshot::channel();
         lock(&self.pending_iq).insert(id.clone(), (to.map(str::to_owned), tx));
-        if let Err(e) = self.handle.send(make(&id)).await {
-            lock(&self.pending_iq).remove(&id);
-            return Err(send_error(e));
+        // One deadline for the whole call: while disconnected the stanza waits in the
+        // outbox, and that wait counts too.
+        let deadline = tokio::time::Instant::now() + self.request_timeout;
+        match tokio::time::timeout_at(deadline, self.handle.send(make(&id))).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                lock(&self.pending_iq).remove(&id);
+                return Err(send_error(e));
+            }
+            Err(_) => {
+                tracing::debug!(id, to, "request timed out waiting for a connection");
+                lock(&self.pending_iq).remove(&id);
+                return Err(RequestError::Timeout);
+            }
         }
         tracing::trace!(id, to, "request sent");
-        match tokio::time::timeout(self.request_timeout, rx).await {
+        match tokio::time::timeout_at(deadline, rx).await {
             Ok(Ok(Ok(iq))) if iq.kind == IqType::Error => {
                 Err(RequestError::from(iq.error.unwrap_or_else(|| {
                     StanzaError::new(ErrorType::Cancel, "undefined-condition", None)
@@ -362,11 +373,18 @@ impl Inner {
                 .unwrap_or_default();
         let (tx, rx) = oneshot::channel();
         lock(&self.pending_msg).insert(id.clone(), (group, tx));
-        if let Err(e) = self.send(m.encode()).await {
+        let deadline = tokio::time::Instant::now() + self.request_timeout;
+        let sent = match tokio::time::timeout_at(deadline, self.send(m.encode())).await {
+            Ok(sent) => sent,
+            // Still waiting for a connection: it stays queued and goes out after the
+            // reconnection, so it may still be delivered.
+            Err(_) => Err(RequestError::Unconfirmed { id: id.clone() }),
+        };
+        if let Err(e) = sent {
             lock(&self.pending_msg).remove(&id);
             return Err(e);
         }
-        match tokio::time::timeout(self.request_timeout, rx).await {
+        match tokio::time::timeout_at(deadline, rx).await {
             Ok(Ok(Ok(stanza_id))) => Ok(stanza_id),
             Ok(Ok(Err(e))) => Err(RequestError::refused_group_action(e)),
             Ok(Err(_)) => Err(RequestError::NotConnected),

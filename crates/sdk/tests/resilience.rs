@@ -677,3 +677,66 @@ async fn text_xml_cannot_carry(kind: ServerKind) {
 }
 
 on_both_servers!(text_xml_cannot_carry: text_xml_cannot_carry_is_refused_with_400_on_prosody, text_xml_cannot_carry_is_refused_with_400_on_ejabberd);
+
+/// While the connection is down, a call still ends at its request timeout (the wait for a
+/// connection counts): an IQ call is 504, a message 504 "may still be delivered" — and that
+/// message does go out, once, after the reconnection.
+async fn calls_while_disconnected(kind: ServerKind) {
+    let Some(server) = TestServer::start(kind) else {
+        return;
+    };
+    let proxy = FaultProxy::start(server.c2s_addr()).unwrap();
+    let alice = via_proxy(&server, "alice", &proxy)
+        .request_timeout(Duration::from_secs(2))
+        .reconnect(quick_reconnect())
+        .connect()
+        .await
+        .unwrap();
+    let mut alice_ev = alice.events();
+    let (_bob, mut bob_ev) = login(&server, "bob").await;
+    let g = alice
+        .create_group("Away", &["bob@localhost"], None)
+        .await
+        .unwrap()
+        .jid;
+    added(&mut bob_ev, &g).await;
+
+    // The link drops and the next ones never log in (the server's bytes are lost).
+    proxy.set_blackhole(Direction::ToClient, true);
+    proxy.cut();
+    until(&mut alice_ev, "the disconnection", is_disconnect).await;
+    // Each call has its 2 s; a call that waited for the connection instead would wait as
+    // long as the blackhole lasts.
+    let bounded = Duration::from_secs(15);
+    let profile = tokio::time::timeout(bounded, alice.group_profile(&g))
+        .await
+        .expect("group_profile waited past its request timeout");
+    assert!(
+        matches!(&profile, Err(e @ RequestError::Timeout) if e.status_code() == 504),
+        "{profile:?}"
+    );
+    let sent = tokio::time::timeout(bounded, alice.send_text(&g, "written while away"))
+        .await
+        .expect("send_text waited past its request timeout");
+    assert!(
+        matches!(&sent, Err(RequestError::Unconfirmed { .. })),
+        "{sent:?}"
+    );
+    proxy.set_blackhole(Direction::ToClient, false);
+    proxy.cut();
+    let (_, before) = until(
+        &mut bob_ev,
+        "the queued message",
+        group_message(&g, "written while away"),
+    )
+    .await;
+    assert!(!before.iter().any(group_message(&g, "written while away")));
+    alice.send_text(&g, "back").await.unwrap();
+    let (_, before) = until(&mut bob_ev, "back", group_message(&g, "back")).await;
+    assert!(
+        !before.iter().any(group_message(&g, "written while away")),
+        "delivered twice: {before:#?}"
+    );
+}
+
+on_both_servers!(calls_while_disconnected: a_call_made_while_disconnected_ends_at_its_timeout_on_prosody, a_call_made_while_disconnected_ends_at_its_timeout_on_ejabberd);
