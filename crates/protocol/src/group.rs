@@ -419,7 +419,7 @@ impl GroupTracker {
         let item = u.items.first();
         let occupant = Occupant {
             nick: nick.clone(),
-            jid: item.and_then(|i| i.jid.as_deref()).map(bare),
+            jid: item.and_then(|i| i.jid.as_deref()).map(bare_of),
             occupant_id: p.occupant_id.clone(),
             affiliation: item.and_then(|i| i.affiliation),
             role: item.and_then(|i| i.role),
@@ -505,7 +505,7 @@ impl GroupTracker {
                 group: group.to_owned(),
                 occupant: Occupant {
                     nick: i.nick.clone().unwrap_or_default(),
-                    jid: i.jid.as_deref().map(bare),
+                    jid: i.jid.as_deref().map(bare_of),
                     affiliation: i.affiliation,
                     role: i.role,
                     occupant_id: None,
@@ -516,7 +516,9 @@ impl GroupTracker {
     }
 }
 
-fn bare(jid: &str) -> String {
+/// The bare part of a JID given as text, or of an actor given as a nickname that is a bare
+/// JID (as in groups made by the SDK), without parsing it.
+pub fn bare_of(jid: &str) -> String {
     jid.split('/').next().unwrap_or(jid).to_owned()
 }
 
@@ -527,7 +529,7 @@ fn invitation(m: &Message, services: &GroupServices) -> Option<GroupEvent> {
     {
         return Some(GroupEvent::Invited {
             group: from.to_bare().to_string(),
-            by: inv.from.as_deref().map(bare),
+            by: inv.from.as_deref().map(bare_of),
             reason: inv.reason.clone(),
             password: inv.password.clone(),
         });

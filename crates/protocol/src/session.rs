@@ -15,6 +15,7 @@ use minidom::Element;
 use sha2::{Digest, Sha256};
 
 use crate::codec::reader::JidCache;
+use crate::codec::write::escape;
 use crate::codec::{DecodeError, Iq, IqType, NsContext, Stanza, TopLevel, decode_top_level_cached};
 use crate::error::{
     DropReason, ProtocolViolation, SaslFailure, SessionError, UsageError, XmlError,
@@ -1315,28 +1316,6 @@ fn describe_error(iq: &Iq) -> String {
         },
         None => "no error condition".to_owned(),
     }
-}
-
-/// Escapes text for an attribute value or character data.
-pub(crate) fn escape(s: &str) -> std::borrow::Cow<'_, str> {
-    if !s
-        .bytes()
-        .any(|b| matches!(b, b'<' | b'>' | b'&' | b'\'' | b'"'))
-    {
-        return s.into();
-    }
-    let mut o = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match c {
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '&' => o.push_str("&amp;"),
-            '\'' => o.push_str("&apos;"),
-            '"' => o.push_str("&quot;"),
-            c => o.push(c),
-        }
-    }
-    o.into()
 }
 
 /// True when a top-level element's name is `message`, `presence` or `iq` (prefixed or not):

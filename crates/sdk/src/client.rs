@@ -131,11 +131,7 @@ pub(crate) fn is_not_member(e: &RequestError) -> bool {
     matches!(e, RequestError::Stanza(s) if s.condition == "registration-required")
 }
 
-/// Bare JID of an actor given as a JID or (in groups made by this SDK) a nickname that is
-/// the bare JID.
-pub(crate) fn bare_of(s: &str) -> String {
-    s.split('/').next().unwrap_or(s).to_owned()
-}
+pub(crate) use groupchat_protocol::group::bare_of;
 
 impl Client {
     /// Starts building a client for `jid` (see [`ClientBuilder`]).
@@ -276,10 +272,10 @@ impl Client {
         self.inner.events.registry.write().await.message.push(l);
     }
 
-    /// True when `jid` is a group (a JID on the discovered group service), false for a user.
+    /// True when `jid` is a group (a bare JID on the discovered group service), false for a
+    /// user.
     pub fn is_group(&self, jid: &str) -> bool {
-        jid.parse::<Jid>()
-            .is_ok_and(|j| lock(&self.inner.state).tracker.services().is_group(&j))
+        self.inner.is_our_group(jid)
     }
 
     /// Closes the session cleanly; every clone stops working.
@@ -833,9 +829,7 @@ impl Inner {
             GroupEvent::Invited {
                 group, by, reason, ..
             } => {
-                let ours = group.parse::<Jid>().is_ok_and(|j| {
-                    j.resource().is_none() && lock(&self.state).tracker.services().is_group(&j)
-                });
+                let ours = self.is_our_group(&group);
                 if !ours || lock(&self.state).groups.contains_key(&group) {
                     tracing::debug!(group, ours, "invitation ignored");
                     return;

@@ -939,9 +939,9 @@ impl Inner {
         });
     }
 
-    /// True for a bookmark of a group on our group service (others' bookmarks — rooms
-    /// elsewhere, made by other clients — are left alone).
-    fn is_our_group(&self, jid: &str) -> bool {
+    /// True for a group's bare JID on our group service: the one "is this a group?" test
+    /// (bookmarks of rooms elsewhere, invitations to them, and user JIDs are not).
+    pub(crate) fn is_our_group(&self, jid: &str) -> bool {
         jid.parse::<Jid>().is_ok_and(|j| {
             j.resource().is_none() && lock(&self.state).tracker.services().is_group(&j)
         })

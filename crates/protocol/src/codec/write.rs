@@ -83,26 +83,48 @@ impl Writer {
         self.escape(s);
     }
 
-    /// Escapes `& < > ' "`; the fast path copies runs without special characters at once.
     fn escape(&mut self, s: &str) {
-        let b = s.as_bytes();
-        let mut last = 0;
-        for (i, &c) in b.iter().enumerate() {
-            let rep: &[u8] = match c {
-                b'&' => b"&amp;",
-                b'<' => b"&lt;",
-                b'>' => b"&gt;",
-                b'\'' => b"&apos;",
-                b'"' => b"&quot;",
-                b'\r' => b"&#13;",
-                _ => continue,
-            };
-            self.buf.extend_from_slice(&b[last..i]);
-            self.buf.extend_from_slice(rep);
-            last = i + 1;
-        }
-        self.buf.extend_from_slice(&b[last..]);
+        escape_into(&mut self.buf, s);
     }
+}
+
+/// Appends `s` escaped for character data or an attribute value: `& < > ' "` and CR (which
+/// a parser would otherwise normalise away). The one escape of the crate; runs without
+/// special characters are copied at once.
+pub(crate) fn escape_into(buf: &mut Vec<u8>, s: &str) {
+    let b = s.as_bytes();
+    let mut last = 0;
+    for (i, &c) in b.iter().enumerate() {
+        let rep: &[u8] = match c {
+            b'&' => b"&amp;",
+            b'<' => b"&lt;",
+            b'>' => b"&gt;",
+            b'\'' => b"&apos;",
+            b'"' => b"&quot;",
+            b'\r' => b"&#13;",
+            _ => continue,
+        };
+        buf.extend_from_slice(&b[last..i]);
+        buf.extend_from_slice(rep);
+        last = i + 1;
+    }
+    buf.extend_from_slice(&b[last..]);
+}
+
+/// `s` escaped as [`escape_into`] does, borrowed when nothing needs escaping.
+pub(crate) fn escape(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s
+        .bytes()
+        .any(|b| matches!(b, b'<' | b'>' | b'&' | b'\'' | b'"' | b'\r'))
+    {
+        return s.into();
+    }
+    let mut buf = Vec::with_capacity(s.len() + 8);
+    escape_into(&mut buf, s);
+    // Only ASCII was replaced by ASCII in valid UTF-8.
+    String::from_utf8(buf)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+        .into()
 }
 
 /// An `<iq/>` of `kind` to `to` with id `id`, whose payload `body` writes.
