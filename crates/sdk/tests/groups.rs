@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use groupchat_sdk::transport_tcp::{Security, TcpConnector, TlsOptions};
+use groupchat_sdk::transport_tcp::{TcpConnector, TlsOptions};
 use groupchat_sdk::transport_ws::WsConnector;
 use groupchat_sdk::{
     Client, Connection, Event, EventStream, GroupImage, GroupProfileListener, InvitationPolicy,
@@ -29,27 +29,22 @@ enum Via {
 }
 
 async fn login(server: &TestServer, user: &str, via: Via) -> (Client, EventStream) {
-    let account = server.account(user);
-    let builder = Client::builder(account.jid.as_str(), account.password.as_str())
-        .request_timeout(Duration::from_secs(20))
-        .allow_insecure_http_loopback()
-        .reconnect(quick_reconnect());
     let builder = match via {
-        Via::Tcp => builder.tcp(
-            TcpConnector::builder("localhost")
-                .address(server.c2s_addr())
-                .security(Security::StartTls)
-                .tls(TlsOptions::ca_file(server.ca_cert_pem()))
-                .build()
-                .unwrap(),
-        ),
-        Via::WebSocket => builder.websocket(
-            WsConnector::builder(server.websocket_url())
-                .allow_insecure_loopback()
-                .build()
-                .unwrap(),
-        ),
-    };
+        Via::Tcp => support::tcp_builder(server, user),
+        Via::WebSocket => {
+            let account = server.account(user);
+            Client::builder(account.jid.as_str(), account.password.as_str())
+                .request_timeout(Duration::from_secs(20))
+                .reconnect(quick_reconnect())
+                .websocket(
+                    WsConnector::builder(server.websocket_url())
+                        .allow_insecure_loopback()
+                        .build()
+                        .unwrap(),
+                )
+        }
+    }
+    .allow_insecure_http_loopback();
     let client = builder
         .connect()
         .await
