@@ -250,16 +250,22 @@ async fn cut_in_the_middle(kind: ServerKind) {
     let (mut receiver, mut sender, to) = receiver_and_sender(&server, &proxy).await;
     let collector = tokio::spawn(async move { collect(&mut receiver, 200, None).await });
     let mut resumed = false;
+    // The last stanza the server acknowledged before the cut (ids count from 0: alice sends
+    // nothing else, so id n is m{n}).
+    let mut acked_before_cut: Option<u64> = None;
     for i in 0..200 {
         if i == 100 {
             proxy.cut();
         }
         sender.send(chat(&to, &format!("m{i:03}"))).await.unwrap();
-        // Read the sender's events as we go, to see the resumption.
+        // Read the sender's events as we go, to see the acks and the resumption.
         while let Ok(Some(ev)) =
             tokio::time::timeout(Duration::from_millis(1), sender.next_event()).await
         {
             match ev {
+                TransportEvent::Acked { up_to } if i < 100 => {
+                    acked_before_cut = acked_before_cut.max(Some(up_to.0));
+                }
                 TransportEvent::State(ConnectionState::Connected { resumed: r, .. }) => {
                     resumed |= r
                 }
@@ -277,7 +283,25 @@ async fn cut_in_the_middle(kind: ServerKind) {
         .map(|(b, _)| b)
         .collect();
     let expected: Vec<String> = (0..200).map(|i| format!("m{i:03}")).collect();
-    assert_eq!(bodies, expected, "{kind}: each exactly once, in order");
+    // XEP-0198 is at-least-once: after `<resumed h/>` alice replays what the server had not
+    // counted, and ejabberd's old connection may still route some of those from its buffer
+    // (seen under load: m096 m096 m097 m098 m097 …). So: nothing lost, first arrivals in
+    // order, and a second copy only of a stanza the server had not acknowledged before the
+    // cut. (The SDK drops such copies by message id.)
+    let mut first = Vec::new();
+    let mut seen = HashSet::new();
+    for b in &bodies {
+        if seen.insert(b.clone()) {
+            first.push(b.clone());
+        } else {
+            let n: u64 = b[1..].parse().unwrap();
+            assert!(
+                acked_before_cut.is_none_or(|a| n > a),
+                "{kind}: {b} arrived twice although acknowledged before the cut (up to {acked_before_cut:?})"
+            );
+        }
+    }
+    assert_eq!(first, expected, "{kind}: all, in order");
     // The cut may land between writes; a resumption must have happened if it hit a live link.
     assert!(
         proxy.connection_count() >= 2,
@@ -296,12 +320,12 @@ async fn cut_in_the_middle(kind: ServerKind) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cut_mid_stream_is_resumed_without_loss_or_duplicates_on_prosody() {
+async fn a_cut_mid_stream_is_resumed_without_loss_on_prosody() {
     cut_in_the_middle(ServerKind::Prosody).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cut_mid_stream_is_resumed_without_loss_or_duplicates_on_ejabberd() {
+async fn a_cut_mid_stream_is_resumed_without_loss_on_ejabberd() {
     cut_in_the_middle(ServerKind::Ejabberd).await;
 }
 
