@@ -712,7 +712,7 @@ impl Session {
             Ok(TopLevel::Other(el)) => el,
             Err(e) => {
                 let established = matches!(self.phase, Phase::Established | Phase::Closing);
-                if let (DecodeError::Xml(x), false) = (&e, established) {
+                if !established && let DecodeError::Xml(x) = &e {
                     // During negotiation the server's own elements must make sense.
                     self.fail(XmlError::Parse(x.clone()).into());
                     return;
@@ -725,10 +725,7 @@ impl Session {
                     self.count_inbound();
                 }
                 let envelope = crate::codec::envelope(bytes).map(Box::new);
-                self.event(Event::StanzaDropped {
-                    reason: DropReason::Invalid(e),
-                    envelope,
-                });
+                self.drop_stanza(DropReason::Invalid(e), envelope);
                 return;
             }
         };
@@ -771,10 +768,13 @@ impl Session {
             (ns::TLS, "failure") => self.fail(SessionError::TlsRefused),
             (ns::SASL, name) => self.sasl(name, &el),
             (ns::SM, name) => self.stream_mgmt(name, &el),
-            _ => self.drop_stanza(DropReason::Unknown {
-                name: el.name().to_owned(),
-                ns,
-            }),
+            _ => self.drop_stanza(
+                DropReason::Unknown {
+                    name: el.name().to_owned(),
+                    ns,
+                },
+                None,
+            ),
         }
     }
 
@@ -793,11 +793,8 @@ impl Session {
         self.transmit_str(&format!("<a xmlns='{}' h='{}'/>", ns::SM, self.sm.inbound));
     }
 
-    fn drop_stanza(&mut self, reason: DropReason) {
-        self.event(Event::StanzaDropped {
-            reason,
-            envelope: None,
-        });
+    fn drop_stanza(&mut self, reason: DropReason, envelope: Option<Box<crate::codec::Envelope>>) {
+        self.event(Event::StanzaDropped { reason, envelope });
     }
 
     fn stanza(&mut self, stanza: Stanza) {
@@ -1123,7 +1120,7 @@ impl Session {
                 self.sm.ack_requested_at = None;
                 self.acknowledge(h);
             }
-            _ => self.drop_stanza(DropReason::UnexpectedSm(name.to_owned())),
+            _ => self.drop_stanza(DropReason::UnexpectedSm(name.to_owned()), None),
         }
     }
 

@@ -623,19 +623,63 @@ impl Inner {
             && matches!(env.kind.as_deref(), Some("result" | "error"))
             && let Some(id) = &env.id
         {
-            let mut pending = lock(&self.pending_iq);
-            let matches = pending
-                .get(id)
-                .is_some_and(|(to, _)| self.answers(to.as_deref(), env.from.as_ref()));
-            if matches && let Some((_, tx)) = pending.remove(id) {
+            let answered = self.resolve_iq(id, env.from.as_ref(), || {
+                Err(RequestError::MalformedAnswer(reason.to_string()))
+            });
+            if answered {
                 tracing::debug!(id, "request failed: its answer could not be decoded");
-                let _ = tx.send(Err(RequestError::MalformedAnswer(reason.to_string())));
             }
         }
         self.emit(Event::StanzaDropped {
             reason,
             from: envelope.and_then(|e| e.from).map(|j| j.to_string()),
         });
+    }
+
+    /// Hands the request waiting for answer `id` its outcome, if `from` may answer it; true
+    /// when one was waiting.
+    fn resolve_iq(
+        &self,
+        id: &str,
+        from: Option<&Jid>,
+        outcome: impl FnOnce() -> Result<Iq, RequestError>,
+    ) -> bool {
+        let mut pending = lock(&self.pending_iq);
+        // Only the entity asked may answer: anything else leaves the request waiting.
+        if !pending
+            .get(id)
+            .is_some_and(|(to, _)| self.answers(to.as_deref(), from))
+        {
+            return false;
+        }
+        match pending.remove(id) {
+            Some((_, tx)) => {
+                let _ = tx.send(outcome());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// After a session that could not be resumed: the server discarded what it had not
+    /// delivered, so every group may have missed messages since the last stanza we got.
+    fn report_gap(&self) {
+        let since_ms = self.last_received_ms.load(Ordering::Relaxed);
+        let st = lock(&self.state);
+        let groups: Vec<MissedMessages> = st
+            .groups
+            .keys()
+            .map(|g| MissedMessages {
+                group: g.clone(),
+                after: st.last_stanza_id.get(g).cloned(),
+                since_ms,
+            })
+            .collect();
+        drop(st);
+        if !groups.is_empty() {
+            tracing::debug!(groups = groups.len(), since_ms, "messages may be missing");
+            self.emit(Event::MessagesMayBeMissing { groups });
+        }
     }
 
     fn fail_pending(&self) {
@@ -680,13 +724,7 @@ impl Inner {
     fn on_iq(self: &Arc<Self>, iq: &Iq) {
         match iq.kind {
             IqType::Result | IqType::Error => {
-                let mut pending = lock(&self.pending_iq);
-                let matches = pending
-                    .get(&iq.id)
-                    .is_some_and(|(to, _)| self.answers(to.as_deref(), iq.from.as_ref()));
-                if matches && let Some((_, tx)) = pending.remove(&iq.id) {
-                    let _ = tx.send(Ok(iq.clone()));
-                }
+                self.resolve_iq(&iq.id, iq.from.as_ref(), || Ok(iq.clone()));
             }
             _ => {
                 let is_ping = iq
@@ -869,46 +907,21 @@ fn unix_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-impl Inner {
-    /// After a session that could not be resumed: the server discarded what it had not
-    /// delivered, so every group may have missed messages since the last stanza we got.
-    fn report_gap(&self) {
-        let since_ms = self.last_received_ms.load(Ordering::Relaxed);
-        let st = lock(&self.state);
-        let groups: Vec<MissedMessages> = st
-            .groups
-            .keys()
-            .map(|g| MissedMessages {
-                group: g.clone(),
-                after: st.last_stanza_id.get(g).cloned(),
-                since_ms,
-            })
-            .collect();
-        drop(st);
-        if !groups.is_empty() {
-            tracing::debug!(groups = groups.len(), since_ms, "messages may be missing");
-            self.emit(Event::MessagesMayBeMissing { groups });
-        }
-    }
-}
-
 /// The reader task: every transport event passes here, in order.
 async fn run(inner: Arc<Inner>, mut transport: groupchat_transport::Client) {
     let mut connected_once = false;
     while let Some(ev) = transport.next_event().await {
         match ev {
             TransportEvent::State(s) => {
+                // A new session after an earlier one: rooms and presence are gone.
                 let fresh = matches!(s, ConnectionState::Connected { resumed: false, .. })
                     && connected_once;
+                if fresh {
+                    tracing::debug!("not resumed: joining every group again");
+                    tokio::spawn(inner.clone().setup(false));
+                }
                 match &s {
-                    ConnectionState::Connected { resumed, .. } => {
-                        if connected_once && !resumed {
-                            // A new session: rooms and presence are gone; set them up again.
-                            tracing::debug!("not resumed: joining every group again");
-                            tokio::spawn(inner.clone().setup(false));
-                        }
-                        connected_once = true;
-                    }
+                    ConnectionState::Connected { .. } => connected_once = true,
                     ConnectionState::Ended { .. } => inner.fail_pending(),
                     _ => {}
                 }

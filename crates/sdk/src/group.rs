@@ -197,6 +197,18 @@ pub enum ParticipantRole {
     Member,
 }
 
+impl ParticipantRole {
+    /// The role a MUC affiliation stands for (`None` for none or outcast).
+    pub(crate) fn of(aff: groupchat_protocol::codec::xep::muc_user::Affiliation) -> Option<Self> {
+        use groupchat_protocol::codec::xep::muc_user::Affiliation;
+        match aff {
+            Affiliation::Owner => Some(Self::Admin),
+            Affiliation::Admin | Affiliation::Member => Some(Self::Member),
+            _ => None,
+        }
+    }
+}
+
 /// A member of a group.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -58,18 +58,25 @@ fn check_name(name: &str) -> Result<String, RequestError> {
     if n.is_empty() {
         return Err(RequestError::BadRequest("the group name is empty".into()));
     }
-    if let Some(c) = groupchat_protocol::codec::invalid_xml_char(n) {
-        return Err(RequestError::BadRequest(format!(
-            "the group name contains U+{:04X}, a character XML cannot carry",
-            u32::from(c)
-        )));
-    }
+    check_text("the group name", n)?;
     if n.chars().count() > MAX_NAME_CHARS {
         return Err(RequestError::BadRequest(format!(
             "the group name is longer than {MAX_NAME_CHARS} characters"
         )));
     }
     Ok(n.to_owned())
+}
+
+/// 400 for text with a character XML cannot carry (nothing is sent): checked here to name
+/// the character, before the session's own check of what is sent would refuse it.
+fn check_text(what: &str, text: &str) -> Result<(), RequestError> {
+    match groupchat_protocol::codec::invalid_xml_char(text) {
+        Some(c) => Err(RequestError::BadRequest(format!(
+            "{what} contains U+{:04X}, a character XML cannot carry; nothing was sent",
+            u32::from(c)
+        ))),
+        None => Ok(()),
+    }
 }
 
 fn not_a_participant(user: &str, group: &str) -> RequestError {
@@ -315,11 +322,10 @@ impl Client {
     /// A listed group with what the room last said of us.
     fn group_entry(&self, jid: String, name: Option<String>) -> Group {
         let joined = self.inner.in_room(&jid);
-        let role = match self.inner.my_affiliation(&jid) {
-            Some(Affiliation::Owner) => Some(ParticipantRole::Admin),
-            Some(Affiliation::Admin | Affiliation::Member) => Some(ParticipantRole::Member),
-            _ => None,
-        };
+        let role = self
+            .inner
+            .my_affiliation(&jid)
+            .and_then(ParticipantRole::of);
         Group {
             jid,
             name,
@@ -468,11 +474,10 @@ impl Client {
     pub async fn participants(&self, group: &str) -> Result<Vec<Participant>, RequestError> {
         let group = self.group_arg(group)?;
         let mut out: Vec<Participant> = Vec::new();
-        for (aff, role) in [
-            (Affiliation::Owner, ParticipantRole::Admin),
-            (Affiliation::Admin, ParticipantRole::Member),
-            (Affiliation::Member, ParticipantRole::Member),
-        ] {
+        for aff in [Affiliation::Owner, Affiliation::Admin, Affiliation::Member] {
+            let Some(role) = ParticipantRole::of(aff) else {
+                continue;
+            };
             let jids: Vec<String> = match self.affiliation_list(&group, aff).await {
                 Ok(list) => list,
                 // A server that keeps a list from members: those present stand in, when we
@@ -606,17 +611,21 @@ impl Client {
         let group = self.group_arg(group)?;
         let user = parse_user(user)?.to_string();
         match self.affiliations(&group).await?.get(&user) {
-            None => return Err(not_a_participant(&user, &group)),
-            Some(Affiliation::Owner) => return Ok(()),
-            Some(_) => {}
+            None => Err(not_a_participant(&user, &group)),
+            Some(Affiliation::Owner) => Ok(()),
+            Some(_) => self.grant_admin(&group, user).await,
         }
+    }
+
+    /// Makes `user` owner and announces it.
+    async fn grant_admin(&self, group: &str, user: String) -> Result<(), RequestError> {
         self.inner
-            .request(Some(&group), |id| {
-                muc_admin::set(&group, id, &user, Affiliation::Owner, None)
+            .request(Some(group), |id| {
+                muc_admin::set(group, id, &user, Affiliation::Owner, None)
             })
             .await
             .map_err(refused)?;
-        self.notice(&group, NoticeKind::AdminGranted, vec![user])
+        self.notice(group, NoticeKind::AdminGranted, vec![user])
             .await
     }
 
@@ -650,17 +659,17 @@ impl Client {
         self.enter(&group).await?;
         let admin = inner.my_affiliation(&group) == Some(Affiliation::Owner);
         if admin {
-            let owners = self.affiliation_list(&group, Affiliation::Owner).await?;
-            if !owners.iter().any(|o| *o != me) {
-                let mut members = self.affiliation_list(&group, Affiliation::Member).await?;
-                members.extend(self.affiliation_list(&group, Affiliation::Admin).await?);
-                members.sort();
-                let Some(heir) = members.into_iter().find(|m| *m != me) else {
+            let all = self.affiliations(&group).await?;
+            if !all
+                .iter()
+                .any(|(j, a)| *a == Affiliation::Owner && *j != me)
+            {
+                let Some(heir) = all.into_keys().filter(|j| *j != me).min() else {
                     return Err(conflict(
                         "you are the group's only member: delete the group instead",
                     ));
                 };
-                self.make_admin(&group, &heir).await?;
+                self.grant_admin(&group, heir).await?;
             }
         }
         lock(&inner.state).exiting.insert(group.clone());
@@ -760,12 +769,7 @@ impl Client {
         if body.is_empty() {
             return Err(RequestError::BadRequest("the message is empty".into()));
         }
-        if let Some(c) = groupchat_protocol::codec::invalid_xml_char(body) {
-            return Err(RequestError::BadRequest(format!(
-                "the message contains U+{:04X}, a character XML cannot carry; nothing was sent",
-                u32::from(c)
-            )));
-        }
+        check_text("the message", body)?;
         let id = self.inner.new_id();
         if self.is_group(&jid.to_string()) {
             let m = Message::text(jid.to_bare().into(), MessageType::Groupchat, &id, body);

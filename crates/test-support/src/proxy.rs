@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
+use crate::util::find;
+
 /// A direction of traffic through a [`FaultProxy`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Direction {
@@ -396,13 +398,6 @@ impl Matcher {
         shared.injected.fetch_add(1, Ordering::SeqCst);
         Some((end, injection))
     }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() {
-        return Some(0);
-    }
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 fn forward(data: &[u8], to: &mut TcpStream, dir: Direction, shared: &Shared) -> io::Result<()> {

@@ -6,6 +6,8 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use crate::util::find;
+
 /// A logged-in raw connection (blocking, std only).
 #[derive(Debug)]
 pub struct RawClient {
@@ -94,10 +96,6 @@ impl RawClient {
             self.received.extend_from_slice(&buf[..n]);
         }
     }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// Standard base64 with padding (RFC 4648): SASL PLAIN tokens of raw logins.

@@ -135,9 +135,17 @@ pub(crate) fn probe_stream_features(addr: SocketAddr, timeout: Duration) -> Opti
     text.contains("<stream:features").then_some(text)
 }
 
+/// Byte-substring search: where `needle` (not empty) first starts.
+pub(crate) fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return None;
+    }
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
 /// Byte-substring search.
 pub(crate) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+    find(haystack, needle).is_some()
 }
 
 /// A minimal HTTP/1.1 response: status code and body.

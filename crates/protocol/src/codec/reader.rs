@@ -281,12 +281,13 @@ impl<'a> Iterator for RawAttrs<'a> {
         if name_end == start {
             return self.fail();
         }
-        if j - value_start > super::MAX_TOKEN_LEN || name_end - start > super::MAX_TOKEN_LEN {
+        let (name_len, value_len) = (name_end - start, j - value_start);
+        if name_len.max(value_len) > super::MAX_TOKEN_LEN {
             self.i = b.len();
-            let (what, len) = if name_end - start > super::MAX_TOKEN_LEN {
-                ("attribute name", name_end - start)
+            let (what, len) = if name_len > super::MAX_TOKEN_LEN {
+                ("attribute name", name_len)
             } else {
-                ("attribute value", j - value_start)
+                ("attribute value", value_len)
             };
             return Some(Err(DecodeError::TooLong {
                 what,
