@@ -1,31 +1,27 @@
-//! The client: one reader task that owns the connection's events, and request/response
-//! plumbing (IQ ids, room joins, message reflections) shared by every call.
+//! The client handle and the request plumbing every call shares: IQ ids and answers,
+//! room joins, message reflections. The state they touch belongs to the owner task
+//! ([`crate::core`]); this side only sends it commands.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::FutureExt as _;
-use groupchat_protocol::DropReason;
-use groupchat_protocol::codec::xep::bookmarks::{Bookmark, Dialect};
+use groupchat_protocol::codec::xep::bookmarks::Bookmark;
 use groupchat_protocol::codec::xep::stanza_error::{ErrorType, StanzaError};
 use groupchat_protocol::codec::xep::{disco, muc_owner, upload};
-use groupchat_protocol::codec::{Envelope, Iq, IqType, Message, MessageType, Stanza};
-use groupchat_protocol::group::{GroupEvent, GroupServices, GroupTracker};
+use groupchat_protocol::codec::{Iq, IqType, Message};
+use groupchat_protocol::group::{GroupServices, GroupTracker};
 use groupchat_protocol::jid::{BareJid, Jid};
 use groupchat_transport::{ClientConfig, ConnectionState, Connector, Handle, TransportEvent};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use crate::config::{ClientBuilder, InvitationPolicy};
+use crate::core::{Command, Core, Ticket};
 use crate::error::{ConnectError, RequestError};
 use crate::events::{
     ConnectionListener, Event, EventHub, EventStream, GroupProfileListener, MessageListener,
-    MissedMessages,
 };
-
-/// How long a deletion notice names the actor of the room's destruction.
-const DELETION_NOTICE_VALIDITY: Duration = Duration::from_secs(30);
 
 /// The services the server offers, found with disco at login.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -65,73 +61,31 @@ impl Drop for CloseOnDrop {
     }
 }
 
-type Waiters<T> = Mutex<HashMap<String, Vec<oneshot::Sender<T>>>>;
-type PendingIq = (Option<String>, oneshot::Sender<Result<Iq, RequestError>>);
-type Reflection = Result<Option<String>, StanzaError>;
-
+/// What every call shares: fixed at login, plus the way to the owner task.
 pub(crate) struct Inner {
     pub(crate) handle: Handle,
     pub(crate) me: BareJid,
     /// Our nickname in every group: the bare JID, unique by construction.
     pub(crate) nick: String,
     pub(crate) request_timeout: Duration,
-    invitations: InvitationPolicy,
+    pub(crate) invitations: InvitationPolicy,
     pub(crate) http: crate::http::Http,
     id_prefix: String,
     next_id: AtomicU64,
-    /// Requests waiting for their answer: id → (the entity asked, the waiter).
-    pending_iq: Mutex<HashMap<String, PendingIq>>,
-    /// Group messages waiting for the room's reflection (its stanza-id) or error.
-    pending_msg: Mutex<HashMap<String, (String, oneshot::Sender<Reflection>)>>,
-    joins: Waiters<Result<bool, StanzaError>>,
-    pub(crate) services: Mutex<Services>,
-    pub(crate) state: Mutex<State>,
+    /// Commands to the owner of the state.
+    commands: tokio::sync::mpsc::UnboundedSender<Command>,
+    /// The services found at login (written once by the set-up, read by sync calls).
+    pub(crate) services: watch::Sender<Services>,
     pub(crate) events: EventHub,
-    /// Stanzas a failed resumption left unacknowledged: sent again once the groups are
-    /// joined again (a groupchat message sent before would be refused by the room).
-    replay: Mutex<Vec<Vec<u8>>>,
     /// One bookmark change at a time (the read-back after a publish compares the whole
     /// list).
     pub(crate) bookmark_lock: tokio::sync::Mutex<()>,
-    /// When the last stanza arrived (milliseconds since the Unix epoch): where a gap after
-    /// a lost session begins.
-    last_received_ms: AtomicU64,
-}
-
-/// What the client knows about its groups.
-pub(crate) struct State {
-    pub(crate) tracker: GroupTracker,
-    /// The group list (bookmarks): JID → name.
-    pub(crate) groups: BTreeMap<String, Option<String>>,
-    pub(crate) dialect: Dialect,
-    /// Groups we are leaving: our own departure is not a removal.
-    pub(crate) exiting: HashSet<String>,
-    /// Who announced a group's deletion, and when (its notice precedes the destruction).
-    pub(crate) deleted_by: HashMap<String, (String, Instant)>,
-    /// When each group's last profile notice arrived.
-    pub(crate) profile_notices: HashMap<String, Instant>,
-    /// Groups with a pending "changed without a notice" check.
-    pub(crate) profile_checks: HashSet<String>,
-    /// When we last changed each group's configuration or image ourselves.
-    pub(crate) own_changes: HashMap<String, Instant>,
-    /// Groups whose bookmark is stored (the read-back after a publish expects them).
-    pub(crate) bookmarked: BTreeSet<String>,
-    /// Private-storage bookmarks that are not our groups: kept as they are.
-    pub(crate) foreign_bookmarks: Vec<Bookmark>,
-    /// The archive id of the last message seen live in each group.
-    pub(crate) last_stanza_id: HashMap<String, String>,
-}
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A room's "you are not a member" (XEP-0045 §7.2.6).
 pub(crate) fn is_not_member(e: &RequestError) -> bool {
     matches!(e, RequestError::Stanza(s) if s.condition == "registration-required")
 }
-
-pub(crate) use groupchat_protocol::group::bare_of;
 
 impl Client {
     /// Starts building a client for `jid` (see [`ClientBuilder`]).
@@ -187,6 +141,7 @@ impl Client {
         }
         let mut prefix = [0u8; 6];
         let _ = getrandom::fill(&mut prefix);
+        let (commands, command_rx) = tokio::sync::mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
             handle: handle.clone(),
             nick: me.to_string(),
@@ -196,31 +151,14 @@ impl Client {
             http,
             id_prefix: prefix.iter().take(2).map(|b| format!("{b:02x}")).collect(),
             next_id: AtomicU64::new(1),
-            pending_iq: Mutex::new(HashMap::new()),
-            pending_msg: Mutex::new(HashMap::new()),
-            joins: Mutex::new(HashMap::new()),
-            services: Mutex::new(Services::default()),
-            state: Mutex::new(State {
-                tracker: GroupTracker::default(),
-                groups: BTreeMap::new(),
-                dialect: Dialect::default(),
-                exiting: HashSet::new(),
-                deleted_by: HashMap::new(),
-                profile_notices: HashMap::new(),
-                profile_checks: HashSet::new(),
-                own_changes: HashMap::new(),
-                bookmarked: BTreeSet::new(),
-                foreign_bookmarks: Vec::new(),
-                last_stanza_id: HashMap::new(),
-            }),
+            commands,
+            services: watch::Sender::new(Services::default()),
             events: EventHub::new(),
-            replay: Mutex::new(Vec::new()),
             bookmark_lock: tokio::sync::Mutex::new(()),
-            last_received_ms: AtomicU64::new(unix_ms()),
         });
         let span = tracing::info_span!("client", jid = %inner.me);
         tokio::spawn(tracing::Instrument::instrument(
-            run(inner.clone(), transport),
+            crate::core::run(Core::new(inner.clone()), command_rx, transport),
             span,
         ));
         let client = Self {
@@ -243,7 +181,7 @@ impl Client {
 
     /// The services found at login.
     pub fn services(&self) -> Services {
-        lock(&self.inner.services).clone()
+        self.inner.services.borrow().clone()
     }
 
     /// The connection's current state.
@@ -299,8 +237,27 @@ impl Inner {
         )
     }
 
+    /// Has the owner run `f` on the state, without waiting (commands run in order).
+    pub(crate) fn tell(&self, f: impl FnOnce(&mut Core) + Send + 'static) {
+        let _ = self.commands.send(Box::new(f));
+    }
+
+    /// Has the owner run `f` on the state and returns its result; 503 once the client has
+    /// ended.
+    pub(crate) async fn with<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Core) -> R + Send + 'static,
+    ) -> Result<R, RequestError> {
+        let (tx, rx) = oneshot::channel();
+        self.tell(move |c| {
+            let _ = tx.send(f(c));
+        });
+        rx.await.map_err(|_| RequestError::NotConnected)
+    }
+
+    /// Reports `e` in order with the events of the stanzas handled before it.
     pub(crate) fn emit(&self, e: Event) {
-        self.events.emit(e);
+        self.tell(move |c| c.emit(e));
     }
 
     /// Sends an IQ made by `make(id)` to `to` (`None`: our own account) and waits for the
@@ -312,19 +269,30 @@ impl Inner {
     ) -> Result<Iq, RequestError> {
         let id = self.new_id();
         let (tx, rx) = oneshot::channel();
-        lock(&self.pending_iq).insert(id.clone(), (to.map(str::to_owned), tx));
+        {
+            let (id, to) = (id.clone(), to.map(str::to_owned));
+            self.tell(move |c| {
+                c.pending_iq.insert(id, (to, tx));
+            });
+        }
+        let forget = |id: &str| {
+            let id = id.to_owned();
+            self.tell(move |c| {
+                c.pending_iq.remove(&id);
+            });
+        };
         // One deadline for the whole call: while disconnected the stanza waits in the
         // outbox, and that wait counts too.
         let deadline = tokio::time::Instant::now() + self.request_timeout;
         match tokio::time::timeout_at(deadline, self.handle.send(make(&id))).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {
-                lock(&self.pending_iq).remove(&id);
+                forget(&id);
                 return Err(send_error(e));
             }
             Err(_) => {
                 tracing::debug!(id, to, "request timed out waiting for a connection");
-                lock(&self.pending_iq).remove(&id);
+                forget(&id);
                 return Err(RequestError::Timeout);
             }
         }
@@ -340,7 +308,7 @@ impl Inner {
             Ok(Err(_)) => Err(RequestError::NotConnected),
             Err(_) => {
                 tracing::debug!(id, to, "request timed out");
-                lock(&self.pending_iq).remove(&id);
+                forget(&id);
                 Err(RequestError::Timeout)
             }
         }
@@ -368,7 +336,18 @@ impl Inner {
                 .map(|t| t.to_bare().to_string())
                 .unwrap_or_default();
         let (tx, rx) = oneshot::channel();
-        lock(&self.pending_msg).insert(id.clone(), (group, tx));
+        {
+            let id = id.clone();
+            self.tell(move |c| {
+                c.pending_msg.insert(id, (group, tx));
+            });
+        }
+        let forget = |id: &str| {
+            let id = id.to_owned();
+            self.tell(move |c| {
+                c.pending_msg.remove(&id);
+            });
+        };
         let deadline = tokio::time::Instant::now() + self.request_timeout;
         let sent = match tokio::time::timeout_at(deadline, self.send(m.encode())).await {
             Ok(sent) => sent,
@@ -377,7 +356,7 @@ impl Inner {
             Err(_) => Err(RequestError::Unconfirmed { id: id.clone() }),
         };
         if let Err(e) = sent {
-            lock(&self.pending_msg).remove(&id);
+            forget(&id);
             return Err(e);
         }
         match tokio::time::timeout_at(deadline, rx).await {
@@ -388,43 +367,46 @@ impl Inner {
                 tracing::debug!(id, "message not confirmed in time; it stays queued");
                 // The connection still holds the message (XEP-0198 replays it on a
                 // resumption), so say so rather than pretend it failed.
-                lock(&self.pending_msg).remove(&id);
+                forget(&id);
                 Err(RequestError::Unconfirmed { id })
             }
         }
     }
 
     /// True when we are in `group`'s room now.
-    pub(crate) fn in_room(&self, group: &str) -> bool {
-        lock(&self.state)
-            .tracker
-            .occupants(group)
-            .any(|o| o.nick == self.nick)
+    pub(crate) async fn in_room(&self, group: &str) -> bool {
+        let g = group.to_owned();
+        self.with(move |c| c.in_room(&g)).await.unwrap_or(false)
     }
 
     /// Our affiliation in `group`, as the room last said.
-    pub(crate) fn my_affiliation(
+    pub(crate) async fn my_affiliation(
         &self,
         group: &str,
     ) -> Option<groupchat_protocol::codec::xep::muc_user::Affiliation> {
-        lock(&self.state)
-            .tracker
-            .occupants(group)
-            .find(|o| o.nick == self.nick)
-            .and_then(|o| o.affiliation)
+        let g = group.to_owned();
+        self.with(move |c| c.my_affiliation(&g)).await.ok().flatten()
     }
 
     /// Enters `group`'s room (without history: the archive has it). `Ok(true)` when the join
     /// created the room.
     pub(crate) async fn join(&self, group: &str) -> Result<bool, RequestError> {
-        if self.in_room(group) {
+        let (tx, rx) = oneshot::channel();
+        let g = group.to_owned();
+        // Checked and registered in one step, so that a join answered in between is not
+        // missed.
+        let already = self
+            .with(move |c| {
+                if c.in_room(&g) {
+                    return true;
+                }
+                c.joins.entry(g).or_default().push(tx);
+                false
+            })
+            .await?;
+        if already {
             return Ok(false);
         }
-        let (tx, rx) = oneshot::channel();
-        lock(&self.joins)
-            .entry(group.to_owned())
-            .or_default()
-            .push(tx);
         let id = self.new_id();
         let sent = self
             .send(muc_owner::join(group, &self.nick, &id, true))
@@ -440,35 +422,42 @@ impl Inner {
         };
         if result.is_err() {
             // Drop waiters nobody will resolve (closed senders), so the map stays small.
-            let mut joins = lock(&self.joins);
-            if let Some(w) = joins.get_mut(group) {
-                w.retain(|tx| !tx.is_closed());
-                if w.is_empty() {
-                    joins.remove(group);
+            let g = group.to_owned();
+            self.tell(move |c| {
+                if let Some(w) = c.joins.get_mut(&g) {
+                    w.retain(|tx| !tx.is_closed());
+                    if w.is_empty() {
+                        c.joins.remove(&g);
+                    }
                 }
-            }
+            });
         }
         result
     }
 
     /// Session set-up after a login without resumption: services (first time), group list
     /// (first time), presence, and every group joined again.
-    async fn setup(self: Arc<Self>, first: bool) -> Result<(), RequestError> {
+    pub(crate) async fn setup(self: Arc<Self>, first: bool) -> Result<(), RequestError> {
         if first {
             self.discover().await?;
         }
-        {
-            let services = GroupServices::new(lock(&self.services).groups.iter().cloned());
-            lock(&self.state).tracker = GroupTracker::new(services);
-        }
+        let services = GroupServices::new(self.services.borrow().groups.iter().cloned());
+        self.with(move |c| c.tracker = GroupTracker::new(services))
+            .await?;
         if first {
             self.load_bookmarks().await?;
         }
-        let groups: Vec<String> = lock(&self.state).groups.keys().cloned().collect();
+        let groups: Vec<String> = self
+            .with(|c| c.listed().map(|(g, _)| g.clone()).collect())
+            .await?;
         futures::future::join_all(groups.iter().map(|g| self.rejoin(g))).await;
-        let joined: Vec<String> = groups.into_iter().filter(|g| self.in_room(g)).collect();
-        self.emit(Event::GroupsJoined { groups: joined });
-        let replay = std::mem::take(&mut *lock(&self.replay));
+        let replay = self
+            .with(move |c| {
+                let joined: Vec<String> = groups.into_iter().filter(|g| c.in_room(g)).collect();
+                c.emit(Event::GroupsJoined { groups: joined });
+                std::mem::take(&mut c.replay)
+            })
+            .await?;
         for bytes in replay {
             self.send(bytes).await?;
         }
@@ -508,7 +497,7 @@ impl Inner {
             s.publish_options =
                 info.has_feature("http://jabber.org/protocol/pubsub#publish-options");
         }
-        *lock(&self.services) = s;
+        self.services.send_replace(s);
         Ok(())
     }
 
@@ -549,27 +538,38 @@ impl Inner {
                 Err(_) => return,
             },
         };
-        self.group_gone(group, event).await;
+        let g = group.to_owned();
+        let _ = self.with(move |c| c.group_gone(&g, event)).await;
     }
 
-    /// Forgets a group (list, bookmark, room state) and reports `event` — once: a group
-    /// that is not (or no longer) in the list reports nothing.
-    pub(crate) async fn group_gone(&self, group: &str, event: Event) {
-        let known = {
-            let mut st = lock(&self.state);
-            st.tracker.forget(group);
-            st.groups.remove(group).is_some()
-        };
-        if known {
-            let _ = self.bookmark_remove(group).await;
-            self.emit(event);
+    /// Accepts an invitation: join, list, report (in the place `ticket` holds, if given).
+    /// Only a members-only room on our group service that lets us in is accepted, so a
+    /// forged invitation joins nothing.
+    pub(crate) async fn accept(
+        &self,
+        group: &str,
+        by: Option<String>,
+        ticket: Option<Ticket>,
+    ) -> Result<(), RequestError> {
+        let mut ticket = ticket;
+        let r = self.accept_inner(group, by, &mut ticket).await;
+        if let Some(t) = ticket {
+            self.tell(move |c| c.fill(t, None));
         }
+        r
     }
 
-    /// Accepts an invitation: join, list, report. Only a members-only room on our group
-    /// service that lets us in is accepted, so a forged invitation joins nothing.
-    pub(crate) async fn accept(&self, group: &str, by: Option<String>) -> Result<(), RequestError> {
-        if lock(&self.state).groups.contains_key(group) && self.in_room(group) {
+    async fn accept_inner(
+        &self,
+        group: &str,
+        by: Option<String>,
+        ticket: &mut Option<Ticket>,
+    ) -> Result<(), RequestError> {
+        let g = group.to_owned();
+        if self
+            .with(move |c| c.is_listed(&g) && c.in_room(&g))
+            .await?
+        {
             return Ok(());
         }
         let info = self
@@ -595,101 +595,33 @@ impl Inner {
             return Err(RequestError::NotFound(format!("no group {group}")));
         }
         let name = room.name;
-        let fresh = lock(&self.state)
-            .groups
-            .insert(group.to_owned(), name.clone())
-            .is_none();
+        let (g, n) = (group.to_owned(), name.clone());
+        let fresh = self.with(move |c| c.list(&g, n)).await?;
         // The bookmark first, so that the group is listed when the application hears of it;
         // the event even if the bookmark fails (it is written again with the next change of
         // the list), so that the application always hears of it.
         let listed = self
             .bookmark_add(Bookmark::new(group, name.clone(), Some(self.nick.clone())))
             .await;
-        if fresh {
-            self.emit(Event::AddedToGroup {
-                group: group.to_owned(),
-                name,
-                by,
-            });
-        }
+        let event = fresh.then(|| Event::AddedToGroup {
+            group: group.to_owned(),
+            name,
+            by,
+        });
+        let t = ticket.take();
+        self.tell(move |c| match t {
+            Some(t) => c.fill(t, event),
+            None => {
+                if let Some(e) = event {
+                    c.emit(e);
+                }
+            }
+        });
         listed
     }
 
-    /// A stanza the session could not decode: a request waiting for it as its answer fails
-    /// now (502) instead of timing out; the application hears of every drop.
-    fn on_dropped(&self, reason: DropReason, envelope: Option<Box<Envelope>>) {
-        if let Some(env) = &envelope
-            && env.name == "iq"
-            && matches!(env.kind.as_deref(), Some("result" | "error"))
-            && let Some(id) = &env.id
-        {
-            let answered = self.resolve_iq(id, env.from.as_ref(), || {
-                Err(RequestError::MalformedAnswer(reason.to_string()))
-            });
-            if answered {
-                tracing::debug!(id, "request failed: its answer could not be decoded");
-            }
-        }
-        self.emit(Event::StanzaDropped {
-            reason,
-            from: envelope.and_then(|e| e.from).map(|j| j.to_string()),
-        });
-    }
-
-    /// Hands the request waiting for answer `id` its outcome, if `from` may answer it; true
-    /// when one was waiting.
-    fn resolve_iq(
-        &self,
-        id: &str,
-        from: Option<&Jid>,
-        outcome: impl FnOnce() -> Result<Iq, RequestError>,
-    ) -> bool {
-        let mut pending = lock(&self.pending_iq);
-        // Only the entity asked may answer: anything else leaves the request waiting.
-        if !pending
-            .get(id)
-            .is_some_and(|(to, _)| self.answers(to.as_deref(), from))
-        {
-            return false;
-        }
-        match pending.remove(id) {
-            Some((_, tx)) => {
-                let _ = tx.send(outcome());
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// After a session that could not be resumed: the server discarded what it had not
-    /// delivered, so every group may have missed messages since the last stanza we got.
-    fn report_gap(&self) {
-        let since_ms = self.last_received_ms.load(Ordering::Relaxed);
-        let st = lock(&self.state);
-        let groups: Vec<MissedMessages> = st
-            .groups
-            .keys()
-            .map(|g| MissedMessages {
-                group: g.clone(),
-                after: st.last_stanza_id.get(g).cloned(),
-                since_ms,
-            })
-            .collect();
-        drop(st);
-        if !groups.is_empty() {
-            tracing::debug!(groups = groups.len(), since_ms, "messages may be missing");
-            self.emit(Event::MessagesMayBeMissing { groups });
-        }
-    }
-
-    fn fail_pending(&self) {
-        lock(&self.pending_iq).clear();
-        lock(&self.pending_msg).clear();
-        lock(&self.joins).clear();
-    }
-
     /// Is `from` the entity a request to `expected` (`None`: our account) may be answered by?
-    fn answers(&self, expected: Option<&str>, from: Option<&Jid>) -> bool {
+    pub(crate) fn answers(&self, expected: Option<&str>, from: Option<&Jid>) -> bool {
         match (expected, from) {
             (_, None) => expected.is_none_or(|e| e == self.me.domain().as_str()),
             (None, Some(f)) => f.to_bare() == self.me,
@@ -697,196 +629,12 @@ impl Inner {
         }
     }
 
-    fn on_stanza(self: &Arc<Self>, stanza: Stanza) {
-        match &stanza {
-            Stanza::Iq(iq) => {
-                self.on_iq(iq);
-                return;
-            }
-            Stanza::Message(m) => self.resolve_message(m),
-            _ => {}
-        }
-        let events = lock(&self.state).tracker.ingest(&stanza);
-        let Stanza::Message(m) = &stanza else {
-            for e in events {
-                self.on_group_event(e, None);
-            }
-            return;
-        };
-        if events.is_empty() {
-            self.on_direct_message(m);
-        }
-        for e in events {
-            self.on_group_event(e, Some(m));
-        }
-    }
-
-    fn on_iq(self: &Arc<Self>, iq: &Iq) {
-        match iq.kind {
-            IqType::Result | IqType::Error => {
-                self.resolve_iq(&iq.id, iq.from.as_ref(), || Ok(iq.clone()));
-            }
-            _ => {
-                let is_ping = iq
-                    .payload
-                    .as_ref()
-                    .is_some_and(|p| p.is("ping", "urn:xmpp:ping"));
-                let reply = if is_ping {
-                    iq.result_reply()
-                } else {
-                    iq.error_reply("service-unavailable")
-                };
-                let this = self.clone();
-                tokio::spawn(async move {
-                    let _ = this.send(reply).await;
-                });
-            }
-        }
-    }
-
-    /// Resolves a waiting group send: our reflection, or an error about it.
-    fn resolve_message(&self, m: &Message) {
-        if m.kind == MessageType::Error {
-            // Only the group we wrote to may refuse a message (ids are visible to members).
-            let from = m.from.as_ref().map(|f| f.to_bare().to_string());
-            let mut pending = lock(&self.pending_msg);
-            if let Some(id) = &m.id
-                && pending
-                    .get(id)
-                    .is_some_and(|(g, _)| Some(g) == from.as_ref())
-                && let Some((_, tx)) = pending.remove(id)
-            {
-                let e = m.error.as_deref().cloned().unwrap_or_else(|| {
-                    StanzaError::new(ErrorType::Cancel, "undefined-condition", None)
-                });
-                let _ = tx.send(Err(e));
-            }
-            return;
-        }
-        if m.kind != MessageType::Groupchat {
-            return;
-        }
-        let Some(from) = &m.from else { return };
-        if from.resource().map(|r| r.as_str()) != Some(self.nick.as_str()) {
-            return;
-        }
-        let group = from.to_bare().to_string();
-        let mut pending = lock(&self.pending_msg);
-        for id in [&m.origin_id, &m.id].into_iter().flatten() {
-            if pending.get(id).is_some_and(|(g, _)| *g == group)
-                && let Some((_, tx)) = pending.remove(id)
-            {
-                let _ = tx.send(Ok(m.stanza_id_by(&group).map(str::to_owned)));
-                return;
-            }
-        }
-    }
-
-    fn on_direct_message(&self, m: &Message) {
-        if !matches!(m.kind, MessageType::Chat | MessageType::Normal) || m.muc_user.is_some() {
-            return;
-        }
-        if let (Some(from), Some(body)) = (&m.from, &m.body) {
-            if lock(&self.state).tracker.services().is_group(from) {
-                return;
-            }
-            self.emit(Event::ChatMessage {
-                from: from.to_bare().to_string(),
-                id: m.id.clone(),
-                body: body.clone(),
-            });
-        }
-    }
-
-    fn resolve_join(&self, group: &str, r: Result<bool, StanzaError>) {
-        if let Some(waiters) = lock(&self.joins).remove(group) {
-            for w in waiters {
-                let _ = w.send(r.clone());
-            }
-        }
-    }
-
-    fn on_group_event(self: &Arc<Self>, e: GroupEvent, m: Option<&Message>) {
-        match e {
-            GroupEvent::Joined { group, created, .. } => self.resolve_join(&group, Ok(created)),
-            GroupEvent::JoinFailed { group, error } => self.resolve_join(&group, Err(error)),
-            GroupEvent::Message(gm) => {
-                if let Some(sid) = &gm.stanza_id {
-                    lock(&self.state)
-                        .last_stanza_id
-                        .insert(gm.group.clone(), sid.clone());
-                }
-                let notice = m.and_then(|m| {
-                    groupchat_protocol::codec::xep::notice::Notice::find(&m.payloads)
-                });
-                match notice {
-                    Some(n) => self.on_notice(&gm, n),
-                    None => self.emit(Event::GroupMessage(gm)),
-                }
-            }
-            GroupEvent::Removed {
-                group,
-                is_self: true,
-                by,
-                ..
-            } => {
-                if lock(&self.state).exiting.contains(&group) {
-                    return;
-                }
-                let this = self.clone();
-                tokio::spawn(async move {
-                    let by = by.as_deref().map(bare_of);
-                    this.group_gone(
-                        &group,
-                        Event::RemovedFromGroup {
-                            group: group.clone(),
-                            by,
-                        },
-                    )
-                    .await;
-                });
-            }
-            GroupEvent::Destroyed { group, .. } => {
-                let by = lock(&self.state)
-                    .deleted_by
-                    .remove(&group)
-                    .filter(|(_, at)| at.elapsed() < DELETION_NOTICE_VALIDITY)
-                    .map(|(by, _)| by);
-                let this = self.clone();
-                tokio::spawn(async move {
-                    this.group_gone(
-                        &group,
-                        Event::GroupDeleted {
-                            group: group.clone(),
-                            by,
-                        },
-                    )
-                    .await;
-                });
-            }
-            GroupEvent::Invited {
-                group, by, reason, ..
-            } => {
-                let ours = self.is_our_group(&group);
-                if !ours || lock(&self.state).groups.contains_key(&group) {
-                    tracing::debug!(group, ours, "invitation ignored");
-                    return;
-                }
-                match self.invitations {
-                    InvitationPolicy::Manual => self.emit(Event::Invitation { group, by, reason }),
-                    InvitationPolicy::AutoAccept => {
-                        let this = self.clone();
-                        tokio::spawn(async move {
-                            // A failed accept (a forged invitation, a group that is gone)
-                            // joins nothing and reports nothing.
-                            let _ = this.accept(&group, by).await;
-                        });
-                    }
-                }
-            }
-            GroupEvent::ProfileChanged { group } => self.profile_changed_without_notice(group),
-            _ => {}
-        }
+    /// True for a group's bare JID on our group service: the one "is this a group?" test
+    /// (bookmarks of rooms elsewhere, invitations to them, and user JIDs are not).
+    pub(crate) fn is_our_group(&self, jid: &str) -> bool {
+        let services = GroupServices::new(self.services.borrow().groups.iter().cloned());
+        jid.parse::<Jid>()
+            .is_ok_and(|j| j.resource().is_none() && services.is_group(&j))
     }
 }
 
@@ -899,54 +647,4 @@ fn send_error(e: groupchat_transport::TransportError) -> RequestError {
         }
         _ => RequestError::NotConnected,
     }
-}
-
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-/// The reader task: every transport event passes here, in order.
-async fn run(inner: Arc<Inner>, mut transport: groupchat_transport::Client) {
-    let mut connected_once = false;
-    while let Some(ev) = transport.next_event().await {
-        match ev {
-            TransportEvent::State(s) => {
-                // A new session after an earlier one: rooms and presence are gone.
-                let fresh = matches!(s, ConnectionState::Connected { resumed: false, .. })
-                    && connected_once;
-                if fresh {
-                    tracing::debug!("not resumed: joining every group again");
-                    tokio::spawn(inner.clone().setup(false));
-                }
-                match &s {
-                    ConnectionState::Connected { .. } => connected_once = true,
-                    ConnectionState::Ended { .. } => inner.fail_pending(),
-                    _ => {}
-                }
-                inner.emit(Event::Connection((&s).into()));
-                if fresh {
-                    inner.report_gap();
-                }
-            }
-            TransportEvent::Stanza(stanza) => {
-                inner.last_received_ms.store(unix_ms(), Ordering::Relaxed);
-                inner.on_stanza(stanza);
-            }
-            TransportEvent::Dropped { reason, envelope } => {
-                inner.last_received_ms.store(unix_ms(), Ordering::Relaxed);
-                inner.on_dropped(reason, envelope);
-            }
-            TransportEvent::Unacknowledged { stanzas } => {
-                // At-least-once: requests and messages the old session may have lost are
-                // sent again (message ids let receivers drop the duplicates), by the set-up
-                // of the new session (spawned at its `Connected`, which follows) once the
-                // groups are joined again.
-                lock(&inner.replay).extend(stanzas.into_iter().map(|u| u.bytes.to_vec()));
-            }
-            _ => {}
-        }
-    }
-    inner.fail_pending();
 }

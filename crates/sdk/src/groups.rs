@@ -2,8 +2,6 @@
 //! (bookmarks, notices, profile events).
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use groupchat_protocol::codec::xep::bookmarks::{self, Bookmark, Dialect};
 use groupchat_protocol::codec::xep::muc_user::Affiliation;
@@ -12,21 +10,15 @@ use groupchat_protocol::codec::xep::stanza_error::{ErrorType, StanzaError};
 use groupchat_protocol::codec::xep::vcard::{self, Photo};
 use groupchat_protocol::codec::xep::{disco, muc_admin, muc_owner, upload};
 use groupchat_protocol::codec::{Message, MessageType};
-use groupchat_protocol::group::GroupMessage;
 use groupchat_protocol::jid::{BareJid, Jid};
 
-use crate::client::{Client, Inner, is_not_member, lock};
+use crate::client::{Client, Inner, is_not_member};
 use crate::error::RequestError;
 use crate::events::Event;
 use crate::group::{Group, GroupImage, GroupProfile, Participant, ParticipantRole};
 
 /// Longest group name accepted.
 const MAX_NAME_CHARS: usize = 256;
-/// How long after a configuration change (status 104) without a notice the SDK reports the
-/// change as made by an unknown client.
-const NOTICE_GRACE: Duration = Duration::from_secs(5);
-/// How long our own configuration submissions explain the status 104 that follows them.
-const OWN_CHANGE_WINDOW: Duration = Duration::from_secs(10);
 
 /// A message that was sent: its id, and for a group the room's archive id (the row id that
 /// history, markers and deletion use).
@@ -101,7 +93,7 @@ fn refused(e: RequestError) -> RequestError {
 impl Client {
     /// The group service's domain, or 403 when the server has none.
     fn group_service(&self) -> Result<String, RequestError> {
-        lock(&self.inner.services).groups.clone().ok_or_else(|| {
+        self.inner.services.borrow().groups.clone().ok_or_else(|| {
             RequestError::FeatureUnavailable("group chat (the server has no MUC service)".into())
         })
     }
@@ -194,9 +186,10 @@ impl Client {
                 .await;
             return Err(e);
         }
-        lock(&inner.state)
-            .groups
-            .insert(group.clone(), Some(name.clone()));
+        {
+            let (g, n) = (group.clone(), name.clone());
+            inner.with(move |c| c.list(&g, Some(n))).await?;
+        }
         let listed = inner
             .bookmark_add(Bookmark::new(
                 &group,
@@ -218,7 +211,7 @@ impl Client {
             .await?;
         }
         listed?;
-        Ok(self.group_entry(group, Some(name)))
+        Ok(self.group_entry(group, Some(name)).await)
     }
 
     /// Parses user JIDs (400 for an invalid one), without duplicates and without us.
@@ -297,34 +290,36 @@ impl Client {
     #[tracing::instrument(level = "debug", skip_all)]
     pub async fn groups(&self) -> Result<Vec<Group>, RequestError> {
         let stored = self.inner.read_bookmarks().await?;
-        let mut st = lock(&self.inner.state);
-        for b in stored {
-            if st.exiting.contains(&b.jid) {
-                continue;
-            }
-            let known = st.groups.entry(b.jid).or_insert(None);
-            if known.is_none() {
-                *known = b.name;
-            }
+        let listed: Vec<(String, Option<String>)> = self
+            .inner
+            .with(move |c| {
+                for b in stored {
+                    if c.records.get(&b.jid).is_some_and(|r| r.exiting) {
+                        continue;
+                    }
+                    let r = c.record(&b.jid);
+                    r.listed = true;
+                    if r.name.is_none() {
+                        r.name = b.name;
+                    }
+                }
+                c.listed().map(|(j, r)| (j.clone(), r.name.clone())).collect()
+            })
+            .await?;
+        let mut out = Vec::with_capacity(listed.len());
+        for (jid, name) in listed {
+            out.push(self.group_entry(jid, name).await);
         }
-        let listed: Vec<(String, Option<String>)> = st
-            .groups
-            .iter()
-            .map(|(j, n)| (j.clone(), n.clone()))
-            .collect();
-        drop(st);
-        Ok(listed
-            .into_iter()
-            .map(|(jid, name)| self.group_entry(jid, name))
-            .collect())
+        Ok(out)
     }
 
     /// A listed group with what the room last said of us.
-    fn group_entry(&self, jid: String, name: Option<String>) -> Group {
-        let joined = self.inner.in_room(&jid);
+    async fn group_entry(&self, jid: String, name: Option<String>) -> Group {
+        let joined = self.inner.in_room(&jid).await;
         let role = self
             .inner
             .my_affiliation(&jid)
+            .await
             .and_then(ParticipantRole::of);
         Group {
             jid,
@@ -358,10 +353,10 @@ impl Client {
         if let Some(photo) = &photo {
             self.store_image(&group, photo).await?;
         }
-        let had = lock(&inner.state)
-            .groups
-            .insert(group.clone(), Some(name.clone()))
-            .is_some();
+        let had = {
+            let (g, n) = (group.clone(), name.clone());
+            !inner.with(move |c| c.list(&g, Some(n))).await?
+        };
         self.notice(&group, NoticeKind::ProfileUpdated, Vec::new())
             .await?;
         if had {
@@ -431,7 +426,7 @@ impl Client {
         media_type: &str,
         data: Vec<u8>,
     ) -> Result<String, RequestError> {
-        let (service, limit) = lock(&self.inner.services).upload.clone().ok_or_else(|| {
+        let (service, limit) = self.inner.services.borrow().upload.clone().ok_or_else(|| {
             RequestError::FeatureUnavailable(
                 "file upload (the server has no upload service)".into(),
             )
@@ -483,15 +478,19 @@ impl Client {
                 // A server that keeps a list from members: those present stand in, when we
                 // are in the group ourselves (else the refusal stands).
                 Err(RequestError::Forbidden(e)) => {
-                    if !self.inner.in_room(&group) {
+                    if !self.inner.in_room(&group).await {
                         return Err(RequestError::Forbidden(e));
                     }
-                    let st = lock(&self.inner.state);
-                    st.tracker
-                        .occupants(&group)
-                        .filter(|o| o.affiliation == Some(aff))
-                        .filter_map(|o| o.jid.clone())
-                        .collect()
+                    let g = group.clone();
+                    self.inner
+                        .with(move |c| {
+                            c.tracker
+                                .occupants(&g)
+                                .filter(|o| o.affiliation == Some(aff))
+                                .filter_map(|o| o.jid.clone())
+                                .collect()
+                        })
+                        .await?
                 }
                 Err(e) => return Err(e),
             };
@@ -505,11 +504,17 @@ impl Client {
                 }
             }
         }
-        let st = lock(&self.inner.state);
-        for o in st.tracker.occupants(&group) {
-            if let Some(p) = out.iter_mut().find(|p| Some(&p.jid) == o.jid.as_ref()) {
-                p.online = true;
-            }
+        let online: Vec<String> = self
+            .inner
+            .with(move |c| {
+                c.tracker
+                    .occupants(&group)
+                    .filter_map(|o| o.jid.clone())
+                    .collect()
+            })
+            .await?;
+        for p in &mut out {
+            p.online = online.contains(&p.jid);
         }
         Ok(out)
     }
@@ -631,7 +636,7 @@ impl Client {
 
     /// Makes sure we are in the group's room (to act in it): 404 when the group is gone.
     async fn enter(&self, group: &str) -> Result<(), RequestError> {
-        if self.inner.in_room(group) {
+        if self.inner.in_room(group).await {
             return Ok(());
         }
         match self.inner.join(group).await {
@@ -657,7 +662,7 @@ impl Client {
         let inner = &self.inner;
         let me = inner.me.to_string();
         self.enter(&group).await?;
-        let admin = inner.my_affiliation(&group) == Some(Affiliation::Owner);
+        let admin = inner.my_affiliation(&group).await == Some(Affiliation::Owner);
         if admin {
             let all = self.affiliations(&group).await?;
             if !all
@@ -672,7 +677,7 @@ impl Client {
                 self.grant_admin(&group, heir).await?;
             }
         }
-        lock(&inner.state).exiting.insert(group.clone());
+        inner.set_exiting(&group, true).await?;
         let result = async {
             self.notice(&group, NoticeKind::MemberLeft, Vec::new())
                 .await?;
@@ -692,7 +697,7 @@ impl Client {
         }
         .await;
         if let Err(e) = result {
-            lock(&inner.state).exiting.remove(&group);
+            inner.set_exiting(&group, false).await?;
             return Err(e);
         }
         self.forget(&group).await
@@ -713,7 +718,7 @@ impl Client {
             }
             Err(e) => return Err(e),
         }
-        if inner.my_affiliation(&group) == Some(Affiliation::Owner) {
+        if inner.my_affiliation(&group).await == Some(Affiliation::Owner) {
             self.notice(&group, NoticeKind::GroupDeleted, Vec::new())
                 .await?;
             inner
@@ -722,30 +727,26 @@ impl Client {
                 .map_err(refused)?;
             // Reported once: here, or by the room's destruction presence if it came first.
             inner
-                .group_gone(
+                .gone(
                     &group,
                     Event::GroupDeleted {
                         group: group.clone(),
                         by: Some(inner.me.to_string()),
                     },
                 )
-                .await;
-            Ok(())
+                .await
         } else {
-            lock(&inner.state).exiting.insert(group.clone());
+            inner.set_exiting(&group, true).await?;
             inner.send(muc_owner::leave(&group, &inner.nick)).await?;
             self.forget(&group).await
         }
     }
 
     async fn forget(&self, group: &str) -> Result<(), RequestError> {
-        {
-            let mut st = lock(&self.inner.state);
-            st.groups.remove(group);
-            st.tracker.forget(group);
-        }
+        let g = group.to_owned();
+        self.inner.with(move |c| c.unlist(&g)).await?;
         let r = self.inner.bookmark_remove(group).await;
-        lock(&self.inner.state).exiting.remove(group);
+        self.inner.set_exiting(group, false).await?;
         r
     }
 
@@ -755,7 +756,7 @@ impl Client {
     #[tracing::instrument(level = "debug", skip_all, fields(group = %group))]
     pub async fn join_group(&self, group: &str) -> Result<(), RequestError> {
         let group = self.group_arg(group)?;
-        self.inner.accept(&group, None).await
+        self.inner.accept(&group, None, None).await
     }
 
     /// Sends a text message: to a group (type groupchat; waits for the room to take it, so
@@ -787,6 +788,30 @@ impl Client {
 }
 
 impl Inner {
+    /// Notes that we are about to change `group`'s configuration or image (see
+    /// [`Core::own_change`](crate::core::Core::own_change)).
+    pub(crate) fn own_change(&self, group: &str) {
+        let g = group.to_owned();
+        self.tell(move |c| c.own_change(&g));
+    }
+
+    /// Marks `group` as being left by us (our departure is then no removal), or not.
+    pub(crate) async fn set_exiting(&self, group: &str, on: bool) -> Result<(), RequestError> {
+        let g = group.to_owned();
+        self.with(move |c| c.record(&g).exiting = on).await
+    }
+
+    /// Forgets a group that is gone and reports `event` once its bookmark is removed; a
+    /// group that is not (or no longer) listed reports nothing.
+    pub(crate) async fn gone(&self, group: &str, event: Event) -> Result<(), RequestError> {
+        let g = group.to_owned();
+        if self.with(move |c| c.unlist(&g)).await? {
+            let _ = self.bookmark_remove(group).await;
+            self.emit(event);
+        }
+        Ok(())
+    }
+
     pub(crate) async fn profile(&self, group: &str) -> Result<GroupProfile, RequestError> {
         let info = self
             .request(Some(group), |id| disco::info(group, id))
@@ -817,140 +842,6 @@ impl Inner {
         })
     }
 
-    /// A notice from a member: the event it stands for. Only the room's word on who sent
-    /// it counts (the occupant's real JID, never a nickname), and only an admin's notice
-    /// about an admin's action is believed.
-    pub(crate) fn on_notice(self: &Arc<Self>, gm: &GroupMessage, n: Notice) {
-        let Some(by) = gm.sender.jid.clone() else {
-            return;
-        };
-        let group = gm.group.clone();
-        let from_admin = gm.sender.affiliation == Some(Affiliation::Owner);
-        if n.kind != NoticeKind::MemberLeft && !from_admin {
-            tracing::debug!(group, %by, kind = n.kind.as_str(), "notice ignored: not from an admin");
-            return;
-        }
-        let first = n.participants.first().cloned().unwrap_or_default();
-        match n.kind {
-            NoticeKind::ParticipantsAdded => self.emit(Event::ParticipantsAdded {
-                group,
-                participants: n.participants,
-                by,
-            }),
-            NoticeKind::ParticipantRemoved => self.emit(Event::ParticipantRemoved {
-                group,
-                participant: first,
-                by,
-            }),
-            NoticeKind::AdminGranted => self.emit(Event::AdminGranted {
-                group,
-                participant: first,
-                by,
-            }),
-            NoticeKind::MemberLeft => {
-                self.emit(Event::MemberLeft {
-                    group: group.clone(),
-                    participant: by.clone(),
-                });
-                // A member cannot drop their own membership; an admin does it for them.
-                let me_admin = self.my_affiliation(&group) == Some(Affiliation::Owner);
-                if me_admin && by != self.me.to_string() && !from_admin {
-                    let this = self.clone();
-                    tokio::spawn(async move {
-                        let _ = this
-                            .request(Some(&group), |id| {
-                                muc_admin::set(&group, id, &by, Affiliation::None, None)
-                            })
-                            .await;
-                    });
-                }
-            }
-            NoticeKind::GroupDeleted => {
-                lock(&self.state)
-                    .deleted_by
-                    .insert(group, (by, Instant::now()));
-            }
-            NoticeKind::ProfileUpdated => {
-                lock(&self.state)
-                    .profile_notices
-                    .insert(group.clone(), Instant::now());
-                let this = self.clone();
-                tokio::spawn(async move {
-                    if let Ok(profile) = this.profile(&group).await {
-                        this.note_name(&group, profile.name.clone());
-                        this.emit(Event::ProfileUpdated {
-                            group,
-                            profile,
-                            by: Some(by),
-                        });
-                    }
-                });
-            }
-            _ => {}
-        }
-    }
-
-    fn note_name(&self, group: &str, name: Option<String>) {
-        if let Some(n) = lock(&self.state).groups.get_mut(group) {
-            *n = name;
-        }
-    }
-
-    /// Notes that we are about to change `group`'s configuration or image: the status 104
-    /// that follows is ours, and our notice reports it.
-    pub(crate) fn own_change(&self, group: &str) {
-        lock(&self.state)
-            .own_changes
-            .insert(group.to_owned(), Instant::now());
-    }
-
-    /// A configuration change (status 104). Changes made through this SDK come with a
-    /// notice, which reports them with the actor; when none follows within
-    /// [`NOTICE_GRACE`], another client made the change and it is reported without one.
-    pub(crate) fn profile_changed_without_notice(self: &Arc<Self>, group: String) {
-        let seen_at = Instant::now();
-        {
-            let mut st = lock(&self.state);
-            let ours = st
-                .own_changes
-                .get(&group)
-                .is_some_and(|t| t.elapsed() < OWN_CHANGE_WINDOW);
-            if ours || !st.profile_checks.insert(group.clone()) {
-                return; // our own change, or a check is already waiting
-            }
-        }
-        let this = self.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(NOTICE_GRACE).await;
-            let noticed = {
-                let mut st = lock(&this.state);
-                st.profile_checks.remove(&group);
-                st.profile_notices
-                    .get(&group)
-                    .is_some_and(|t| *t >= seen_at)
-            };
-            if noticed {
-                return;
-            }
-            if let Ok(profile) = this.profile(&group).await {
-                this.note_name(&group, profile.name.clone());
-                this.emit(Event::ProfileUpdated {
-                    group,
-                    profile,
-                    by: None,
-                });
-            }
-        });
-    }
-
-    /// True for a group's bare JID on our group service: the one "is this a group?" test
-    /// (bookmarks of rooms elsewhere, invitations to them, and user JIDs are not).
-    pub(crate) fn is_our_group(&self, jid: &str) -> bool {
-        jid.parse::<Jid>().is_ok_and(|j| {
-            j.resource().is_none() && lock(&self.state).tracker.services().is_group(&j)
-        })
-    }
-
     /// Both bookmark stores, merged (XEP-0402 items and XEP-0048 private storage): our
     /// groups, and remembers the other entries of private storage so that rewriting it
     /// keeps them.
@@ -967,13 +858,14 @@ impl Inner {
         };
         let (ours, foreign): (Vec<Bookmark>, Vec<Bookmark>) =
             private.into_iter().partition(|b| self.is_our_group(&b.jid));
-        {
-            let mut st = lock(&self.state);
-            if !ours.is_empty() {
-                st.dialect = Dialect::Private;
+        let private_used = !ours.is_empty();
+        self.with(move |c| {
+            if private_used {
+                c.dialect = Dialect::Private;
             }
-            st.foreign_bookmarks = foreign;
-        }
+            c.foreign_bookmarks = foreign;
+        })
+        .await?;
         let mut all: Vec<Bookmark> = pep
             .into_iter()
             .filter(|b| self.is_our_group(&b.jid))
@@ -988,33 +880,44 @@ impl Inner {
 
     pub(crate) async fn load_bookmarks(&self) -> Result<(), RequestError> {
         let all = self.read_bookmarks().await?;
-        let mut st = lock(&self.state);
-        for b in all {
-            st.bookmarked.insert(b.jid.clone());
-            st.groups.insert(b.jid, b.name);
-        }
-        Ok(())
+        self.with(move |c| {
+            for b in all {
+                c.list(&b.jid, b.name);
+                c.record(&b.jid).bookmarked = true;
+            }
+        })
+        .await
     }
 
-    /// Our groups that are bookmarked, plus `extra`, as bookmarks.
-    fn bookmarks_with(&self, extra: Option<&Bookmark>) -> Vec<Bookmark> {
-        let st = lock(&self.state);
-        let mut out: Vec<Bookmark> = st
-            .groups
-            .iter()
-            .filter(|(jid, _)| st.bookmarked.contains(*jid))
-            .filter(|(jid, _)| extra.is_none_or(|b| b.jid != **jid))
-            .map(|(jid, name)| Bookmark::new(jid, name.clone(), Some(self.nick.clone())))
-            .collect();
-        out.extend(extra.cloned());
-        out
+    /// The bookmark dialect, our listed groups that are bookmarked plus `extra` (the list
+    /// a read-back should find), and the private-storage document (those and the foreign
+    /// entries it held).
+    async fn bookmark_state(
+        &self,
+        extra: Option<Bookmark>,
+    ) -> Result<(Dialect, Vec<Bookmark>, Vec<Bookmark>), RequestError> {
+        let nick = self.nick.clone();
+        self.with(move |c| {
+            let mut ours: Vec<Bookmark> = c
+                .listed()
+                .filter(|(jid, r)| r.bookmarked && extra.as_ref().is_none_or(|b| b.jid != **jid))
+                .map(|(jid, r)| Bookmark::new(jid, r.name.clone(), Some(nick.clone())))
+                .collect();
+            ours.extend(extra);
+            let mut doc = ours.clone();
+            doc.extend(c.foreign_bookmarks.iter().cloned());
+            (c.dialect, ours, doc)
+        })
+        .await
     }
 
-    /// The private-storage document: our bookmarks and the foreign entries it held.
-    fn private_document(&self, ours: Vec<Bookmark>) -> Vec<Bookmark> {
-        let mut all = ours;
-        all.extend(lock(&self.state).foreign_bookmarks.iter().cloned());
-        all
+    fn set_bookmarked(&self, group: &str, on: bool) {
+        let g = group.to_owned();
+        self.tell(move |c| c.record(&g).bookmarked = on);
+    }
+
+    fn set_dialect(&self, d: Dialect) {
+        self.tell(move |c| c.dialect = d);
     }
 
     /// Adds or updates a bookmark, walking the server's dialect (see
@@ -1022,13 +925,11 @@ impl Inner {
     pub(crate) async fn bookmark_add(&self, b: Bookmark) -> Result<(), RequestError> {
         let _one = self.bookmark_lock.lock().await;
         loop {
-            let dialect = lock(&self.state).dialect;
-            let expected = self.bookmarks_with(Some(&b));
+            let (dialect, expected, doc) = self.bookmark_state(Some(b.clone())).await?;
             if dialect == Dialect::Private {
-                let doc = self.private_document(expected);
                 self.request(None, |id| bookmarks::set_private(id, &doc))
                     .await?;
-                lock(&self.state).bookmarked.insert(b.jid.clone());
+                self.set_bookmarked(&b.jid, true);
                 return Ok(());
             }
             match self
@@ -1042,13 +943,13 @@ impl Inner {
                     };
                     let next = dialect.after_read_back(&expected, &stored);
                     if next == dialect {
-                        lock(&self.state).bookmarked.insert(b.jid.clone());
+                        self.set_bookmarked(&b.jid, true);
                         return Ok(());
                     }
-                    lock(&self.state).dialect = next;
+                    self.set_dialect(next);
                 }
                 Err(RequestError::Stanza(e)) => match dialect.after_publish_error(&e) {
-                    Some(next) => lock(&self.state).dialect = next,
+                    Some(next) => self.set_dialect(next),
                     None => return Err(RequestError::Stanza(e)),
                 },
                 Err(e) => return Err(e),
@@ -1059,11 +960,10 @@ impl Inner {
     /// Removes a bookmark from both stores.
     pub(crate) async fn bookmark_remove(&self, group: &str) -> Result<(), RequestError> {
         let _one = self.bookmark_lock.lock().await;
-        lock(&self.state).bookmarked.remove(group);
+        self.set_bookmarked(group, false);
         let r = self.request(None, |id| bookmarks::retract(id, group)).await;
-        if lock(&self.state).dialect == Dialect::Private {
-            let ours = self.bookmarks_with(None);
-            let doc = self.private_document(ours);
+        let (dialect, _, doc) = self.bookmark_state(None).await?;
+        if dialect == Dialect::Private {
             return self
                 .request(None, |id| bookmarks::set_private(id, &doc))
                 .await

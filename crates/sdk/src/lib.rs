@@ -45,6 +45,7 @@
 //! `docs/ARCHITECTURE.md` and `docs/sdk.md` for how each call maps to XMPP.
 
 mod client;
+mod core;
 mod config;
 mod error;
 mod events;

@@ -1,0 +1,690 @@
+//! The one owner of the SDK's state: a task that receives the transport's events and the
+//! calls' commands, in order, and keeps a record per group.
+//!
+//! Calls run on the application's tasks and reach the state only through commands
+//! ([`Inner::tell`], [`Inner::with`]): closures the owner runs between two transport events,
+//! so a call never sees half of an event's effects. Work an event starts (fetching a
+//! profile, leaving a group that removed us, accepting an invitation, the grace window of a
+//! change without a notice) runs as a follow-up future owned by this task, never detached:
+//! it ends with the client. Events leave through a [`Sequencer`]: an event whose follow-up
+//! is still running holds a place, so the application sees events in the order the stanzas
+//! that caused them arrived.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use groupchat_protocol::DropReason;
+use groupchat_protocol::codec::xep::bookmarks::{Bookmark, Dialect};
+use groupchat_protocol::codec::xep::muc_admin;
+use groupchat_protocol::codec::xep::muc_user::Affiliation;
+use groupchat_protocol::codec::xep::notice::{Notice, NoticeKind};
+use groupchat_protocol::codec::xep::stanza_error::{ErrorType, StanzaError};
+use groupchat_protocol::codec::{Envelope, Iq, IqType, Message, MessageType, Stanza};
+use groupchat_protocol::group::{GroupEvent, GroupMessage, GroupTracker, bare_of};
+use groupchat_protocol::jid::Jid;
+use groupchat_transport::{ConnectionState, TransportEvent};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::client::Inner;
+use crate::config::InvitationPolicy;
+use crate::error::RequestError;
+use crate::events::{Event, MissedMessages};
+
+/// How long a deletion notice names the actor of the room's destruction.
+pub(crate) const DELETION_NOTICE_VALIDITY: Duration = Duration::from_secs(30);
+/// How long after a configuration change (status 104) without a notice the SDK reports the
+/// change as made by an unknown client.
+pub(crate) const NOTICE_GRACE: Duration = Duration::from_secs(5);
+/// How long our own configuration submissions explain the status 104 that follows them.
+pub(crate) const OWN_CHANGE_WINDOW: Duration = Duration::from_secs(10);
+
+/// A command: a closure the owner runs on its state.
+pub(crate) type Command = Box<dyn FnOnce(&mut Core) + Send>;
+type PendingIq = (Option<String>, oneshot::Sender<Result<Iq, RequestError>>);
+pub(crate) type Reflection = Result<Option<String>, StanzaError>;
+pub(crate) type JoinWaiter = oneshot::Sender<Result<bool, StanzaError>>;
+
+/// What the client knows of one group.
+#[derive(Debug, Default)]
+pub(crate) struct GroupRecord {
+    /// In our group list (bookmarks).
+    pub(crate) listed: bool,
+    /// Its name, as last read.
+    pub(crate) name: Option<String>,
+    /// Its bookmark is stored (the read-back after a publish expects it).
+    pub(crate) bookmarked: bool,
+    /// We are leaving it: our own departure is not a removal.
+    pub(crate) exiting: bool,
+    /// Who announced its deletion, and when (the notice precedes the destruction).
+    pub(crate) deleted_by: Option<(String, Instant)>,
+    /// When its last profile notice arrived.
+    pub(crate) profile_notice: Option<Instant>,
+    /// A "changed without a notice" check is waiting.
+    pub(crate) profile_check: bool,
+    /// When we last changed its configuration or image ourselves.
+    pub(crate) own_change: Option<Instant>,
+    /// The archive id of the last message seen live in it.
+    pub(crate) last_stanza_id: Option<String>,
+}
+
+/// A place in the event order, held by an event whose follow-up is still running.
+#[derive(Debug)]
+pub(crate) struct Ticket(u64);
+
+/// Hands events to the hub in the order their places were taken.
+#[derive(Default)]
+pub(crate) struct Sequencer {
+    next: u64,
+    /// Places taken and not yet handed out, oldest first: `None` while waiting.
+    queue: VecDeque<(u64, Option<Option<Event>>)>,
+}
+
+impl Sequencer {
+    fn reserve(&mut self) -> Ticket {
+        let t = self.next;
+        self.next += 1;
+        self.queue.push_back((t, None));
+        Ticket(t)
+    }
+
+    /// The events ready to go out, in order.
+    fn push(&mut self, e: Event, out: &mut Vec<Event>) {
+        if self.queue.is_empty() {
+            out.push(e);
+        } else {
+            let t = self.reserve();
+            self.fill(t, Some(e), out);
+        }
+    }
+
+    fn fill(&mut self, t: Ticket, e: Option<Event>, out: &mut Vec<Event>) {
+        if let Some(slot) = self.queue.iter_mut().find(|(n, _)| *n == t.0) {
+            slot.1 = Some(e);
+        }
+        while let Some((_, Some(_))) = self.queue.front() {
+            if let Some((_, Some(Some(e)))) = self.queue.pop_front() {
+                out.push(e);
+            }
+        }
+    }
+}
+
+/// The group state and request bookkeeping; only the owner task touches it.
+pub(crate) struct Core {
+    pub(crate) inner: Arc<Inner>,
+    pub(crate) tracker: GroupTracker,
+    /// Every group we know something of, by bare JID.
+    pub(crate) records: BTreeMap<String, GroupRecord>,
+    pub(crate) dialect: Dialect,
+    /// Private-storage bookmarks that are not our groups: kept as they are.
+    pub(crate) foreign_bookmarks: Vec<Bookmark>,
+    /// Requests waiting for their answer: id → (the entity asked, the waiter).
+    pub(crate) pending_iq: HashMap<String, PendingIq>,
+    /// Group messages waiting for the room's reflection (its stanza-id) or error.
+    pub(crate) pending_msg: HashMap<String, (String, oneshot::Sender<Reflection>)>,
+    pub(crate) joins: HashMap<String, Vec<JoinWaiter>>,
+    /// Stanzas a failed resumption left unacknowledged: sent again once the groups are
+    /// joined again (a groupchat message sent before would be refused by the room).
+    pub(crate) replay: Vec<Vec<u8>>,
+    /// When the last stanza arrived (milliseconds since the Unix epoch): where a gap after
+    /// a lost session begins.
+    last_received_ms: u64,
+    connected_once: bool,
+    events: Sequencer,
+    /// Follow-ups started while handling the last input; the run loop takes them over.
+    started: Vec<BoxFuture<'static, ()>>,
+}
+
+impl Core {
+    pub(crate) fn new(inner: Arc<Inner>) -> Self {
+        Self {
+            inner,
+            tracker: GroupTracker::default(),
+            records: BTreeMap::new(),
+            dialect: Dialect::default(),
+            foreign_bookmarks: Vec::new(),
+            pending_iq: HashMap::new(),
+            pending_msg: HashMap::new(),
+            joins: HashMap::new(),
+            replay: Vec::new(),
+            last_received_ms: unix_ms(),
+            connected_once: false,
+            events: Sequencer::default(),
+            started: Vec::new(),
+        }
+    }
+
+    /// The record of `group`, made if needed.
+    pub(crate) fn record(&mut self, group: &str) -> &mut GroupRecord {
+        self.records.entry(group.to_owned()).or_default()
+    }
+
+    /// The groups of our list, with their names.
+    pub(crate) fn listed(&self) -> impl Iterator<Item = (&String, &GroupRecord)> {
+        self.records.iter().filter(|(_, r)| r.listed)
+    }
+
+    pub(crate) fn is_listed(&self, group: &str) -> bool {
+        self.records.get(group).is_some_and(|r| r.listed)
+    }
+
+    /// Puts `group` in the list (or renames it); true when it was not listed.
+    pub(crate) fn list(&mut self, group: &str, name: Option<String>) -> bool {
+        let r = self.record(group);
+        r.name = name;
+        !std::mem::replace(&mut r.listed, true)
+    }
+
+    /// Takes `group` off the list and forgets its room; true when it was listed.
+    pub(crate) fn unlist(&mut self, group: &str) -> bool {
+        self.tracker.forget(group);
+        let was = self.records.get_mut(group).is_some_and(|r| {
+            r.name = None;
+            std::mem::replace(&mut r.listed, false)
+        });
+        if self
+            .records
+            .get(group)
+            .is_some_and(|r| !r.exiting && !r.bookmarked)
+        {
+            self.records.remove(group);
+        }
+        was
+    }
+
+    /// True when we are in `group`'s room now.
+    pub(crate) fn in_room(&self, group: &str) -> bool {
+        let nick = &self.inner.nick;
+        self.tracker.occupants(group).any(|o| o.nick == *nick)
+    }
+
+    /// Our affiliation in `group`, as the room last said.
+    pub(crate) fn my_affiliation(&self, group: &str) -> Option<Affiliation> {
+        let nick = &self.inner.nick;
+        self.tracker
+            .occupants(group)
+            .find(|o| o.nick == *nick)
+            .and_then(|o| o.affiliation)
+    }
+
+    /// Reports `e` after every event that came before it.
+    pub(crate) fn emit(&mut self, e: Event) {
+        let mut out = Vec::new();
+        self.events.push(e, &mut out);
+        self.publish(out);
+    }
+
+    /// Holds a place in the event order for an event a follow-up will produce.
+    pub(crate) fn reserve(&mut self) -> Ticket {
+        self.events.reserve()
+    }
+
+    /// Fills a held place (`None`: nothing to report after all) and lets the events behind
+    /// it go.
+    pub(crate) fn fill(&mut self, t: Ticket, e: Option<Event>) {
+        let mut out = Vec::new();
+        self.events.fill(t, e, &mut out);
+        self.publish(out);
+    }
+
+    fn publish(&self, out: Vec<Event>) {
+        for e in out {
+            self.inner.events.emit(e);
+        }
+    }
+
+    /// Starts a follow-up owned by this task.
+    pub(crate) fn start(&mut self, f: impl FnOnce(Arc<Inner>) -> BoxFuture<'static, ()>) {
+        let fut = f(self.inner.clone());
+        self.started.push(fut);
+    }
+
+    /// Notes that we are about to change `group`'s configuration or image: the status 104
+    /// that follows is ours, and our notice reports it.
+    pub(crate) fn own_change(&mut self, group: &str) {
+        self.record(group).own_change = Some(Instant::now());
+    }
+
+    fn on_transport(&mut self, ev: TransportEvent) {
+        match ev {
+            TransportEvent::State(s) => {
+                // A new session after an earlier one: rooms and presence are gone.
+                let fresh = matches!(s, ConnectionState::Connected { resumed: false, .. })
+                    && self.connected_once;
+                if fresh {
+                    tracing::debug!("not resumed: joining every group again");
+                    self.start(|inner| Box::pin(async move { drop(inner.setup(false).await) }));
+                }
+                match &s {
+                    ConnectionState::Connected { .. } => self.connected_once = true,
+                    ConnectionState::Ended { .. } => self.fail_pending(),
+                    _ => {}
+                }
+                self.emit(Event::Connection((&s).into()));
+                if fresh {
+                    self.report_gap();
+                }
+            }
+            TransportEvent::Stanza(stanza) => {
+                self.last_received_ms = unix_ms();
+                self.on_stanza(stanza);
+            }
+            TransportEvent::Dropped { reason, envelope } => {
+                self.last_received_ms = unix_ms();
+                self.on_dropped(reason, envelope);
+            }
+            TransportEvent::Unacknowledged { stanzas } => {
+                // At-least-once: requests and messages the old session may have lost are
+                // sent again (message ids let receivers drop the duplicates), by the set-up
+                // of the new session (started at its `Connected`, which follows) once the
+                // groups are joined again.
+                self.replay
+                    .extend(stanzas.into_iter().map(|u| u.bytes.to_vec()));
+            }
+            _ => {}
+        }
+    }
+
+    /// A stanza the session could not decode: a request waiting for it as its answer fails
+    /// now (502) instead of timing out; the application hears of every drop.
+    fn on_dropped(&mut self, reason: DropReason, envelope: Option<Box<Envelope>>) {
+        if let Some(env) = &envelope
+            && env.name == "iq"
+            && matches!(env.kind.as_deref(), Some("result" | "error"))
+            && let Some(id) = &env.id
+        {
+            let answered = self.resolve_iq(id, env.from.as_ref(), || {
+                Err(RequestError::MalformedAnswer(reason.to_string()))
+            });
+            if answered {
+                tracing::debug!(id, "request failed: its answer could not be decoded");
+            }
+        }
+        self.emit(Event::StanzaDropped {
+            reason,
+            from: envelope.and_then(|e| e.from).map(|j| j.to_string()),
+        });
+    }
+
+    /// Hands the request waiting for answer `id` its outcome, if `from` may answer it; true
+    /// when one was waiting.
+    fn resolve_iq(
+        &mut self,
+        id: &str,
+        from: Option<&Jid>,
+        outcome: impl FnOnce() -> Result<Iq, RequestError>,
+    ) -> bool {
+        // Only the entity asked may answer: anything else leaves the request waiting.
+        if !self
+            .pending_iq
+            .get(id)
+            .is_some_and(|(to, _)| self.inner.answers(to.as_deref(), from))
+        {
+            return false;
+        }
+        match self.pending_iq.remove(id) {
+            Some((_, tx)) => {
+                let _ = tx.send(outcome());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// After a session that could not be resumed: the server discarded what it had not
+    /// delivered, so every group may have missed messages since the last stanza we got.
+    fn report_gap(&mut self) {
+        let since_ms = self.last_received_ms;
+        let groups: Vec<MissedMessages> = self
+            .listed()
+            .map(|(g, r)| MissedMessages {
+                group: g.clone(),
+                after: r.last_stanza_id.clone(),
+                since_ms,
+            })
+            .collect();
+        if !groups.is_empty() {
+            tracing::debug!(groups = groups.len(), since_ms, "messages may be missing");
+            self.emit(Event::MessagesMayBeMissing { groups });
+        }
+    }
+
+    fn fail_pending(&mut self) {
+        self.pending_iq.clear();
+        self.pending_msg.clear();
+        self.joins.clear();
+    }
+
+    fn on_stanza(&mut self, stanza: Stanza) {
+        match &stanza {
+            Stanza::Iq(iq) => {
+                self.on_iq(iq);
+                return;
+            }
+            Stanza::Message(m) => self.resolve_message(m),
+            _ => {}
+        }
+        let events = self.tracker.ingest(&stanza);
+        let Stanza::Message(m) = &stanza else {
+            for e in events {
+                self.on_group_event(e, None);
+            }
+            return;
+        };
+        if events.is_empty() {
+            self.on_direct_message(m);
+        }
+        for e in events {
+            self.on_group_event(e, Some(m));
+        }
+    }
+
+    fn on_iq(&mut self, iq: &Iq) {
+        match iq.kind {
+            IqType::Result | IqType::Error => {
+                self.resolve_iq(&iq.id, iq.from.as_ref(), || Ok(iq.clone()));
+            }
+            _ => {
+                let is_ping = iq
+                    .payload
+                    .as_ref()
+                    .is_some_and(|p| p.is("ping", "urn:xmpp:ping"));
+                let reply = if is_ping {
+                    iq.result_reply()
+                } else {
+                    iq.error_reply("service-unavailable")
+                };
+                self.start(|inner| {
+                    Box::pin(async move {
+                        let _ = inner.send(reply).await;
+                    })
+                });
+            }
+        }
+    }
+
+    /// Resolves a waiting group send: our reflection, or an error about it.
+    fn resolve_message(&mut self, m: &Message) {
+        if m.kind == MessageType::Error {
+            // Only the group we wrote to may refuse a message (ids are visible to members).
+            let from = m.from.as_ref().map(|f| f.to_bare().to_string());
+            if let Some(id) = &m.id
+                && self
+                    .pending_msg
+                    .get(id)
+                    .is_some_and(|(g, _)| Some(g) == from.as_ref())
+                && let Some((_, tx)) = self.pending_msg.remove(id)
+            {
+                let e = m.error.as_deref().cloned().unwrap_or_else(|| {
+                    StanzaError::new(ErrorType::Cancel, "undefined-condition", None)
+                });
+                let _ = tx.send(Err(e));
+            }
+            return;
+        }
+        if m.kind != MessageType::Groupchat {
+            return;
+        }
+        let Some(from) = &m.from else { return };
+        if from.resource().map(|r| r.as_str()) != Some(self.inner.nick.as_str()) {
+            return;
+        }
+        let group = from.to_bare().to_string();
+        for id in [&m.origin_id, &m.id].into_iter().flatten() {
+            if self.pending_msg.get(id).is_some_and(|(g, _)| *g == group)
+                && let Some((_, tx)) = self.pending_msg.remove(id)
+            {
+                let _ = tx.send(Ok(m.stanza_id_by(&group).map(str::to_owned)));
+                return;
+            }
+        }
+    }
+
+    fn on_direct_message(&mut self, m: &Message) {
+        if !matches!(m.kind, MessageType::Chat | MessageType::Normal) || m.muc_user.is_some() {
+            return;
+        }
+        if let (Some(from), Some(body)) = (&m.from, &m.body) {
+            if self.tracker.services().is_group(from) {
+                return;
+            }
+            self.emit(Event::ChatMessage {
+                from: from.to_bare().to_string(),
+                id: m.id.clone(),
+                body: body.clone(),
+            });
+        }
+    }
+
+    fn resolve_join(&mut self, group: &str, r: Result<bool, StanzaError>) {
+        if let Some(waiters) = self.joins.remove(group) {
+            for w in waiters {
+                let _ = w.send(r.clone());
+            }
+        }
+    }
+
+    /// Forgets a group that is gone (list, room state) and reports `event` in order, once
+    /// its bookmark is removed (so that a group list read after the event no longer has it);
+    /// a group that is not (or no longer) listed reports nothing.
+    pub(crate) fn group_gone(&mut self, group: &str, event: Event) {
+        if !self.unlist(group) {
+            return;
+        }
+        let t = self.reserve();
+        let group = group.to_owned();
+        self.start(|inner| {
+            Box::pin(async move {
+                let _ = inner.bookmark_remove(&group).await;
+                inner.tell(move |c| c.fill(t, Some(event)));
+            })
+        });
+    }
+
+    fn on_group_event(&mut self, e: GroupEvent, m: Option<&Message>) {
+        match e {
+            GroupEvent::Joined { group, created, .. } => self.resolve_join(&group, Ok(created)),
+            GroupEvent::JoinFailed { group, error } => self.resolve_join(&group, Err(error)),
+            GroupEvent::Message(gm) => {
+                if let Some(sid) = &gm.stanza_id {
+                    self.record(&gm.group).last_stanza_id = Some(sid.clone());
+                }
+                match m.and_then(|m| Notice::find(&m.payloads)) {
+                    Some(n) => self.on_notice(&gm, n),
+                    None => self.emit(Event::GroupMessage(gm)),
+                }
+            }
+            GroupEvent::Removed {
+                group,
+                is_self: true,
+                by,
+                ..
+            } => {
+                if self.records.get(&group).is_some_and(|r| r.exiting) {
+                    return;
+                }
+                let by = by.as_deref().map(bare_of);
+                let event = Event::RemovedFromGroup {
+                    group: group.clone(),
+                    by,
+                };
+                self.group_gone(&group, event);
+            }
+            GroupEvent::Destroyed { group, .. } => {
+                let by = self
+                    .records
+                    .get_mut(&group)
+                    .and_then(|r| r.deleted_by.take())
+                    .filter(|(_, at)| at.elapsed() < DELETION_NOTICE_VALIDITY)
+                    .map(|(by, _)| by);
+                let event = Event::GroupDeleted {
+                    group: group.clone(),
+                    by,
+                };
+                self.group_gone(&group, event);
+            }
+            GroupEvent::Invited {
+                group, by, reason, ..
+            } => {
+                let ours = self.inner.is_our_group(&group);
+                if !ours || self.is_listed(&group) {
+                    tracing::debug!(group, ours, "invitation ignored");
+                    return;
+                }
+                match self.inner.invitations {
+                    InvitationPolicy::Manual => self.emit(Event::Invitation { group, by, reason }),
+                    InvitationPolicy::AutoAccept => {
+                        let t = self.reserve();
+                        // A failed accept (a forged invitation, a group that is gone)
+                        // joins nothing and reports nothing.
+                        self.start(|inner| {
+                            Box::pin(async move {
+                                let _ = inner.accept(&group, by, Some(t)).await;
+                            })
+                        });
+                    }
+                }
+            }
+            GroupEvent::ProfileChanged { group } => self.profile_changed_without_notice(group),
+            _ => {}
+        }
+    }
+
+    /// A notice from a member: the event it stands for. Only the room's word on who sent
+    /// it counts (the occupant's real JID, never a nickname), and only an admin's notice
+    /// about an admin's action is believed.
+    fn on_notice(&mut self, gm: &GroupMessage, n: Notice) {
+        let Some(by) = gm.sender.jid.clone() else {
+            return;
+        };
+        let group = gm.group.clone();
+        let from_admin = gm.sender.affiliation == Some(Affiliation::Owner);
+        if n.kind != NoticeKind::MemberLeft && !from_admin {
+            tracing::debug!(group, %by, kind = n.kind.as_str(), "notice ignored: not from an admin");
+            return;
+        }
+        let first = n.participants.first().cloned().unwrap_or_default();
+        match n.kind {
+            NoticeKind::ParticipantsAdded => self.emit(Event::ParticipantsAdded {
+                group,
+                participants: n.participants,
+                by,
+            }),
+            NoticeKind::ParticipantRemoved => self.emit(Event::ParticipantRemoved {
+                group,
+                participant: first,
+                by,
+            }),
+            NoticeKind::AdminGranted => self.emit(Event::AdminGranted {
+                group,
+                participant: first,
+                by,
+            }),
+            NoticeKind::MemberLeft => {
+                self.emit(Event::MemberLeft {
+                    group: group.clone(),
+                    participant: by.clone(),
+                });
+                // A member cannot drop their own membership; an admin does it for them.
+                let me_admin = self.my_affiliation(&group) == Some(Affiliation::Owner);
+                if me_admin && by != self.inner.me.to_string() && !from_admin {
+                    self.start(|inner| {
+                        Box::pin(async move {
+                            let _ = inner
+                                .request(Some(&group), |id| {
+                                    muc_admin::set(&group, id, &by, Affiliation::None, None)
+                                })
+                                .await;
+                        })
+                    });
+                }
+            }
+            NoticeKind::GroupDeleted => {
+                self.record(&group).deleted_by = Some((by, Instant::now()));
+            }
+            NoticeKind::ProfileUpdated => {
+                self.record(&group).profile_notice = Some(Instant::now());
+                self.report_profile(group, Some(by));
+            }
+            _ => {}
+        }
+    }
+
+    /// Reads the group's profile and reports it, in the place of this moment.
+    fn report_profile(&mut self, group: String, by: Option<String>) {
+        let t = self.reserve();
+        self.start(|inner| {
+            Box::pin(async move {
+                let profile = inner.profile(&group).await.ok();
+                inner.tell(move |c| {
+                    let event = profile.map(|profile| {
+                        if let Some(r) = c.records.get_mut(&group).filter(|r| r.listed) {
+                            r.name.clone_from(&profile.name);
+                        }
+                        Event::ProfileUpdated { group, profile, by }
+                    });
+                    c.fill(t, event);
+                });
+            })
+        });
+    }
+
+    /// A configuration change (status 104). Changes made through this SDK come with a
+    /// notice, which reports them with the actor; when none follows within
+    /// [`NOTICE_GRACE`], another client made the change and it is reported without one.
+    fn profile_changed_without_notice(&mut self, group: String) {
+        let seen_at = Instant::now();
+        let r = self.record(&group);
+        let ours = r.own_change.is_some_and(|t| t.elapsed() < OWN_CHANGE_WINDOW);
+        if ours || std::mem::replace(&mut r.profile_check, true) {
+            return; // our own change, or a check is already waiting
+        }
+        self.start(|inner| {
+            Box::pin(async move {
+                tokio::time::sleep(NOTICE_GRACE).await;
+                inner.tell(move |c| {
+                    let r = c.record(&group);
+                    r.profile_check = false;
+                    if r.profile_notice.is_none_or(|t| t < seen_at) {
+                        c.report_profile(group, None);
+                    }
+                });
+            })
+        });
+    }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The owner task: every transport event and every command passes here, in order.
+pub(crate) async fn run(
+    mut core: Core,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    mut transport: groupchat_transport::Client,
+) {
+    let mut follow_ups: FuturesUnordered<BoxFuture<'static, ()>> = FuturesUnordered::new();
+    loop {
+        tokio::select! {
+            // Commands first: a request's registration is queued before its stanza is
+            // sent, so it is always handled before the answer.
+            biased;
+            Some(cmd) = commands.recv() => cmd(&mut core),
+            ev = transport.next_event() => match ev {
+                Some(ev) => core.on_transport(ev),
+                None => break,
+            },
+            Some(()) = follow_ups.next(), if !follow_ups.is_empty() => {}
+        }
+        follow_ups.extend(core.started.drain(..));
+    }
+    core.fail_pending();
+}
