@@ -336,28 +336,40 @@ impl Inner {
                 .map(|t| t.to_bare().to_string())
                 .unwrap_or_default();
         let (tx, rx) = oneshot::channel();
-        {
+        let bytes = m.encode();
+        let deadline = tokio::time::Instant::now() + self.request_timeout;
+        // While the rooms are not ours the owner holds the message and sends it once they
+        // are; otherwise it goes out now.
+        let now = {
             let id = id.clone();
-            self.tell(move |c| {
+            self.with(move |c| {
                 c.pending_msg.insert(id, (group, tx));
-            });
-        }
+                if c.rooms_away {
+                    c.held.push(bytes);
+                    None
+                } else {
+                    Some(bytes)
+                }
+            })
+            .await?
+        };
         let forget = |id: &str| {
             let id = id.to_owned();
             self.tell(move |c| {
                 c.pending_msg.remove(&id);
             });
         };
-        let deadline = tokio::time::Instant::now() + self.request_timeout;
-        let sent = match tokio::time::timeout_at(deadline, self.send(m.encode())).await {
-            Ok(sent) => sent,
-            // Still waiting for a connection: it stays queued and goes out after the
-            // reconnection, so it may still be delivered.
-            Err(_) => Err(RequestError::Unconfirmed { id: id.clone() }),
-        };
-        if let Err(e) = sent {
-            forget(&id);
-            return Err(e);
+        if let Some(bytes) = now {
+            let sent = match tokio::time::timeout_at(deadline, self.send(bytes)).await {
+                Ok(sent) => sent,
+                // Still waiting for a connection: it stays queued and goes out after the
+                // reconnection, so it may still be delivered.
+                Err(_) => Err(RequestError::Unconfirmed { id: id.clone() }),
+            };
+            if let Err(e) = sent {
+                forget(&id);
+                return Err(e);
+            }
         }
         match tokio::time::timeout_at(deadline, rx).await {
             Ok(Ok(Ok(stanza_id))) => Ok(stanza_id),
@@ -385,7 +397,10 @@ impl Inner {
         group: &str,
     ) -> Option<groupchat_protocol::codec::xep::muc_user::Affiliation> {
         let g = group.to_owned();
-        self.with(move |c| c.my_affiliation(&g)).await.ok().flatten()
+        self.with(move |c| c.my_affiliation(&g))
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Enters `group`'s room (without history: the archive has it). `Ok(true)` when the join
@@ -451,16 +466,12 @@ impl Inner {
             .with(|c| c.listed().map(|(g, _)| g.clone()).collect())
             .await?;
         futures::future::join_all(groups.iter().map(|g| self.rejoin(g))).await;
-        let replay = self
-            .with(move |c| {
-                let joined: Vec<String> = groups.into_iter().filter(|g| c.in_room(g)).collect();
-                c.emit(Event::GroupsJoined { groups: joined });
-                std::mem::take(&mut c.replay)
-            })
-            .await?;
-        for bytes in replay {
-            self.send(bytes).await?;
-        }
+        self.with(move |c| {
+            let joined: Vec<String> = groups.into_iter().filter(|g| c.in_room(g)).collect();
+            c.emit(Event::GroupsJoined { groups: joined });
+            c.rooms_back();
+        })
+        .await?;
         // Presence last: invitations kept offline arrive after it, when the list is known.
         self.send(b"<presence xmlns='jabber:client'/>".to_vec())
             .await
@@ -566,10 +577,7 @@ impl Inner {
         ticket: &mut Option<Ticket>,
     ) -> Result<(), RequestError> {
         let g = group.to_owned();
-        if self
-            .with(move |c| c.is_listed(&g) && c.in_room(&g))
-            .await?
-        {
+        if self.with(move |c| c.is_listed(&g) && c.in_room(&g)).await? {
             return Ok(());
         }
         let info = self

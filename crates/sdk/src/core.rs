@@ -131,6 +131,13 @@ pub(crate) struct Core {
     /// Stanzas a failed resumption left unacknowledged: sent again once the groups are
     /// joined again (a groupchat message sent before would be refused by the room).
     pub(crate) replay: Vec<Vec<u8>>,
+    /// Group messages sent while the rooms are not ours (disconnected, or a fresh session
+    /// still joining them): sent once they are, since a room refuses a message from
+    /// someone who is not in it.
+    pub(crate) held: Vec<Vec<u8>>,
+    /// True from a lost connection until the rooms are ours again (a resumption, or the
+    /// set-up of a fresh session having rejoined them).
+    pub(crate) rooms_away: bool,
     /// When the last stanza arrived (milliseconds since the Unix epoch): where a gap after
     /// a lost session begins.
     last_received_ms: u64,
@@ -152,6 +159,8 @@ impl Core {
             pending_msg: HashMap::new(),
             joins: HashMap::new(),
             replay: Vec::new(),
+            held: Vec::new(),
+            rooms_away: false,
             last_received_ms: unix_ms(),
             connected_once: false,
             events: Sequencer::default(),
@@ -261,7 +270,13 @@ impl Core {
                     self.start(|inner| Box::pin(async move { drop(inner.setup(false).await) }));
                 }
                 match &s {
-                    ConnectionState::Connected { .. } => self.connected_once = true,
+                    ConnectionState::Connected { resumed, .. } => {
+                        self.connected_once = true;
+                        if *resumed {
+                            self.rooms_back();
+                        }
+                    }
+                    ConnectionState::Disconnected { .. } => self.rooms_away = true,
                     ConnectionState::Ended { .. } => self.fail_pending(),
                     _ => {}
                 }
@@ -354,7 +369,26 @@ impl Core {
         }
     }
 
+    /// The rooms are ours again: the group messages held meanwhile go out, after what a
+    /// failed resumption left unacknowledged.
+    pub(crate) fn rooms_back(&mut self) {
+        self.rooms_away = false;
+        let mut out = std::mem::take(&mut self.replay);
+        out.append(&mut self.held);
+        if out.is_empty() {
+            return;
+        }
+        self.start(|inner| {
+            Box::pin(async move {
+                for bytes in out {
+                    let _ = inner.send(bytes).await;
+                }
+            })
+        });
+    }
+
     fn fail_pending(&mut self) {
+        self.held.clear();
         self.pending_iq.clear();
         self.pending_msg.clear();
         self.joins.clear();
@@ -640,7 +674,9 @@ impl Core {
     fn profile_changed_without_notice(&mut self, group: String) {
         let seen_at = Instant::now();
         let r = self.record(&group);
-        let ours = r.own_change.is_some_and(|t| t.elapsed() < OWN_CHANGE_WINDOW);
+        let ours = r
+            .own_change
+            .is_some_and(|t| t.elapsed() < OWN_CHANGE_WINDOW);
         if ours || std::mem::replace(&mut r.profile_check, true) {
             return; // our own change, or a check is already waiting
         }

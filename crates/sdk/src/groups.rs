@@ -303,7 +303,9 @@ impl Client {
                         r.name = b.name;
                     }
                 }
-                c.listed().map(|(j, r)| (j.clone(), r.name.clone())).collect()
+                c.listed()
+                    .map(|(j, r)| (j.clone(), r.name.clone()))
+                    .collect()
             })
             .await?;
         let mut out = Vec::with_capacity(listed.len());

@@ -45,8 +45,8 @@
 //! `docs/ARCHITECTURE.md` and `docs/sdk.md` for how each call maps to XMPP.
 
 mod client;
-mod core;
 mod config;
+mod core;
 mod error;
 mod events;
 mod group;

@@ -1,5 +1,5 @@
-//! Test support for the group-chat SDK: real XMPP servers on loopback and a fault-injecting
-//! TCP proxy. Std only (no async runtime, no dependencies), so it is cheap to build.
+//! Test support for the group-chat SDK: real XMPP servers on loopback, a fault-injecting
+//! TCP proxy, and an in-memory server for exact tests of the SDK's own logic.
 //!
 //! - [`TestServer`] starts a throw-away Prosody 0.12 or ejabberd 23.01 in its own temp
 //!   directory, on free 127.0.0.1 ports, with a self-signed certificate and the accounts
@@ -9,6 +9,9 @@
 //!   writes into small chunks, black-hole one direction or inject bytes after a marker.
 //! - [`RawClient`] logs in with none of the project's checks and sends any bytes: a
 //!   hostile member.
+//! - [`memory_server`] gives a [`Connector`](groupchat_transport::Connector) whose links end
+//!   in the test: it negotiates the stream itself and lets the test play the server stanza
+//!   by stanza, on tokio's paused clock if it likes.
 //!
 //! When a server is not installed, [`TestServer::start`] returns `None` after printing a loud
 //! `SKIPPED` message, except under `CI=true`, where it panics so that CI cannot silently skip:
@@ -29,11 +32,13 @@
 //!
 //! The server configuration templates live in `configs/` and are compiled in.
 
+mod memory;
 mod proxy;
 mod raw;
 mod server;
 mod util;
 
+pub use memory::{MemoryConnector, MemoryServer, Sent, ServerConn, memory_server};
 pub use proxy::{Direction, FaultProxy};
 pub use raw::{RawClient, base64};
 pub use server::{Account, ServerKind, TestServer};

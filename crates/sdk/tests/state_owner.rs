@@ -1,0 +1,369 @@
+//! The SDK's own logic, exactly: event order under a burst, notice windows, time-outs while
+//! disconnected. The server is the in-memory one of test-support, played stanza by stanza
+//! by each test on tokio's paused clock, so "5 s later" is exact and takes no time.
+//! Real-server tests (groups.rs, resilience.rs) prove the features; these prove the timing
+//! and ordering that a real server cannot show reliably.
+
+use std::time::Duration;
+
+use groupchat_sdk::{Client, Event, EventStream, RequestError};
+use groupchat_test_support::{MemoryServer, Sent, ServerConn, memory_server};
+use tokio::time::Instant;
+
+const ME: &str = "alice@localhost";
+const GROUP: &str = "g1@conference.localhost";
+const BOB: &str = "bob@localhost";
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A logged-in client whose group list holds [`GROUP`], where it is a member and bob an
+/// admin; the server side and the events from the start.
+async fn client_in_a_group() -> (Client, MemoryServer, ServerConn, EventStream) {
+    let (connector, server) = memory_server(ME);
+    let connect = tokio::spawn(
+        Client::builder(ME, "secret")
+            .connector(connector)
+            .request_timeout(REQUEST_TIMEOUT)
+            .connect(),
+    );
+    let mut conn = server.accept().await;
+    serve_login(&mut conn).await;
+    let client = connect.await.unwrap().expect("login");
+    let mut events = client.events();
+    // bob is in the group, as its admin.
+    conn.send(format!(
+        "<presence from='{GROUP}/{BOB}' to='{ME}/mem'><x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='owner' role='moderator' jid='{BOB}/phone'/></x></presence>"
+    ));
+    until(&mut events, |e| matches!(e, Event::GroupsJoined { .. })).await;
+    (client, server, conn, events)
+}
+
+/// Plays the server through the SDK's set-up: services, bookmarks, the join, presence.
+async fn serve_login(conn: &mut ServerConn) {
+    loop {
+        let s = conn
+            .recv()
+            .await
+            .expect("the client went away during set-up");
+        match s.name() {
+            "presence" if s.attr("to").is_none() => return, // initial presence: done
+            "presence" => {
+                let to = s.attr("to").unwrap().to_owned();
+                conn.send(format!(
+                    "<presence from='{to}' to='{ME}/mem'><x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='member' role='participant' jid='{ME}/mem'/><status code='110'/></x></presence>"
+                ));
+            }
+            "iq" => answer_setup_iq(conn, &s),
+            _ => {}
+        }
+    }
+}
+
+fn answer_setup_iq(conn: &ServerConn, s: &Sent) {
+    let id = s.attr("id").unwrap();
+    let to = s.attr("to");
+    let from = to.map(|t| format!(" from='{t}'")).unwrap_or_default();
+    let payload = if s.has("disco#items") {
+        "<query xmlns='http://jabber.org/protocol/disco#items'><item jid='conference.localhost'/></query>".to_owned()
+    } else if s.has("disco#info") && to == Some("conference.localhost") {
+        "<query xmlns='http://jabber.org/protocol/disco#info'><identity category='conference' type='text'/><feature var='http://jabber.org/protocol/muc'/></query>".to_owned()
+    } else if s.has("disco#info") && to == Some(GROUP) {
+        room_info("Team")
+    } else if s.has("urn:xmpp:bookmarks:1") && s.attr("type") == Some("get") {
+        format!(
+            "<pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='urn:xmpp:bookmarks:1'><item id='{GROUP}'><conference xmlns='urn:xmpp:bookmarks:1' name='Team' autojoin='true'><nick>{ME}</nick></conference></item></items></pubsub>"
+        )
+    } else if s.has("jabber:iq:private") && s.attr("type") == Some("get") {
+        "<query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'/></query>".to_owned()
+    } else {
+        String::new()
+    };
+    conn.send(format!("<iq type='result' id='{id}'{from}>{payload}</iq>"));
+}
+
+fn room_info(name: &str) -> String {
+    format!(
+        "<query xmlns='http://jabber.org/protocol/disco#info'><identity category='conference' type='text' name='{name}'/><feature var='http://jabber.org/protocol/muc'/><feature var='muc_membersonly'/><feature var='muc_persistent'/><feature var='vcard-temp'/></query>"
+    )
+}
+
+/// The next event that `f` accepts (others are skipped); fails after a minute of
+/// (paused-clock) time.
+async fn until(events: &mut EventStream, f: impl Fn(&Event) -> bool) -> Event {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let e = events.next().await.expect("events ended");
+            if f(&e) {
+                return e;
+            }
+        }
+    })
+    .await
+    .expect("no such event within a minute")
+}
+
+/// The group events (connection and join events left out) that arrive within `d`.
+async fn group_events_within(events: &mut EventStream, d: Duration) -> Vec<Event> {
+    let mut out = Vec::new();
+    let end = Instant::now() + d;
+    while let Ok(Some(e)) = tokio::time::timeout_at(end, events.next()).await {
+        if e.group().is_some() {
+            out.push(e);
+        }
+    }
+    out
+}
+
+/// A groupchat message from bob in the group, with `payload` after the body.
+fn from_bob(id: &str, body: &str, payload: &str) -> String {
+    format!(
+        "<message type='groupchat' id='{id}' from='{GROUP}/{BOB}' to='{ME}/mem'><body>{body}</body>{payload}<stanza-id xmlns='urn:xmpp:sid:0' by='{GROUP}' id='s-{id}'/></message>"
+    )
+}
+
+fn notice(kind: &str, participant: Option<&str>) -> String {
+    let p = participant
+        .map(|j| format!("<participant jid='{j}'/>"))
+        .unwrap_or_default();
+    format!("<notice xmlns='urn:xmpp:groupchat:notice:0' kind='{kind}'>{p}</notice>")
+}
+
+/// Answers the profile read the SDK makes after a change (disco#info, then the vCard)
+/// `delay` after it is asked; returns when both are answered.
+async fn answer_profile_read(conn: &mut ServerConn, name: &str, delay: Duration) {
+    for _ in 0..2 {
+        let s = conn.recv().await.expect("a profile read");
+        assert_eq!(s.attr("to"), Some(GROUP), "asked the group: {}", s.xml);
+        tokio::time::sleep(delay).await;
+        let id = s.attr("id").unwrap();
+        let payload = if s.has("disco#info") {
+            room_info(name)
+        } else {
+            "<vCard xmlns='vcard-temp'/>".to_owned()
+        };
+        conn.send(format!(
+            "<iq type='result' id='{id}' from='{GROUP}'>{payload}</iq>"
+        ));
+    }
+}
+
+/// Answers every IQ the client sends within `d` with an empty result.
+async fn answer_iqs_within(conn: &mut ServerConn, d: Duration) {
+    let end = Instant::now() + d;
+    while let Ok(Some(s)) = tokio::time::timeout_at(end, conn.recv()).await {
+        if s.name() == "iq" {
+            let id = s.attr("id").unwrap();
+            let from = s
+                .attr("to")
+                .map(|t| format!(" from='{t}'"))
+                .unwrap_or_default();
+            conn.send(format!("<iq type='result' id='{id}'{from}/>"));
+        }
+    }
+}
+
+fn kinds(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| match e {
+            Event::GroupMessage(m) => format!("message {}", m.body.as_deref().unwrap_or("")),
+            Event::ParticipantsAdded { .. } => "participants added".into(),
+            Event::ProfileUpdated { by, profile, .. } => format!(
+                "profile updated to {} by {}",
+                profile.name.as_deref().unwrap_or("?"),
+                by.as_deref().unwrap_or("someone")
+            ),
+            Event::AdminGranted { participant, .. } => format!("admin {participant}"),
+            Event::GroupDeleted { by, .. } => {
+                format!("deleted by {}", by.as_deref().unwrap_or("someone"))
+            }
+            other => format!("{other:?}"),
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn events_come_out_in_stanza_order_under_a_burst_of_notices_and_messages() {
+    let (_client, _server, mut conn, mut events) = client_in_a_group().await;
+    // One burst: a notice, a message, a profile notice (whose event needs two requests),
+    // a message, another notice.
+    conn.send(
+        [
+            from_bob(
+                "n1",
+                "bob added carol",
+                &notice("participants-added", Some("carol@localhost")),
+            ),
+            from_bob("m1", "first", ""),
+            from_bob(
+                "n2",
+                "bob changed the profile",
+                &notice("profile-updated", None),
+            ),
+            from_bob("m2", "second", ""),
+            from_bob(
+                "n3",
+                "bob made carol admin",
+                &notice("admin-granted", Some("carol@localhost")),
+            ),
+        ]
+        .concat(),
+    );
+    // The server takes its time with the profile: 2 s per answer.
+    answer_profile_read(&mut conn, "Renamed", Duration::from_secs(2)).await;
+    let got = group_events_within(&mut events, Duration::from_secs(1)).await;
+    assert_eq!(
+        kinds(&got),
+        [
+            "participants added",
+            "message first",
+            "profile updated to Renamed by bob@localhost",
+            "message second",
+            "admin carol@localhost",
+        ],
+        "events in the order of their stanzas"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_configuration_change_without_a_notice_is_reported_after_the_grace_window() {
+    let (_client, _server, mut conn, mut events) = client_in_a_group().await;
+    let changed = Instant::now();
+    conn.send(format!(
+        "<message type='groupchat' from='{GROUP}' to='{ME}/mem'><x xmlns='http://jabber.org/protocol/muc#user'><status code='104'/></x></message>"
+    ));
+    // Nothing is asked or reported during the window: a notice may still explain it.
+    let early = tokio::time::timeout(Duration::from_millis(4_900), conn.recv()).await;
+    assert!(early.is_err(), "asked before the window ended: {early:?}");
+    answer_profile_read(&mut conn, "Renamed elsewhere", Duration::ZERO).await;
+    assert!(changed.elapsed() >= Duration::from_secs(5));
+    let got = group_events_within(&mut events, Duration::from_secs(1)).await;
+    assert_eq!(
+        kinds(&got),
+        ["profile updated to Renamed elsewhere by someone"]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_notice_inside_the_grace_window_reports_the_change_once_with_its_author() {
+    let (_client, _server, mut conn, mut events) = client_in_a_group().await;
+    conn.send(format!(
+        "<message type='groupchat' from='{GROUP}' to='{ME}/mem'><x xmlns='http://jabber.org/protocol/muc#user'><status code='104'/></x></message>"
+    ));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    conn.send(from_bob(
+        "n1",
+        "bob changed the profile",
+        &notice("profile-updated", None),
+    ));
+    answer_profile_read(&mut conn, "Renamed", Duration::ZERO).await;
+    // Past the window: no second report, no second read.
+    let again = tokio::time::timeout(Duration::from_secs(10), conn.recv()).await;
+    assert!(again.is_err(), "the profile was read again: {again:?}");
+    let got = group_events_within(&mut events, Duration::from_secs(1)).await;
+    assert_eq!(kinds(&got), ["profile updated to Renamed by bob@localhost"]);
+}
+
+/// The room's destruction presence, as the room sends it to us.
+fn destroyed() -> String {
+    format!(
+        "<presence type='unavailable' from='{GROUP}/{ME}' to='{ME}/mem'><x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='none' role='none'/><destroy/><status code='110'/></x></presence>"
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deletion_is_credited_to_the_admin_whose_notice_came_within_thirty_seconds() {
+    let (_client, _server, mut conn, mut events) = client_in_a_group().await;
+    conn.send(from_bob(
+        "n1",
+        "bob deleted the group",
+        &notice("group-deleted", None),
+    ));
+    tokio::time::sleep(Duration::from_secs(29)).await;
+    conn.send(destroyed());
+    // The SDK removes the bookmark (answered), then reports.
+    answer_iqs_within(&mut conn, Duration::from_secs(1)).await;
+    let got = group_events_within(&mut events, Duration::from_secs(1)).await;
+    assert_eq!(kinds(&got), ["deleted by bob@localhost"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deletion_notice_older_than_thirty_seconds_names_nobody() {
+    let (_client, _server, mut conn, mut events) = client_in_a_group().await;
+    conn.send(from_bob(
+        "n1",
+        "bob deleted the group",
+        &notice("group-deleted", None),
+    ));
+    tokio::time::sleep(Duration::from_secs(31)).await;
+    conn.send(destroyed());
+    answer_iqs_within(&mut conn, Duration::from_secs(1)).await;
+    let got = group_events_within(&mut events, Duration::from_secs(1)).await;
+    assert_eq!(kinds(&got), ["deleted by someone"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_made_while_disconnected_fails_at_its_request_timeout() {
+    let (client, server, conn, _events) = client_in_a_group().await;
+    server.refuse_connections(true);
+    conn.reset();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let asked = Instant::now();
+    let r = client.group_profile(GROUP).await;
+    assert!(matches!(r, Err(RequestError::Timeout)), "{r:?}");
+    assert_eq!(asked.elapsed(), REQUEST_TIMEOUT, "not a moment longer");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_group_message_sent_while_disconnected_is_unconfirmed_at_the_timeout_and_sent_after_the_reconnection()
+ {
+    let (connector, server) = memory_server(ME);
+    let connect = tokio::spawn(
+        Client::builder(ME, "secret")
+            .connector(connector)
+            .request_timeout(REQUEST_TIMEOUT)
+            .connect(),
+    );
+    let mut conn = server.accept().await;
+    serve_login(&mut conn).await;
+    let client = connect.await.unwrap().expect("login");
+    server.refuse_connections(true);
+    conn.reset();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let asked = Instant::now();
+    let r = client.send_text(GROUP, "while away").await;
+    assert!(
+        matches!(r, Err(RequestError::Unconfirmed { .. })),
+        "504 unconfirmed: {r:?}"
+    );
+    assert_eq!(asked.elapsed(), REQUEST_TIMEOUT);
+    // The server comes back: the client logs in afresh (its resumption is refused), joins
+    // again, and only then sends the queued message, once.
+    server.refuse_connections(false);
+    let mut conn = tokio::time::timeout(Duration::from_secs(120), server.accept())
+        .await
+        .expect("a reconnection within two minutes");
+    let mut seen = Vec::new();
+    let end = Instant::now() + Duration::from_secs(5);
+    while let Ok(Some(s)) = tokio::time::timeout_at(end, conn.recv()).await {
+        match s.name() {
+            "iq" => answer_setup_iq(&conn, &s),
+            "presence" if s.attr("to").is_some() => {
+                let to = s.attr("to").unwrap().to_owned();
+                conn.send(format!(
+                    "<presence from='{to}' to='{ME}/mem'><x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='member' role='participant' jid='{ME}/mem'/><status code='110'/></x></presence>"
+                ));
+                seen.push("join".to_owned());
+            }
+            "message" => seen.push(format!(
+                "message {}",
+                s.xml.contains("<body>while away</body>")
+            )),
+            _ => {}
+        }
+    }
+    assert_eq!(
+        seen,
+        ["join", "message true"],
+        "joined first, then sent once"
+    );
+}
