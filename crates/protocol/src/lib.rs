@@ -57,6 +57,8 @@
 
 pub mod codec;
 mod error;
+/// The fuzz targets' entry points (feature `fuzzing`, or `cfg(fuzzing)` under cargo-fuzz).
+#[cfg(any(fuzzing, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzz_targets;
 pub mod group;

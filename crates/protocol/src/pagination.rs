@@ -478,7 +478,7 @@ pub struct HistoryFilter {
 
 impl HistoryFilter {
     /// A filter for a group's private state.
-    pub fn new(state: Option<&crate::codec::xep::group_state::GroupState>) -> Self {
+    pub fn new(state: Option<&crate::codec::ext::group_state::GroupState>) -> Self {
         Self {
             retracted: Default::default(),
             hidden: state

@@ -2,9 +2,9 @@
 //! affiliations, bookmarks (both storages), the private group state, vCard photos, upload
 //! slots, and the outgoing message builders.
 
+use groupchat_protocol::codec::ext::group_state::{self, GroupState};
 use groupchat_protocol::codec::xep::bookmarks::{self, Bookmark};
 use groupchat_protocol::codec::xep::chat_states::ChatState;
-use groupchat_protocol::codec::xep::group_state::{self, GroupState};
 use groupchat_protocol::codec::xep::markers::MarkerKind;
 use groupchat_protocol::codec::xep::muc_admin;
 use groupchat_protocol::codec::xep::muc_owner::{self, ConfigForm, RoomConfig};

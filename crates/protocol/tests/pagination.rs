@@ -236,7 +236,7 @@ proptest! {
 
 #[test]
 fn history_hides_retracted_hidden_and_cleared_messages() {
-    use groupchat_protocol::codec::xep::group_state::GroupState;
+    use groupchat_protocol::codec::ext::group_state::GroupState;
     use groupchat_protocol::pagination::HistoryFilter;
     // r0..r9; r7 retracts r5's message (by its room stanza-id = row id here).
     let q = HistoryQuery::latest(ROOM, 10);

@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 
+use groupchat_protocol::codec::ext::notice::{Notice, NoticeKind};
 use groupchat_protocol::codec::xep::bookmarks::{self, Bookmark, Dialect};
 use groupchat_protocol::codec::xep::muc_user::Affiliation;
-use groupchat_protocol::codec::xep::notice::{Notice, NoticeKind};
 use groupchat_protocol::codec::xep::stanza_error::{ErrorType, StanzaError};
 use groupchat_protocol::codec::xep::vcard::{self, Photo};
 use groupchat_protocol::codec::xep::{disco, muc_admin, muc_owner, upload};

@@ -801,8 +801,8 @@ on_both_servers!(restart: groups_are_rejoined_after_a_server_restart_on_prosody,
 /// invitation to a room that is not a group (here an open room) is not accepted. Carol
 /// speaks raw XMPP through the transport crate.
 async fn forgeries_are_ignored(kind: ServerKind) {
+    use groupchat_protocol::codec::ext::notice::{Notice, NoticeKind};
     use groupchat_protocol::codec::xep::muc_owner;
-    use groupchat_protocol::codec::xep::notice::{Notice, NoticeKind};
 
     use groupchat_transport::TransportEvent;
 

@@ -36,6 +36,7 @@ mod memory;
 mod proxy;
 mod raw;
 mod server;
+pub mod transport;
 mod util;
 
 pub use memory::{MemoryConnector, MemoryServer, Sent, ServerConn, memory_server};

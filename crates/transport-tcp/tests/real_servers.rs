@@ -14,10 +14,9 @@ use groupchat_transport::{
 };
 use groupchat_transport_tcp::{Security, TcpConnector, TlsOptions};
 
-#[path = "../../transport/tests/support/mod.rs"]
-mod support;
-
-use support::{chat, config, connected, echo, ended, presence, until_state};
+use groupchat_test_support::transport::{
+    chat, config, connected, echo, ended, presence, until_state,
+};
 
 fn connector(
     server: &TestServer,

@@ -12,10 +12,7 @@ use groupchat_transport::TlsOptions;
 use groupchat_transport::{Client, ConnectionState, TransportError};
 use groupchat_transport_ws::{WsConnector, discover};
 
-#[path = "../../transport/tests/support/mod.rs"]
-mod support;
-
-use support::{config, connected, echo, until_state};
+use groupchat_test_support::transport::{config, connected, echo, until_state};
 
 fn connector(url: &str) -> Arc<WsConnector> {
     Arc::new(

@@ -9,6 +9,7 @@
 pub(crate) mod reader;
 pub(crate) mod write;
 
+pub mod ext;
 pub mod message;
 pub mod presence;
 pub mod xep;

@@ -335,8 +335,9 @@ fn owner_form_dialects_and_room_profile() {
 
 #[test]
 fn admin_lists_vcards_uploads_bookmarks_state() {
+    use crate::codec::ext::group_state;
     use crate::codec::xep::muc_user::Affiliation;
-    use crate::codec::xep::{bookmarks, group_state, muc_admin, upload, vcard};
+    use crate::codec::xep::{bookmarks, muc_admin, upload, vcard};
     for server in SERVERS {
         let owners = muc_admin::decode_list(&iq_of(server, "muc-admin-list-owner")).unwrap();
         assert!(

@@ -1,18 +1,14 @@
-//! Helpers shared by the real-server tests of both transports (included with `#[path]` by
-//! `crates/transport-{tcp,ws}/tests/real_servers.rs`; a subdirectory, so cargo does not build
-//! it as a test of its own).
-
-// Each including test binary uses a different subset.
-#![allow(dead_code)]
+//! Helpers for the real-server tests of both transports (transport-tcp and transport-ws):
+//! a quickly reconnecting client configuration, waiting for a state, an echo round trip.
 
 use std::time::Duration;
 
+use crate::Account;
 use groupchat_protocol::codec::{Message, MessageType, Stanza};
-use groupchat_test_support::Account;
 use groupchat_transport::{Client, ClientConfig, ConnectionState, ReconnectPolicy, TransportEvent};
 
 /// A client for `account` that reconnects quickly (100 ms, at most 1 s apart).
-pub(crate) fn config(account: &Account) -> ClientConfig {
+pub fn config(account: &Account) -> ClientConfig {
     let mut c = ClientConfig::new(account.jid.parse().unwrap(), account.password.as_str());
     let mut r = ReconnectPolicy::default();
     r.initial_delay = Duration::from_millis(100);
@@ -23,7 +19,7 @@ pub(crate) fn config(account: &Account) -> ClientConfig {
 }
 
 /// Reads events until a state matching `f`; panics on an end, a timeout or a gone client.
-pub(crate) async fn until_state(
+pub async fn until_state(
     client: &mut Client,
     what: &str,
     f: impl Fn(&ConnectionState) -> bool,
@@ -43,17 +39,17 @@ pub(crate) async fn until_state(
 }
 
 /// `Connected`, resumed or not.
-pub(crate) fn connected(s: &ConnectionState) -> bool {
+pub fn connected(s: &ConnectionState) -> bool {
     matches!(s, ConnectionState::Connected { .. })
 }
 
 /// `Ended`, for any reason.
-pub(crate) fn ended(s: &ConnectionState) -> bool {
+pub fn ended(s: &ConnectionState) -> bool {
     matches!(s, ConnectionState::Ended { .. })
 }
 
 /// A chat message whose body doubles as its id.
-pub(crate) fn chat(to: &str, body: &str) -> Vec<u8> {
+pub fn chat(to: &str, body: &str) -> Vec<u8> {
     Message::text(
         to.parse().unwrap(),
         MessageType::Chat,
@@ -64,12 +60,12 @@ pub(crate) fn chat(to: &str, body: &str) -> Vec<u8> {
 }
 
 /// Initial presence.
-pub(crate) fn presence() -> Vec<u8> {
+pub fn presence() -> Vec<u8> {
     b"<presence xmlns='jabber:client'/>".to_vec()
 }
 
 /// Sends `body` to our own full JID and waits until it comes back.
-pub(crate) async fn echo(c: &mut Client, body: &str) {
+pub async fn echo(c: &mut Client, body: &str) {
     let jid = match c.state() {
         ConnectionState::Connected { jid, .. } => jid,
         s => panic!("not connected: {s:?}"),
