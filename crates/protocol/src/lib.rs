@@ -64,7 +64,6 @@ pub mod fuzz_targets;
 pub mod group;
 pub mod ns;
 pub mod pagination;
-pub mod response;
 mod sasl;
 mod session;
 mod xml;

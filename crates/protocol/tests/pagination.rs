@@ -159,7 +159,7 @@ fn results_of_other_queries_and_live_messages_pass_through() {
     ));
     let err = b"<iq xmlns='jabber:client' type='error' id='q1'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>";
     match c.feed(decode(err)).unwrap() {
-        Collected::Failed(e) => assert_eq!(e.status_code(), 404),
+        Collected::Failed(e) => assert_eq!(e.condition, "item-not-found"),
         other => panic!("{other:?}"),
     }
 }

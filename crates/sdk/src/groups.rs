@@ -448,8 +448,19 @@ impl Client {
                 upload::request(&service, id, filename, size, media_type)
             })
             .await?;
-        let slot =
-            upload::decode_slot(&iq).map_err(|e| RequestError::BadRequest(e.to_string()))??;
+        let slot = match upload::decode_slot(&iq)
+            .map_err(|e| RequestError::MalformedAnswer(e.to_string()))?
+        {
+            Ok(slot) => slot,
+            Err(upload::SlotRefusal::TooLarge { limit }) => {
+                return Err(RequestError::TooLarge {
+                    size,
+                    limit: limit.unwrap_or(0),
+                });
+            }
+            Err(upload::SlotRefusal::Refused(e)) => return Err(RequestError::from(e)),
+            Err(e) => return Err(RequestError::MalformedAnswer(format!("{e:?}"))),
+        };
         self.inner
             .http
             .put(&slot.put, &slot.headers, media_type, data)

@@ -55,7 +55,7 @@ mod http;
 
 pub use client::{Client, Services};
 pub use config::{ClientBuilder, InvitationPolicy};
-pub use error::{ConnectError, RequestError, Response};
+pub use error::{ConnectError, RequestError, Response, status_of};
 pub use events::{
     Connection, ConnectionListener, Event, EventStream, GroupProfileListener, MessageListener,
     MissedMessages,

@@ -75,11 +75,6 @@ impl StanzaError {
         }
     }
 
-    /// The HTTP-like status code the SDK reports for this condition.
-    pub fn status_code(&self) -> u16 {
-        status_code(&self.condition)
-    }
-
     pub(crate) fn write(&self, w: &mut Writer) {
         w.open("error");
         w.attr("type", self.kind.as_str());
@@ -96,26 +91,6 @@ impl StanzaError {
             w.text_element_ns(name, "urn:groupchat:app-error", text);
         }
         w.end("error");
-    }
-}
-
-/// Status code for a defined condition (RFC 6120 §8.3.3), in the seed API's HTTP terms.
-pub fn status_code(condition: &str) -> u16 {
-    match condition {
-        "bad-request" | "jid-malformed" | "not-acceptable" | "policy-violation" => 400,
-        "not-authorized" | "registration-required" | "subscription-required" => 401,
-        "forbidden" | "feature-not-implemented" => 403,
-        "item-not-found"
-        | "recipient-unavailable"
-        | "gone"
-        | "redirect"
-        | "remote-server-not-found" => 404,
-        "not-allowed" => 405,
-        "conflict" => 409,
-        "resource-constraint" => 413,
-        "service-unavailable" => 503,
-        "remote-server-timeout" => 504,
-        _ => 500,
     }
 }
 

@@ -3,8 +3,8 @@
 use minidom::Element;
 
 use crate::codec::write::iq;
+use crate::codec::xep::stanza_error::StanzaError;
 use crate::codec::{DecodeError, Iq};
-use crate::response::RequestError;
 
 /// `urn:xmpp:http:upload:0`
 pub const NS: &str = "urn:xmpp:http:upload:0";
@@ -34,18 +34,31 @@ pub fn request(service: &str, id: &str, filename: &str, size: u64, content_type:
     })
 }
 
-/// Reads the slot, or the refusal (a too-large file is 413 with the server's limit).
-pub fn decode_slot(iq: &Iq) -> Result<Result<Slot, RequestError>, DecodeError> {
+/// Why the upload service gave no slot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SlotRefusal {
+    /// The file is larger than the service takes (`<file-too-large/>`), with its limit
+    /// when it says.
+    TooLarge {
+        /// The largest size accepted, in bytes.
+        limit: Option<u64>,
+    },
+    /// Any other refusal.
+    Refused(StanzaError),
+}
+
+/// Reads the slot, or the refusal.
+pub fn decode_slot(iq: &Iq) -> Result<Result<Slot, SlotRefusal>, DecodeError> {
     if let Some(e) = &iq.error {
         if let Some((name, text)) = &e.application
             && name == "file-too-large"
         {
-            return Ok(Err(RequestError::TooLarge {
-                size: 0,
-                limit: text.trim().parse().unwrap_or(0),
+            return Ok(Err(SlotRefusal::TooLarge {
+                limit: text.trim().parse().ok(),
             }));
         }
-        return Ok(Err(RequestError::from(e.clone())));
+        return Ok(Err(SlotRefusal::Refused(e.clone())));
     }
     let slot = iq
         .payload
