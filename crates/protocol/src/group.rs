@@ -6,6 +6,8 @@
 
 use std::collections::HashMap;
 
+use jid::BareJid;
+
 use serde::Serialize;
 
 use crate::codec::xep::chat_states::ChatState;
@@ -68,7 +70,7 @@ pub struct Occupant {
     /// The nickname in the room.
     pub nick: String,
     /// The real bare JID, when the room is non-anonymous (groups are created that way).
-    pub jid: Option<String>,
+    pub jid: Option<BareJid>,
     /// XEP-0421 stable occupant id (Prosody sends it; ejabberd 23.01 does not).
     pub occupant_id: Option<String>,
     /// Affiliation (the seed's admin is `Owner`).
@@ -83,7 +85,7 @@ pub struct Occupant {
 #[non_exhaustive]
 pub struct GroupMessage {
     /// The group's bare JID.
-    pub group: String,
+    pub group: BareJid,
     /// Who sent it.
     pub sender: Occupant,
     /// The room archive's id (XEP-0359 `stanza-id` by the room): the history row id, and
@@ -104,9 +106,9 @@ pub struct GroupMessage {
 }
 
 impl GroupMessage {
-    fn from_message(group: String, sender: Occupant, m: &Message) -> Self {
+    fn from_message(group: BareJid, sender: Occupant, m: &Message) -> Self {
         Self {
-            stanza_id: m.stanza_id_by(&group).map(str::to_owned),
+            stanza_id: m.stanza_id_by(group.as_str()).map(str::to_owned),
             group,
             sender,
             origin_id: m.origin_id.clone(),
@@ -129,7 +131,7 @@ pub enum GroupEvent {
     /// Someone is typing, paused, or gone.
     Typing {
         /// The group.
-        group: String,
+        group: BareJid,
         /// Who.
         occupant: Occupant,
         /// The chat state.
@@ -138,7 +140,7 @@ pub enum GroupEvent {
     /// A member received or saw a message.
     Marker {
         /// The group.
-        group: String,
+        group: BareJid,
         /// Who.
         occupant: Occupant,
         /// Received, displayed, acknowledged.
@@ -149,7 +151,7 @@ pub enum GroupEvent {
     /// A message was deleted for everyone.
     Retracted {
         /// The group.
-        group: String,
+        group: BareJid,
         /// The retracted message (room stanza-id, or origin-id for older clients).
         id: String,
         /// Who retracted it.
@@ -160,12 +162,12 @@ pub enum GroupEvent {
     /// The room configuration (name, …) changed (status 104): re-read the profile.
     ProfileChanged {
         /// The group.
-        group: String,
+        group: BareJid,
     },
     /// The subject changed.
     SubjectChanged {
         /// The group.
-        group: String,
+        group: BareJid,
         /// The new subject.
         subject: String,
         /// Who changed it.
@@ -174,7 +176,7 @@ pub enum GroupEvent {
     /// We are in the group (our own presence came back, status 110).
     Joined {
         /// The group.
-        group: String,
+        group: BareJid,
         /// Our nickname.
         nick: String,
         /// The join created the room (status 201).
@@ -183,44 +185,45 @@ pub enum GroupEvent {
     /// Joining failed (members-only, banned, …).
     JoinFailed {
         /// The group.
-        group: String,
+        group: BareJid,
         /// The server's error.
         error: StanzaError,
     },
     /// Someone came online in the group.
     ParticipantJoined {
         /// The group.
-        group: String,
+        group: BareJid,
         /// Who.
         occupant: Occupant,
     },
     /// Someone left the group's room (went offline or exited).
     ParticipantLeft {
         /// The group.
-        group: String,
+        group: BareJid,
         /// Who.
         occupant: Occupant,
     },
     /// Someone's affiliation changed (added, made admin, removed).
     AffiliationChanged {
         /// The group.
-        group: String,
+        group: BareJid,
         /// The member, with the new affiliation.
         occupant: Occupant,
-        /// Who changed it, when the room says.
-        by: Option<String>,
+        /// Who changed it, when the room says (its real JID; a nickname that is not a JID
+        /// is left out).
+        by: Option<BareJid>,
     },
     /// Someone was removed from the group (kicked 307, banned 301, affiliation removed 321,
     /// members-only 322). `is_self` when it is us.
     Removed {
         /// The group.
-        group: String,
+        group: BareJid,
         /// Who.
         occupant: Occupant,
         /// The status code.
         status: u16,
-        /// Who did it.
-        by: Option<String>,
+        /// Who did it (its real JID, when the room reveals it).
+        by: Option<BareJid>,
         /// Why.
         reason: Option<String>,
         /// It is us.
@@ -229,16 +232,16 @@ pub enum GroupEvent {
     /// The group was destroyed.
     Destroyed {
         /// The group.
-        group: String,
+        group: BareJid,
         /// Why.
         reason: Option<String>,
     },
     /// We were invited to (or added to) a group.
     Invited {
         /// The group.
-        group: String,
+        group: BareJid,
         /// Who invited us.
-        by: Option<String>,
+        by: Option<BareJid>,
         /// Why.
         reason: Option<String>,
         /// The room password, if any.
@@ -250,7 +253,7 @@ pub enum GroupEvent {
 #[derive(Debug, Default)]
 pub struct GroupTracker {
     services: GroupServices,
-    rooms: HashMap<String, HashMap<String, Occupant>>,
+    rooms: HashMap<BareJid, HashMap<String, Occupant>>,
 }
 
 impl GroupTracker {
@@ -268,12 +271,12 @@ impl GroupTracker {
     }
 
     /// The occupants currently in `group`.
-    pub fn occupants(&self, group: &str) -> impl Iterator<Item = &Occupant> {
+    pub fn occupants(&self, group: &BareJid) -> impl Iterator<Item = &Occupant> {
         self.rooms.get(group).into_iter().flat_map(|r| r.values())
     }
 
     /// Forgets a group (after leaving it).
-    pub fn forget(&mut self, group: &str) {
+    pub fn forget(&mut self, group: &BareJid) {
         self.rooms.remove(group);
     }
 
@@ -286,7 +289,7 @@ impl GroupTracker {
         }
     }
 
-    fn occupant(&self, group: &str, nick: &str, m: Option<&Message>) -> Occupant {
+    fn occupant(&self, group: &BareJid, nick: &str, m: Option<&Message>) -> Occupant {
         let mut o = self
             .rooms
             .get(group)
@@ -313,7 +316,7 @@ impl GroupTracker {
         if !self.services.is_group(from) {
             return out;
         }
-        let group = from.to_bare().to_string();
+        let group = from.to_bare();
         if m.kind == MessageType::Error {
             return out;
         }
@@ -391,7 +394,7 @@ impl GroupTracker {
         if !self.services.is_group(from) {
             return out;
         }
-        let group = from.to_bare().to_string();
+        let group = from.to_bare();
         if p.kind == PresenceType::Error {
             if let Some(e) = &p.error {
                 out.push(GroupEvent::JoinFailed {
@@ -419,7 +422,7 @@ impl GroupTracker {
         let item = u.items.first();
         let occupant = Occupant {
             nick: nick.clone(),
-            jid: item.and_then(|i| i.jid.as_deref()).map(bare_of),
+            jid: item.and_then(|i| i.jid.as_deref()).and_then(bare_jid),
             occupant_id: p.occupant_id.clone(),
             affiliation: item.and_then(|i| i.affiliation),
             role: item.and_then(|i| i.role),
@@ -428,14 +431,13 @@ impl GroupTracker {
         let previous = room.get(&nick).cloned();
         // The room names the actor by JID, or only by nickname: then by the real JID of the
         // occupant with that nickname when the room revealed it (else the nickname itself).
-        let actor = item.and_then(|i| {
-            i.actor.clone().or_else(|| {
-                i.actor_nick.as_deref().map(|n| {
-                    room.get(n)
-                        .and_then(|o| o.jid.clone())
-                        .unwrap_or_else(|| n.to_owned())
-                })
-            })
+        let actor = item.and_then(|i| match (&i.actor, &i.actor_nick) {
+            (Some(a), _) => bare_jid(a),
+            (None, Some(n)) => room
+                .get(n.as_str())
+                .and_then(|o| o.jid.clone())
+                .or_else(|| bare_jid(n)),
+            (None, None) => None,
         });
         if p.kind == PresenceType::Unavailable {
             room.remove(&nick);
@@ -497,29 +499,33 @@ impl GroupTracker {
     }
 
     /// Affiliation changes the room announces in a message for users who are not present.
-    fn affiliation_notice(group: &str, u: &MucUser) -> Vec<GroupEvent> {
+    fn affiliation_notice(group: &BareJid, u: &MucUser) -> Vec<GroupEvent> {
         u.items
             .iter()
             .filter(|i| i.affiliation.is_some())
             .map(|i| GroupEvent::AffiliationChanged {
-                group: group.to_owned(),
+                group: group.clone(),
                 occupant: Occupant {
                     nick: i.nick.clone().unwrap_or_default(),
-                    jid: i.jid.as_deref().map(bare_of),
+                    jid: i.jid.as_deref().and_then(bare_jid),
                     affiliation: i.affiliation,
                     role: i.role,
                     occupant_id: None,
                 },
-                by: i.actor.clone().or_else(|| i.actor_nick.clone()),
+                by: i
+                    .actor
+                    .as_deref()
+                    .or(i.actor_nick.as_deref())
+                    .and_then(bare_jid),
             })
             .collect()
     }
 }
 
-/// The bare part of a JID given as text, or of an actor given as a nickname that is a bare
-/// JID (as in groups made by the SDK), without parsing it.
-pub fn bare_of(jid: &str) -> String {
-    jid.split('/').next().unwrap_or(jid).to_owned()
+/// The bare JID of a JID given as text (a real JID in a muc#user item, an actor, or a
+/// nickname that is a bare JID, as in groups made by the SDK); `None` when it is not a JID.
+pub fn bare_jid(jid: &str) -> Option<BareJid> {
+    jid.parse::<jid::Jid>().ok().map(jid::Jid::into_bare)
 }
 
 fn invitation(m: &Message, services: &GroupServices) -> Option<GroupEvent> {
@@ -528,16 +534,16 @@ fn invitation(m: &Message, services: &GroupServices) -> Option<GroupEvent> {
         && services.is_group(from)
     {
         return Some(GroupEvent::Invited {
-            group: from.to_bare().to_string(),
-            by: inv.from.as_deref().map(bare_of),
+            group: from.to_bare(),
+            by: inv.from.as_deref().and_then(bare_jid),
             reason: inv.reason.clone(),
             password: inv.password.clone(),
         });
     }
     let d = m.direct_invite.as_ref()?;
     Some(GroupEvent::Invited {
-        group: d.room.clone()?,
-        by: Some(from.to_bare().to_string()),
+        group: d.room.as_deref().and_then(bare_jid)?,
+        by: Some(from.to_bare()),
         reason: d.reason.clone(),
         password: d.password.clone(),
     })

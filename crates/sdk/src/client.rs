@@ -22,6 +22,7 @@ use crate::error::{ConnectError, RequestError};
 use crate::events::{
     ConnectionListener, Event, EventHub, EventStream, GroupProfileListener, MessageListener,
 };
+use crate::to_jid::ToJid;
 
 /// The services the server offers, found with disco at login.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -212,8 +213,8 @@ impl Client {
 
     /// True when `jid` is a group (a bare JID on the discovered group service), false for a
     /// user.
-    pub fn is_group(&self, jid: &str) -> bool {
-        self.inner.is_our_group(jid)
+    pub fn is_group(&self, jid: impl ToJid) -> bool {
+        jid.to_jid().is_ok_and(|j| self.inner.is_our_group(&j))
     }
 
     /// Closes the session cleanly; every clone stops working.
@@ -332,9 +333,9 @@ impl Inner {
             .or_else(|| m.id.clone())
             .unwrap_or_else(|| self.new_id());
         let group =
-            m.to.as_ref()
-                .map(|t| t.to_bare().to_string())
-                .unwrap_or_default();
+            m.to.as_ref().map(Jid::to_bare).ok_or_else(|| {
+                RequestError::BadRequest("a group message without a group".into())
+            })?;
         let (tx, rx) = oneshot::channel();
         let bytes = m.encode();
         let deadline = tokio::time::Instant::now() + self.request_timeout;
@@ -386,17 +387,17 @@ impl Inner {
     }
 
     /// True when we are in `group`'s room now.
-    pub(crate) async fn in_room(&self, group: &str) -> bool {
-        let g = group.to_owned();
+    pub(crate) async fn in_room(&self, group: &BareJid) -> bool {
+        let g = group.clone();
         self.with(move |c| c.in_room(&g)).await.unwrap_or(false)
     }
 
     /// Our affiliation in `group`, as the room last said.
     pub(crate) async fn my_affiliation(
         &self,
-        group: &str,
+        group: &BareJid,
     ) -> Option<groupchat_protocol::codec::xep::muc_user::Affiliation> {
-        let g = group.to_owned();
+        let g = group.clone();
         self.with(move |c| c.my_affiliation(&g))
             .await
             .ok()
@@ -405,9 +406,9 @@ impl Inner {
 
     /// Enters `group`'s room (without history: the archive has it). `Ok(true)` when the join
     /// created the room.
-    pub(crate) async fn join(&self, group: &str) -> Result<bool, RequestError> {
+    pub(crate) async fn join(&self, group: &BareJid) -> Result<bool, RequestError> {
         let (tx, rx) = oneshot::channel();
-        let g = group.to_owned();
+        let g = group.clone();
         // Checked and registered in one step, so that a join answered in between is not
         // missed.
         let already = self
@@ -424,7 +425,7 @@ impl Inner {
         }
         let id = self.new_id();
         let sent = self
-            .send(muc_owner::join(group, &self.nick, &id, true))
+            .send(muc_owner::join(group.as_str(), &self.nick, &id, true))
             .await;
         let result = match sent {
             Err(e) => Err(e),
@@ -437,7 +438,7 @@ impl Inner {
         };
         if result.is_err() {
             // Drop waiters nobody will resolve (closed senders), so the map stays small.
-            let g = group.to_owned();
+            let g = group.clone();
             self.tell(move |c| {
                 if let Some(w) = c.joins.get_mut(&g) {
                     w.retain(|tx| !tx.is_closed());
@@ -462,12 +463,12 @@ impl Inner {
         if first {
             self.load_bookmarks().await?;
         }
-        let groups: Vec<String> = self
+        let groups: Vec<BareJid> = self
             .with(|c| c.listed().map(|(g, _)| g.clone()).collect())
             .await?;
         futures::future::join_all(groups.iter().map(|g| self.rejoin(g))).await;
         self.with(move |c| {
-            let joined: Vec<String> = groups.into_iter().filter(|g| c.in_room(g)).collect();
+            let joined: Vec<BareJid> = groups.into_iter().filter(|g| c.in_room(g)).collect();
             c.emit(Event::GroupsJoined { groups: joined });
             c.rooms_back();
         })
@@ -514,12 +515,13 @@ impl Inner {
 
     /// Joins a group from our list again; a group that is gone or that removed us while we
     /// were away leaves the list, with the event.
-    async fn rejoin(&self, group: &str) {
+    async fn rejoin(&self, group: &BareJid) {
         let deleted = Event::GroupDeleted {
-            group: group.to_owned(),
+            group: group.clone(),
             by: None,
         };
-        let event = match self.request(Some(group), |id| disco::info(group, id)).await {
+        let g = group.as_str();
+        let event = match self.request(Some(g), |id| disco::info(g, id)).await {
             Err(RequestError::Stanza(e))
                 if matches!(e.condition.as_str(), "item-not-found" | "gone") =>
             {
@@ -531,7 +533,7 @@ impl Inner {
                 // The room vanished between the two requests and our join re-created it.
                 Ok(true) => {
                     let _ = self
-                        .request(Some(group), |id| muc_owner::destroy(group, id, None))
+                        .request(Some(g), |id| muc_owner::destroy(g, id, None))
                         .await;
                     deleted
                 }
@@ -542,14 +544,14 @@ impl Inner {
                         || is_not_member(&e) =>
                 {
                     Event::RemovedFromGroup {
-                        group: group.to_owned(),
+                        group: group.clone(),
                         by: None,
                     }
                 }
                 Err(_) => return,
             },
         };
-        let g = group.to_owned();
+        let g = group.clone();
         let _ = self.with(move |c| c.group_gone(&g, event)).await;
     }
 
@@ -558,8 +560,8 @@ impl Inner {
     /// forged invitation joins nothing.
     pub(crate) async fn accept(
         &self,
-        group: &str,
-        by: Option<String>,
+        group: &BareJid,
+        by: Option<BareJid>,
         ticket: Option<Ticket>,
     ) -> Result<(), RequestError> {
         let mut ticket = ticket;
@@ -572,16 +574,16 @@ impl Inner {
 
     async fn accept_inner(
         &self,
-        group: &str,
-        by: Option<String>,
+        group: &BareJid,
+        by: Option<BareJid>,
         ticket: &mut Option<Ticket>,
     ) -> Result<(), RequestError> {
-        let g = group.to_owned();
+        let g = group.clone();
         if self.with(move |c| c.is_listed(&g) && c.in_room(&g)).await? {
             return Ok(());
         }
         let info = self
-            .request(Some(group), |id| disco::info(group, id))
+            .request(Some(group.as_str()), |id| disco::info(group.as_str(), id))
             .await
             .map_err(|e| match e {
                 RequestError::Stanza(s) => RequestError::refused_group_action(*s),
@@ -598,21 +600,27 @@ impl Inner {
         if self.join(group).await? {
             // The room vanished in between and our join re-created it: undo that.
             let _ = self
-                .request(Some(group), |id| muc_owner::destroy(group, id, None))
+                .request(Some(group.as_str()), |id| {
+                    muc_owner::destroy(group.as_str(), id, None)
+                })
                 .await;
             return Err(RequestError::NotFound(format!("no group {group}")));
         }
         let name = room.name;
-        let (g, n) = (group.to_owned(), name.clone());
+        let (g, n) = (group.clone(), name.clone());
         let fresh = self.with(move |c| c.list(&g, n)).await?;
         // The bookmark first, so that the group is listed when the application hears of it;
         // the event even if the bookmark fails (it is written again with the next change of
         // the list), so that the application always hears of it.
         let listed = self
-            .bookmark_add(Bookmark::new(group, name.clone(), Some(self.nick.clone())))
+            .bookmark_add(Bookmark::new(
+                group.as_str(),
+                name.clone(),
+                Some(self.nick.clone()),
+            ))
             .await;
         let event = fresh.then(|| Event::AddedToGroup {
-            group: group.to_owned(),
+            group: group.clone(),
             name,
             by,
         });
@@ -639,10 +647,9 @@ impl Inner {
 
     /// True for a group's bare JID on our group service: the one "is this a group?" test
     /// (bookmarks of rooms elsewhere, invitations to them, and user JIDs are not).
-    pub(crate) fn is_our_group(&self, jid: &str) -> bool {
+    pub(crate) fn is_our_group(&self, jid: &Jid) -> bool {
         let services = GroupServices::new(self.services.borrow().groups.iter().cloned());
-        jid.parse::<Jid>()
-            .is_ok_and(|j| j.resource().is_none() && services.is_group(&j))
+        jid.resource().is_none() && services.is_group(jid)
     }
 }
 

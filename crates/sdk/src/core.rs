@@ -24,8 +24,8 @@ use groupchat_protocol::codec::xep::muc_admin;
 use groupchat_protocol::codec::xep::muc_user::Affiliation;
 use groupchat_protocol::codec::xep::stanza_error::{ErrorType, StanzaError};
 use groupchat_protocol::codec::{Envelope, Iq, IqType, Message, MessageType, Stanza};
-use groupchat_protocol::group::{GroupEvent, GroupMessage, GroupTracker, bare_of};
-use groupchat_protocol::jid::Jid;
+use groupchat_protocol::group::{GroupEvent, GroupMessage, GroupTracker, bare_jid};
+use groupchat_protocol::jid::{BareJid, Jid};
 use groupchat_transport::{ConnectionState, TransportEvent};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -61,7 +61,7 @@ pub(crate) struct GroupRecord {
     /// We are leaving it: our own departure is not a removal.
     pub(crate) exiting: bool,
     /// Who announced its deletion, and when (the notice precedes the destruction).
-    pub(crate) deleted_by: Option<(String, Instant)>,
+    pub(crate) deleted_by: Option<(BareJid, Instant)>,
     /// When its last profile notice arrived.
     pub(crate) profile_notice: Option<Instant>,
     /// A "changed without a notice" check is waiting.
@@ -119,15 +119,15 @@ pub(crate) struct Core {
     pub(crate) inner: Arc<Inner>,
     pub(crate) tracker: GroupTracker,
     /// Every group we know something of, by bare JID.
-    pub(crate) records: BTreeMap<String, GroupRecord>,
+    pub(crate) records: BTreeMap<BareJid, GroupRecord>,
     pub(crate) dialect: Dialect,
     /// Private-storage bookmarks that are not our groups: kept as they are.
     pub(crate) foreign_bookmarks: Vec<Bookmark>,
     /// Requests waiting for their answer: id → (the entity asked, the waiter).
     pub(crate) pending_iq: HashMap<String, PendingIq>,
     /// Group messages waiting for the room's reflection (its stanza-id) or error.
-    pub(crate) pending_msg: HashMap<String, (String, oneshot::Sender<Reflection>)>,
-    pub(crate) joins: HashMap<String, Vec<JoinWaiter>>,
+    pub(crate) pending_msg: HashMap<String, (BareJid, oneshot::Sender<Reflection>)>,
+    pub(crate) joins: HashMap<BareJid, Vec<JoinWaiter>>,
     /// Stanzas a failed resumption left unacknowledged: sent again once the groups are
     /// joined again (a groupchat message sent before would be refused by the room).
     pub(crate) replay: Vec<Vec<u8>>,
@@ -169,28 +169,28 @@ impl Core {
     }
 
     /// The record of `group`, made if needed.
-    pub(crate) fn record(&mut self, group: &str) -> &mut GroupRecord {
-        self.records.entry(group.to_owned()).or_default()
+    pub(crate) fn record(&mut self, group: &BareJid) -> &mut GroupRecord {
+        self.records.entry(group.clone()).or_default()
     }
 
     /// The groups of our list, with their names.
-    pub(crate) fn listed(&self) -> impl Iterator<Item = (&String, &GroupRecord)> {
+    pub(crate) fn listed(&self) -> impl Iterator<Item = (&BareJid, &GroupRecord)> {
         self.records.iter().filter(|(_, r)| r.listed)
     }
 
-    pub(crate) fn is_listed(&self, group: &str) -> bool {
+    pub(crate) fn is_listed(&self, group: &BareJid) -> bool {
         self.records.get(group).is_some_and(|r| r.listed)
     }
 
     /// Puts `group` in the list (or renames it); true when it was not listed.
-    pub(crate) fn list(&mut self, group: &str, name: Option<String>) -> bool {
+    pub(crate) fn list(&mut self, group: &BareJid, name: Option<String>) -> bool {
         let r = self.record(group);
         r.name = name;
         !std::mem::replace(&mut r.listed, true)
     }
 
     /// Takes `group` off the list and forgets its room; true when it was listed.
-    pub(crate) fn unlist(&mut self, group: &str) -> bool {
+    pub(crate) fn unlist(&mut self, group: &BareJid) -> bool {
         self.tracker.forget(group);
         let was = self.records.get_mut(group).is_some_and(|r| {
             r.name = None;
@@ -207,13 +207,13 @@ impl Core {
     }
 
     /// True when we are in `group`'s room now.
-    pub(crate) fn in_room(&self, group: &str) -> bool {
+    pub(crate) fn in_room(&self, group: &BareJid) -> bool {
         let nick = &self.inner.nick;
         self.tracker.occupants(group).any(|o| o.nick == *nick)
     }
 
     /// Our affiliation in `group`, as the room last said.
-    pub(crate) fn my_affiliation(&self, group: &str) -> Option<Affiliation> {
+    pub(crate) fn my_affiliation(&self, group: &BareJid) -> Option<Affiliation> {
         let nick = &self.inner.nick;
         self.tracker
             .occupants(group)
@@ -255,7 +255,7 @@ impl Core {
 
     /// Notes that we are about to change `group`'s configuration or image: the status 104
     /// that follows is ours, and our notice reports it.
-    pub(crate) fn own_change(&mut self, group: &str) {
+    pub(crate) fn own_change(&mut self, group: &BareJid) {
         self.record(group).own_change = Some(Instant::now());
     }
 
@@ -322,7 +322,7 @@ impl Core {
         }
         self.emit(Event::StanzaDropped {
             reason,
-            from: envelope.and_then(|e| e.from).map(|j| j.to_string()),
+            from: envelope.and_then(|e| e.from),
         });
     }
 
@@ -446,7 +446,7 @@ impl Core {
     fn resolve_message(&mut self, m: &Message) {
         if m.kind == MessageType::Error {
             // Only the group we wrote to may refuse a message (ids are visible to members).
-            let from = m.from.as_ref().map(|f| f.to_bare().to_string());
+            let from = m.from.as_ref().map(Jid::to_bare);
             if let Some(id) = &m.id
                 && self
                     .pending_msg
@@ -468,12 +468,12 @@ impl Core {
         if from.resource().map(|r| r.as_str()) != Some(self.inner.nick.as_str()) {
             return;
         }
-        let group = from.to_bare().to_string();
+        let group = from.to_bare();
         for id in [&m.origin_id, &m.id].into_iter().flatten() {
             if self.pending_msg.get(id).is_some_and(|(g, _)| *g == group)
                 && let Some((_, tx)) = self.pending_msg.remove(id)
             {
-                let _ = tx.send(Ok(m.stanza_id_by(&group).map(str::to_owned)));
+                let _ = tx.send(Ok(m.stanza_id_by(group.as_str()).map(str::to_owned)));
                 return;
             }
         }
@@ -488,14 +488,14 @@ impl Core {
                 return;
             }
             self.emit(Event::ChatMessage {
-                from: from.to_bare().to_string(),
+                from: from.to_bare(),
                 id: m.id.clone(),
                 body: body.clone(),
             });
         }
     }
 
-    fn resolve_join(&mut self, group: &str, r: Result<bool, StanzaError>) {
+    fn resolve_join(&mut self, group: &BareJid, r: Result<bool, StanzaError>) {
         if let Some(waiters) = self.joins.remove(group) {
             for w in waiters {
                 let _ = w.send(r.clone());
@@ -506,12 +506,12 @@ impl Core {
     /// Forgets a group that is gone (list, room state) and reports `event` in order, once
     /// its bookmark is removed (so that a group list read after the event no longer has it);
     /// a group that is not (or no longer) listed reports nothing.
-    pub(crate) fn group_gone(&mut self, group: &str, event: Event) {
+    pub(crate) fn group_gone(&mut self, group: &BareJid, event: Event) {
         if !self.unlist(group) {
             return;
         }
         let t = self.reserve();
-        let group = group.to_owned();
+        let group = group.clone();
         self.start(|inner| {
             Box::pin(async move {
                 let _ = inner.bookmark_remove(&group).await;
@@ -542,7 +542,6 @@ impl Core {
                 if self.records.get(&group).is_some_and(|r| r.exiting) {
                     return;
                 }
-                let by = by.as_deref().map(bare_of);
                 let event = Event::RemovedFromGroup {
                     group: group.clone(),
                     by,
@@ -565,9 +564,9 @@ impl Core {
             GroupEvent::Invited {
                 group, by, reason, ..
             } => {
-                let ours = self.inner.is_our_group(&group);
+                let ours = self.inner.is_our_group(&group.clone().into());
                 if !ours || self.is_listed(&group) {
-                    tracing::debug!(group, ours, "invitation ignored");
+                    tracing::debug!(%group, ours, "invitation ignored");
                     return;
                 }
                 match self.inner.invitations {
@@ -599,26 +598,36 @@ impl Core {
         let group = gm.group.clone();
         let from_admin = gm.sender.affiliation == Some(Affiliation::Owner);
         if n.kind != NoticeKind::MemberLeft && !from_admin {
-            tracing::debug!(group, %by, kind = n.kind.as_str(), "notice ignored: not from an admin");
+            tracing::debug!(%group, %by, kind = n.kind.as_str(), "notice ignored: not from an admin");
             return;
         }
-        let first = n.participants.first().cloned().unwrap_or_default();
+        let first = n.participants.first().and_then(|p| bare_jid(p));
         match n.kind {
             NoticeKind::ParticipantsAdded => self.emit(Event::ParticipantsAdded {
                 group,
-                participants: n.participants,
+                participants: n.participants.iter().filter_map(|p| bare_jid(p)).collect(),
                 by,
             }),
-            NoticeKind::ParticipantRemoved => self.emit(Event::ParticipantRemoved {
-                group,
-                participant: first,
-                by,
-            }),
-            NoticeKind::AdminGranted => self.emit(Event::AdminGranted {
-                group,
-                participant: first,
-                by,
-            }),
+            NoticeKind::ParticipantRemoved | NoticeKind::AdminGranted => {
+                // A notice about someone names them; one that does not is not believed.
+                let Some(participant) = first else {
+                    tracing::debug!(%group, kind = n.kind.as_str(), "notice ignored: names nobody");
+                    return;
+                };
+                self.emit(if n.kind == NoticeKind::AdminGranted {
+                    Event::AdminGranted {
+                        group,
+                        participant,
+                        by,
+                    }
+                } else {
+                    Event::ParticipantRemoved {
+                        group,
+                        participant,
+                        by,
+                    }
+                });
+            }
             NoticeKind::MemberLeft => {
                 self.emit(Event::MemberLeft {
                     group: group.clone(),
@@ -626,12 +635,18 @@ impl Core {
                 });
                 // A member cannot drop their own membership; an admin does it for them.
                 let me_admin = self.my_affiliation(&group) == Some(Affiliation::Owner);
-                if me_admin && by != self.inner.me.to_string() && !from_admin {
+                if me_admin && by != self.inner.me && !from_admin {
                     self.start(|inner| {
                         Box::pin(async move {
                             let _ = inner
-                                .request(Some(&group), |id| {
-                                    muc_admin::set(&group, id, &by, Affiliation::None, None)
+                                .request(Some(group.as_str()), |id| {
+                                    muc_admin::set(
+                                        group.as_str(),
+                                        id,
+                                        by.as_str(),
+                                        Affiliation::None,
+                                        None,
+                                    )
                                 })
                                 .await;
                         })
@@ -650,7 +665,7 @@ impl Core {
     }
 
     /// Reads the group's profile and reports it, in the place of this moment.
-    fn report_profile(&mut self, group: String, by: Option<String>) {
+    fn report_profile(&mut self, group: BareJid, by: Option<BareJid>) {
         let t = self.reserve();
         self.start(|inner| {
             Box::pin(async move {
@@ -671,7 +686,7 @@ impl Core {
     /// A configuration change (status 104). Changes made through this SDK come with a
     /// notice, which reports them with the actor; when none follows within
     /// [`NOTICE_GRACE`], another client made the change and it is reported without one.
-    fn profile_changed_without_notice(&mut self, group: String) {
+    fn profile_changed_without_notice(&mut self, group: BareJid) {
         let seen_at = Instant::now();
         let r = self.record(&group);
         let ours = r

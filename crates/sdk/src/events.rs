@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use futures::Stream;
 use groupchat_protocol::DropReason;
 use groupchat_protocol::group::GroupMessage;
+use groupchat_protocol::jid::{BareJid, FullJid, Jid};
 use groupchat_transport::ConnectionState;
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -23,7 +24,7 @@ pub enum Connection {
     /// Logged in; `resumed` when nothing was lost (XEP-0198).
     Connected {
         /// Our full JID.
-        jid: String,
+        jid: FullJid,
         /// The previous session was resumed.
         resumed: bool,
     },
@@ -51,7 +52,7 @@ impl From<&ConnectionState> for Connection {
         match s {
             ConnectionState::Connecting { .. } => Self::Connecting,
             ConnectionState::Connected { jid, resumed } => Self::Connected {
-                jid: jid.to_string(),
+                jid: jid.clone(),
                 resumed: *resumed,
             },
             ConnectionState::Disconnected { reason } => Self::Disconnected {
@@ -77,7 +78,7 @@ impl From<&ConnectionState> for Connection {
 #[non_exhaustive]
 pub struct MissedMessages {
     /// The group.
-    pub group: String,
+    pub group: BareJid,
     /// The archive id (stanza-id) of the last message seen live in it, if any.
     pub after: Option<String>,
     /// When the last stanza of the lost session arrived, in milliseconds since the Unix
@@ -113,32 +114,32 @@ pub enum Event {
         #[serde(serialize_with = "display")]
         reason: DropReason,
         /// Its sender, when that could be read.
-        from: Option<String>,
+        from: Option<Jid>,
     },
     /// After a login without resumption (the first one, or after a server restart), every
     /// group of the list was joined again; these are the groups now joined.
     GroupsJoined {
         /// The joined groups.
-        groups: Vec<String>,
+        groups: Vec<BareJid>,
     },
     /// We created a group.
     GroupCreated {
         /// The group.
-        group: String,
+        group: BareJid,
         /// Its name.
         name: String,
         /// Who created it (us).
-        by: String,
+        by: BareJid,
     },
     /// Someone added us to a group; the SDK has joined and listed it (unless invitations are
     /// left to the application, see [`Event::Invitation`]).
     AddedToGroup {
         /// The group.
-        group: String,
+        group: BareJid,
         /// Its name.
         name: Option<String>,
         /// Who added us.
-        by: Option<String>,
+        by: Option<BareJid>,
     },
     /// An invitation the application decides on ([`InvitationPolicy::Manual`]); accept it
     /// with [`Client::join_group`](crate::Client::join_group).
@@ -146,75 +147,75 @@ pub enum Event {
     /// [`InvitationPolicy::Manual`]: crate::InvitationPolicy::Manual
     Invitation {
         /// The group.
-        group: String,
+        group: BareJid,
         /// Who invited us.
-        by: Option<String>,
+        by: Option<BareJid>,
         /// Their reason.
         reason: Option<String>,
     },
     /// The group's name or image changed.
     ProfileUpdated {
         /// The group.
-        group: String,
+        group: BareJid,
         /// The profile after the change.
         profile: GroupProfile,
         /// Who changed it, when known (changes by clients without this SDK do not say).
-        by: Option<String>,
+        by: Option<BareJid>,
     },
     /// Members were added.
     ParticipantsAdded {
         /// The group.
-        group: String,
+        group: BareJid,
         /// The new members.
-        participants: Vec<String>,
+        participants: Vec<BareJid>,
         /// Who added them.
-        by: String,
+        by: BareJid,
     },
     /// A member was removed by an admin.
     ParticipantRemoved {
         /// The group.
-        group: String,
+        group: BareJid,
         /// The removed member.
-        participant: String,
+        participant: BareJid,
         /// The admin.
-        by: String,
+        by: BareJid,
     },
     /// A member became admin.
     AdminGranted {
         /// The group.
-        group: String,
+        group: BareJid,
         /// The new admin.
-        participant: String,
+        participant: BareJid,
         /// The admin who granted it.
-        by: String,
+        by: BareJid,
     },
     /// A member left the group.
     MemberLeft {
         /// The group.
-        group: String,
+        group: BareJid,
         /// Who left.
-        participant: String,
+        participant: BareJid,
     },
     /// The group was deleted (destroyed by an admin); it is gone from our list.
     GroupDeleted {
         /// The group.
-        group: String,
+        group: BareJid,
         /// The admin who deleted it, when known.
-        by: Option<String>,
+        by: Option<BareJid>,
     },
     /// We were removed from the group; it is gone from our list.
     RemovedFromGroup {
         /// The group.
-        group: String,
+        group: BareJid,
         /// The admin who removed us, when known.
-        by: Option<String>,
+        by: Option<BareJid>,
     },
     /// A message in a group.
     GroupMessage(GroupMessage),
     /// A 1:1 chat message.
     ChatMessage {
         /// The sender's bare JID.
-        from: String,
+        from: BareJid,
         /// The message id.
         id: Option<String>,
         /// The text.
@@ -224,7 +225,7 @@ pub enum Event {
 
 impl Event {
     /// The group the event is about, if any.
-    pub fn group(&self) -> Option<&str> {
+    pub fn group(&self) -> Option<&BareJid> {
         match self {
             Self::GroupCreated { group, .. }
             | Self::AddedToGroup { group, .. }
@@ -253,23 +254,30 @@ impl Event {
 #[async_trait]
 pub trait GroupProfileListener: Send + Sync {
     /// We created a group.
-    async fn group_created(&self, _group: &str, _name: &str) {}
+    async fn group_created(&self, _group: &BareJid, _name: &str) {}
     /// We were added to a group.
-    async fn added_to_group(&self, _group: &str, _by: Option<&str>) {}
+    async fn added_to_group(&self, _group: &BareJid, _by: Option<&BareJid>) {}
     /// The name or image changed.
-    async fn profile_updated(&self, _group: &str, _profile: &GroupProfile, _by: Option<&str>) {}
+    async fn profile_updated(
+        &self,
+        _group: &BareJid,
+        _profile: &GroupProfile,
+        _by: Option<&BareJid>,
+    ) {
+    }
     /// Members were added.
-    async fn participants_added(&self, _group: &str, _participants: &[String], _by: &str) {}
+    async fn participants_added(&self, _group: &BareJid, _participants: &[BareJid], _by: &BareJid) {
+    }
     /// A member was removed.
-    async fn participant_removed(&self, _group: &str, _participant: &str, _by: &str) {}
+    async fn participant_removed(&self, _group: &BareJid, _participant: &BareJid, _by: &BareJid) {}
     /// A member became admin.
-    async fn admin_granted(&self, _group: &str, _participant: &str, _by: &str) {}
+    async fn admin_granted(&self, _group: &BareJid, _participant: &BareJid, _by: &BareJid) {}
     /// A member left.
-    async fn member_left(&self, _group: &str, _participant: &str) {}
+    async fn member_left(&self, _group: &BareJid, _participant: &BareJid) {}
     /// The group was deleted.
-    async fn group_deleted(&self, _group: &str, _by: Option<&str>) {}
+    async fn group_deleted(&self, _group: &BareJid, _by: Option<&BareJid>) {}
     /// We were removed.
-    async fn removed_from_group(&self, _group: &str, _by: Option<&str>) {}
+    async fn removed_from_group(&self, _group: &BareJid, _by: Option<&BareJid>) {}
 }
 
 /// Connection state changes.
@@ -285,7 +293,7 @@ pub trait MessageListener: Send + Sync {
     /// A group message.
     async fn group_message(&self, _message: &GroupMessage) {}
     /// A 1:1 message.
-    async fn chat_message(&self, _from: &str, _body: &str) {}
+    async fn chat_message(&self, _from: &BareJid, _body: &str) {}
 }
 
 /// The registered listeners.
@@ -319,10 +327,10 @@ impl Listeners {
             match e {
                 Event::GroupCreated { group, name, .. } => l.group_created(group, name).await,
                 Event::AddedToGroup { group, by, .. } => {
-                    l.added_to_group(group, by.as_deref()).await;
+                    l.added_to_group(group, by.as_ref()).await;
                 }
                 Event::ProfileUpdated { group, profile, by } => {
-                    l.profile_updated(group, profile, by.as_deref()).await;
+                    l.profile_updated(group, profile, by.as_ref()).await;
                 }
                 Event::ParticipantsAdded {
                     group,
@@ -342,9 +350,9 @@ impl Listeners {
                 Event::MemberLeft { group, participant } => {
                     l.member_left(group, participant).await;
                 }
-                Event::GroupDeleted { group, by } => l.group_deleted(group, by.as_deref()).await,
+                Event::GroupDeleted { group, by } => l.group_deleted(group, by.as_ref()).await,
                 Event::RemovedFromGroup { group, by } => {
-                    l.removed_from_group(group, by.as_deref()).await;
+                    l.removed_from_group(group, by.as_ref()).await;
                 }
                 _ => {}
             }

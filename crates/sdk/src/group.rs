@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use base64::Engine as _;
+use groupchat_protocol::jid::BareJid;
 use serde::Serialize;
 
 use crate::error::RequestError;
@@ -13,7 +14,7 @@ use crate::error::RequestError;
 #[non_exhaustive]
 pub struct Group {
     /// The group's JID (`<id>@<group service>`).
-    pub jid: String,
+    pub jid: BareJid,
     /// Its name, as last known.
     pub name: Option<String>,
     /// Our role in it, as the room last said (`None` while we are not in its room).
@@ -28,7 +29,7 @@ pub struct Group {
 #[non_exhaustive]
 pub struct GroupProfile {
     /// The group's JID.
-    pub jid: String,
+    pub jid: BareJid,
     /// Its name.
     pub name: Option<String>,
     /// Its description, if set.
@@ -215,7 +216,7 @@ impl ParticipantRole {
 #[non_exhaustive]
 pub struct Participant {
     /// Their bare JID.
-    pub jid: String,
+    pub jid: BareJid,
     /// Admin or member.
     pub role: ParticipantRole,
     /// In the group right now (connected).

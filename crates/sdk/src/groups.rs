@@ -10,12 +10,14 @@ use groupchat_protocol::codec::xep::stanza_error::{ErrorType, StanzaError};
 use groupchat_protocol::codec::xep::vcard::{self, Photo};
 use groupchat_protocol::codec::xep::{disco, muc_admin, muc_owner, upload};
 use groupchat_protocol::codec::{Message, MessageType};
+use groupchat_protocol::group::bare_jid;
 use groupchat_protocol::jid::{BareJid, Jid};
 
 use crate::client::{Client, Inner, is_not_member};
 use crate::error::RequestError;
 use crate::events::Event;
 use crate::group::{Group, GroupImage, GroupProfile, Participant, ParticipantRole};
+use crate::to_jid::ToJid;
 
 /// Longest group name accepted.
 const MAX_NAME_CHARS: usize = 256;
@@ -32,17 +34,15 @@ pub struct SentMessage {
     pub stanza_id: Option<String>,
 }
 
-fn parse_user(jid: &str) -> Result<BareJid, RequestError> {
-    let j: BareJid = jid
-        .trim()
-        .parse()
-        .map_err(|e| RequestError::BadRequest(format!("invalid JID {jid:?}: {e}")))?;
-    if j.node().is_none() {
+/// A user's bare JID (400 for one that is not a user's: no local part, or a resource).
+fn parse_user(jid: impl ToJid) -> Result<BareJid, RequestError> {
+    let j = jid.to_jid()?;
+    if j.node().is_none() || j.resource().is_some() {
         return Err(RequestError::BadRequest(format!(
-            "{jid:?} is not a user JID"
+            "{j} is not a user's bare JID"
         )));
     }
-    Ok(j)
+    Ok(j.into_bare())
 }
 
 fn check_name(name: &str) -> Result<String, RequestError> {
@@ -71,7 +71,7 @@ fn check_text(what: &str, text: &str) -> Result<(), RequestError> {
     }
 }
 
-fn not_a_participant(user: &str, group: &str) -> RequestError {
+fn not_a_participant(user: &BareJid, group: &BareJid) -> RequestError {
     RequestError::NotFound(format!("{user} is not a participant of {group}"))
 }
 
@@ -98,24 +98,21 @@ impl Client {
         })
     }
 
-    /// A group's JID, checked: on the group service (400 otherwise).
-    fn group_arg(&self, group: &str) -> Result<String, RequestError> {
+    /// A group's JID, checked: a bare JID on the group service (400 otherwise).
+    pub(crate) fn group_arg(&self, group: impl ToJid) -> Result<BareJid, RequestError> {
         let service = self.group_service()?;
-        let j: BareJid = group
-            .trim()
-            .parse()
-            .map_err(|e| RequestError::BadRequest(format!("invalid group JID {group:?}: {e}")))?;
-        if j.node().is_none() || j.domain().as_str() != service {
+        let j = group.to_jid()?;
+        if j.node().is_none() || j.resource().is_some() || j.domain().as_str() != service {
             return Err(RequestError::BadRequest(format!(
-                "{group:?} is not a group on {service}"
+                "{j} is not a group on {service}"
             )));
         }
-        Ok(j.to_string())
+        Ok(j.into_bare())
     }
 
     /// The group JID for a group id: `<id>@<group service>`. 400 for an id that cannot be a
     /// JID's local part; 403 when the server has no group service.
-    pub fn group_jid(&self, id: &str) -> Result<String, RequestError> {
+    pub fn group_jid(&self, id: &str) -> Result<BareJid, RequestError> {
         let service = self.group_service()?;
         let bad = id.is_empty()
             || id.len() > 1023
@@ -128,7 +125,7 @@ impl Client {
         let jid: BareJid = format!("{id}@{service}")
             .parse()
             .map_err(|e| RequestError::BadRequest(format!("invalid group id {id:?}: {e}")))?;
-        Ok(jid.to_string())
+        Ok(jid)
     }
 
     /// Creates a group named `name` with `members` (bare JIDs) and an optional image: the
@@ -138,10 +135,10 @@ impl Client {
     /// are checked (and an image URL fetched) before anything is created; if a later step
     /// fails, the room is destroyed again.
     ///
-    /// `members` is any list of JID-like strings: `&["bob@example.org"]`, a `Vec<String>`,
-    /// an iterator of `&str`.
+    /// `members` is any list of JIDs, as text or typed: `&["bob@example.org"]`, a
+    /// `Vec<String>`, a `Vec<BareJid>`, an iterator of `&str`.
     #[tracing::instrument(level = "debug", skip_all)]
-    pub async fn create_group<M: AsRef<str>>(
+    pub async fn create_group<M: ToJid>(
         &self,
         name: &str,
         members: impl IntoIterator<Item = M>,
@@ -149,7 +146,7 @@ impl Client {
     ) -> Result<Group, RequestError> {
         let name = check_name(name)?;
         let members = self.others(members)?;
-        let service = self.group_service()?;
+        self.group_service()?;
         let photo = match &image {
             Some(i) => Some(self.resolve_image(i).await?),
             None => None,
@@ -158,11 +155,13 @@ impl Client {
         getrandom::fill(&mut raw)
             .map_err(|e| RequestError::BadRequest(format!("no entropy: {e}")))?;
         let id: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-        let group = format!("{id}@{service}");
+        let group = self.group_jid(&id)?;
         let inner = &self.inner;
         inner.own_change(&group);
         if !inner.join(&group).await? {
-            let _ = inner.send(muc_owner::leave(&group, &inner.nick)).await;
+            let _ = inner
+                .send(muc_owner::leave(group.as_str(), &inner.nick))
+                .await;
             return Err(conflict("a group with this id exists"));
         }
         let made = async {
@@ -182,7 +181,9 @@ impl Client {
         if let Err(e) = made {
             // Leave nothing half-made behind.
             let _ = inner
-                .request(Some(&group), |id| muc_owner::destroy(&group, id, None))
+                .request(Some(group.as_str()), |id| {
+                    muc_owner::destroy(group.as_str(), id, None)
+                })
                 .await;
             return Err(e);
         }
@@ -192,7 +193,7 @@ impl Client {
         }
         let listed = inner
             .bookmark_add(Bookmark::new(
-                &group,
+                group.as_str(),
                 Some(name.clone()),
                 Some(inner.nick.clone()),
             ))
@@ -200,28 +201,24 @@ impl Client {
         self.inner.emit(Event::GroupCreated {
             group: group.clone(),
             name: name.clone(),
-            by: inner.me.to_string(),
+            by: inner.me.clone(),
         });
         if !members.is_empty() {
-            self.notice(
-                &group,
-                NoticeKind::ParticipantsAdded,
-                members.iter().map(ToString::to_string).collect(),
-            )
-            .await?;
+            self.notice(&group, NoticeKind::ParticipantsAdded, &members)
+                .await?;
         }
         listed?;
         Ok(self.group_entry(group, Some(name)).await)
     }
 
     /// Parses user JIDs (400 for an invalid one), without duplicates and without us.
-    fn others<U: AsRef<str>>(
+    fn others<U: ToJid>(
         &self,
         users: impl IntoIterator<Item = U>,
     ) -> Result<Vec<BareJid>, RequestError> {
         let mut out: Vec<BareJid> = Vec::new();
         for u in users {
-            let j = parse_user(u.as_ref())?;
+            let j = parse_user(u)?;
             if j != self.inner.me && !out.contains(&j) {
                 out.push(j);
             }
@@ -230,10 +227,12 @@ impl Client {
     }
 
     /// Submits the group configuration with `name` (marked as our own change).
-    async fn configure(&self, group: &str, name: &str) -> Result<(), RequestError> {
+    async fn configure(&self, group: &BareJid, name: &str) -> Result<(), RequestError> {
         let inner = &self.inner;
         let form = inner
-            .request(Some(group), |id| muc_owner::get_config(group, id))
+            .request(Some(group.as_str()), |id| {
+                muc_owner::get_config(group.as_str(), id)
+            })
             .await
             .map_err(refused)?;
         let form = muc_owner::decode_config_form(&form)
@@ -241,8 +240,8 @@ impl Client {
         let config = muc_owner::RoomConfig::group(name);
         inner.own_change(group);
         inner
-            .request(Some(group), |id| {
-                muc_owner::submit_config(group, id, &config, &form)
+            .request(Some(group.as_str()), |id| {
+                muc_owner::submit_config(group.as_str(), id, &config, &form)
             })
             .await
             .map_err(refused)
@@ -250,25 +249,28 @@ impl Client {
     }
 
     /// Makes `user` a member and invites them.
-    async fn add_one(&self, group: &str, user: &BareJid) -> Result<(), RequestError> {
+    async fn add_one(&self, group: &BareJid, user: &BareJid) -> Result<(), RequestError> {
         let u = user.to_string();
         self.inner
-            .request(Some(group), |id| {
-                muc_admin::set(group, id, &u, Affiliation::Member, None)
+            .request(Some(group.as_str()), |id| {
+                muc_admin::set(group.as_str(), id, &u, Affiliation::Member, None)
             })
             .await
             .map_err(refused)?;
-        self.inner.send(muc_owner::invite(group, &u, None)).await
+        self.inner
+            .send(muc_owner::invite(group.as_str(), &u, None))
+            .await
     }
 
     /// Posts a notice (who did what) to the group.
     async fn notice(
         &self,
-        group: &str,
+        group: &BareJid,
         kind: NoticeKind,
-        participants: Vec<String>,
+        participants: &[BareJid],
     ) -> Result<(), RequestError> {
-        let me = self.inner.me.to_string();
+        let me = &self.inner.me;
+        let participants: Vec<String> = participants.iter().map(ToString::to_string).collect();
         let text = match kind {
             NoticeKind::ParticipantsAdded => format!("{me} added {}", participants.join(", ")),
             NoticeKind::ParticipantRemoved => format!("{me} removed {}", participants.join(", ")),
@@ -278,10 +280,11 @@ impl Client {
             NoticeKind::GroupDeleted => format!("{me} deleted the group"),
             _ => format!("{me}: {}", kind.as_str()),
         };
-        let to: Jid = group
-            .parse()
-            .map_err(|e| RequestError::BadRequest(format!("{group}: {e}")))?;
-        let m = Notice::new(kind, participants).message(to, &self.inner.new_id(), &text);
+        let m = Notice::new(kind, participants).message(
+            group.clone().into(),
+            &self.inner.new_id(),
+            &text,
+        );
         self.inner.send_to_group(&m).await.map(|_| ())
     }
 
@@ -290,14 +293,14 @@ impl Client {
     #[tracing::instrument(level = "debug", skip_all)]
     pub async fn groups(&self) -> Result<Vec<Group>, RequestError> {
         let stored = self.inner.read_bookmarks().await?;
-        let listed: Vec<(String, Option<String>)> = self
+        let listed: Vec<(BareJid, Option<String>)> = self
             .inner
             .with(move |c| {
-                for b in stored {
-                    if c.records.get(&b.jid).is_some_and(|r| r.exiting) {
+                for (jid, b) in stored {
+                    if c.records.get(&jid).is_some_and(|r| r.exiting) {
                         continue;
                     }
-                    let r = c.record(&b.jid);
+                    let r = c.record(&jid);
                     r.listed = true;
                     if r.name.is_none() {
                         r.name = b.name;
@@ -316,7 +319,7 @@ impl Client {
     }
 
     /// A listed group with what the room last said of us.
-    async fn group_entry(&self, jid: String, name: Option<String>) -> Group {
+    async fn group_entry(&self, jid: BareJid, name: Option<String>) -> Group {
         let joined = self.inner.in_room(&jid).await;
         let role = self
             .inner
@@ -334,14 +337,15 @@ impl Client {
     /// Sets the group's name and, if given, its image (admins only: 403 otherwise). Every
     /// member receives [`Event::ProfileUpdated`]. The image is checked (and a URL fetched)
     /// before anything changes.
-    #[tracing::instrument(level = "debug", skip_all, fields(group = %group))]
+    #[tracing::instrument(level = "debug", skip_all, fields(group = tracing::field::Empty))]
     pub async fn set_group_profile(
         &self,
-        group: &str,
+        group: impl ToJid,
         name: &str,
         image: Option<GroupImage>,
     ) -> Result<GroupProfile, RequestError> {
         let group = self.group_arg(group)?;
+        tracing::Span::current().record("group", tracing::field::display(&group));
         let name = check_name(name)?;
         let photo = match &image {
             Some(i) => Some(self.resolve_image(i).await?),
@@ -359,14 +363,17 @@ impl Client {
             let (g, n) = (group.clone(), name.clone());
             !inner.with(move |c| c.list(&g, Some(n))).await?
         };
-        self.notice(&group, NoticeKind::ProfileUpdated, Vec::new())
-            .await?;
+        self.notice(&group, NoticeKind::ProfileUpdated, &[]).await?;
         if had {
             inner
-                .bookmark_add(Bookmark::new(&group, Some(name), Some(inner.nick.clone())))
+                .bookmark_add(Bookmark::new(
+                    group.as_str(),
+                    Some(name),
+                    Some(inner.nick.clone()),
+                ))
                 .await?;
         }
-        self.group_profile(&group).await
+        self.inner.profile(&group).await
     }
 
     /// The image's bytes, checked; an image given by URL is fetched (HTTPS) and checked the
@@ -391,10 +398,10 @@ impl Client {
     }
 
     /// 403 unless the group keeps a vCard (where its image lives).
-    async fn require_vcard(&self, group: &str) -> Result<(), RequestError> {
+    async fn require_vcard(&self, group: &BareJid) -> Result<(), RequestError> {
         let info = self
             .inner
-            .request(Some(group), |id| disco::info(group, id))
+            .request(Some(group.as_str()), |id| disco::info(group.as_str(), id))
             .await
             .map_err(refused)?;
         let info =
@@ -410,10 +417,12 @@ impl Client {
 
     /// Stores the image as the room's vCard photo (XEP-0486); the caller has checked the
     /// room keeps one (`require_vcard`).
-    async fn store_image(&self, group: &str, photo: &Photo) -> Result<(), RequestError> {
+    async fn store_image(&self, group: &BareJid, photo: &Photo) -> Result<(), RequestError> {
         self.inner.own_change(group);
         self.inner
-            .request(Some(group), |id| vcard::set_photo(group, id, photo))
+            .request(Some(group.as_str()), |id| {
+                vcard::set_photo(group.as_str(), id, photo)
+            })
             .await
             .map(|_| ())
             .map_err(refused)
@@ -470,23 +479,25 @@ impl Client {
 
     /// The group's profile: name (disco#info) and image (the room's vCard). 404 for an
     /// unknown group.
-    #[tracing::instrument(level = "debug", skip_all, fields(group = %group))]
-    pub async fn group_profile(&self, group: &str) -> Result<GroupProfile, RequestError> {
+    #[tracing::instrument(level = "debug", skip_all, fields(group = tracing::field::Empty))]
+    pub async fn group_profile(&self, group: impl ToJid) -> Result<GroupProfile, RequestError> {
         let group = self.group_arg(group)?;
+        tracing::Span::current().record("group", tracing::field::display(&group));
         self.inner.profile(&group).await
     }
 
     /// The members: owners are admins, members and MUC admins are members; `online` when
     /// they are in the group now.
-    #[tracing::instrument(level = "debug", skip_all, fields(group = %group))]
-    pub async fn participants(&self, group: &str) -> Result<Vec<Participant>, RequestError> {
+    #[tracing::instrument(level = "debug", skip_all, fields(group = tracing::field::Empty))]
+    pub async fn participants(&self, group: impl ToJid) -> Result<Vec<Participant>, RequestError> {
         let group = self.group_arg(group)?;
+        tracing::Span::current().record("group", tracing::field::display(&group));
         let mut out: Vec<Participant> = Vec::new();
         for aff in [Affiliation::Owner, Affiliation::Admin, Affiliation::Member] {
             let Some(role) = ParticipantRole::of(aff) else {
                 continue;
             };
-            let jids: Vec<String> = match self.affiliation_list(&group, aff).await {
+            let jids: Vec<BareJid> = match self.affiliation_list(&group, aff).await {
                 Ok(list) => list,
                 // A server that keeps a list from members: those present stand in, when we
                 // are in the group ourselves (else the refusal stands).
@@ -517,7 +528,7 @@ impl Client {
                 }
             }
         }
-        let online: Vec<String> = self
+        let online: Vec<BareJid> = self
             .inner
             .with(move |c| {
                 c.tracker
@@ -535,18 +546,20 @@ impl Client {
     /// The bare JIDs with affiliation `aff`.
     async fn affiliation_list(
         &self,
-        group: &str,
+        group: &BareJid,
         aff: Affiliation,
-    ) -> Result<Vec<String>, RequestError> {
+    ) -> Result<Vec<BareJid>, RequestError> {
         let iq = self
             .inner
-            .request(Some(group), |id| muc_admin::get_list(group, id, aff))
+            .request(Some(group.as_str()), |id| {
+                muc_admin::get_list(group.as_str(), id, aff)
+            })
             .await
             .map_err(refused)?;
         Ok(muc_admin::decode_list(&iq)
             .map_err(|e| RequestError::BadRequest(e.to_string()))?
-            .into_iter()
-            .map(|i| i.jid)
+            .iter()
+            .filter_map(|i| bare_jid(&i.jid))
             .collect())
     }
 
@@ -554,8 +567,8 @@ impl Client {
     /// admins in the MUC sense when another client made them so).
     async fn affiliations(
         &self,
-        group: &str,
-    ) -> Result<HashMap<String, Affiliation>, RequestError> {
+        group: &BareJid,
+    ) -> Result<HashMap<BareJid, Affiliation>, RequestError> {
         let mut all = HashMap::new();
         for aff in [Affiliation::Member, Affiliation::Admin, Affiliation::Owner] {
             for jid in self.affiliation_list(group, aff).await? {
@@ -569,13 +582,14 @@ impl Client {
     /// [`Event::AddedToGroup`]; everyone receives [`Event::ParticipantsAdded`] naming the
     /// new ones. Users who are already participants are left as they are and announced to
     /// nobody (adding only them changes nothing).
-    #[tracing::instrument(level = "debug", skip_all, fields(group = %group))]
-    pub async fn add_participants<U: AsRef<str>>(
+    #[tracing::instrument(level = "debug", skip_all, fields(group = tracing::field::Empty))]
+    pub async fn add_participants<U: ToJid>(
         &self,
-        group: &str,
+        group: impl ToJid,
         users: impl IntoIterator<Item = U>,
     ) -> Result<(), RequestError> {
         let group = self.group_arg(group)?;
+        tracing::Span::current().record("group", tracing::field::display(&group));
         let users = self.others(users)?;
         if users.is_empty() {
             return Err(RequestError::BadRequest("no participants given".into()));
@@ -583,7 +597,7 @@ impl Client {
         let current = self.affiliations(&group).await?;
         let users: Vec<BareJid> = users
             .into_iter()
-            .filter(|u| !current.contains_key(&u.to_string()))
+            .filter(|u| !current.contains_key(u))
             .collect();
         for u in &users {
             self.add_one(&group, u).await?;
@@ -591,32 +605,33 @@ impl Client {
         if users.is_empty() {
             return Ok(());
         }
-        self.notice(
-            &group,
-            NoticeKind::ParticipantsAdded,
-            users.iter().map(ToString::to_string).collect(),
-        )
-        .await
+        self.notice(&group, NoticeKind::ParticipantsAdded, &users)
+            .await
     }
 
     /// Removes a member (admins only: 403 otherwise): they leave the room and may not come
     /// back unless added again. They receive [`Event::RemovedFromGroup`], everyone else
     /// [`Event::ParticipantRemoved`]. 404 when the user is not a participant (nothing is
     /// changed or announced).
-    #[tracing::instrument(level = "debug", skip_all, fields(group = %group))]
-    pub async fn remove_participant(&self, group: &str, user: &str) -> Result<(), RequestError> {
+    #[tracing::instrument(level = "debug", skip_all, fields(group = tracing::field::Empty))]
+    pub async fn remove_participant(
+        &self,
+        group: impl ToJid,
+        user: impl ToJid,
+    ) -> Result<(), RequestError> {
         let group = self.group_arg(group)?;
-        let user = parse_user(user)?.to_string();
+        tracing::Span::current().record("group", tracing::field::display(&group));
+        let user = parse_user(user)?;
         if !self.affiliations(&group).await?.contains_key(&user) {
             return Err(not_a_participant(&user, &group));
         }
         self.inner
-            .request(Some(&group), |id| {
-                muc_admin::set(&group, id, &user, Affiliation::None, None)
+            .request(Some(group.as_str()), |id| {
+                muc_admin::set(group.as_str(), id, user.as_str(), Affiliation::None, None)
             })
             .await
             .map_err(refused)?;
-        self.notice(&group, NoticeKind::ParticipantRemoved, vec![user])
+        self.notice(&group, NoticeKind::ParticipantRemoved, &[user])
             .await
     }
 
@@ -624,10 +639,15 @@ impl Client {
     /// [`Event::AdminGranted`]. 404 when the user is not a participant (add them first:
     /// an admin nobody invited would never learn of the group); an admin already stays one
     /// and nothing is announced.
-    #[tracing::instrument(level = "debug", skip_all, fields(group = %group))]
-    pub async fn make_admin(&self, group: &str, user: &str) -> Result<(), RequestError> {
+    #[tracing::instrument(level = "debug", skip_all, fields(group = tracing::field::Empty))]
+    pub async fn make_admin(
+        &self,
+        group: impl ToJid,
+        user: impl ToJid,
+    ) -> Result<(), RequestError> {
         let group = self.group_arg(group)?;
-        let user = parse_user(user)?.to_string();
+        tracing::Span::current().record("group", tracing::field::display(&group));
+        let user = parse_user(user)?;
         match self.affiliations(&group).await?.get(&user) {
             None => Err(not_a_participant(&user, &group)),
             Some(Affiliation::Owner) => Ok(()),
@@ -636,19 +656,18 @@ impl Client {
     }
 
     /// Makes `user` owner and announces it.
-    async fn grant_admin(&self, group: &str, user: String) -> Result<(), RequestError> {
+    async fn grant_admin(&self, group: &BareJid, user: BareJid) -> Result<(), RequestError> {
         self.inner
-            .request(Some(group), |id| {
-                muc_admin::set(group, id, &user, Affiliation::Owner, None)
+            .request(Some(group.as_str()), |id| {
+                muc_admin::set(group.as_str(), id, user.as_str(), Affiliation::Owner, None)
             })
             .await
             .map_err(refused)?;
-        self.notice(group, NoticeKind::AdminGranted, vec![user])
-            .await
+        self.notice(group, NoticeKind::AdminGranted, &[user]).await
     }
 
     /// Makes sure we are in the group's room (to act in it): 404 when the group is gone.
-    async fn enter(&self, group: &str) -> Result<(), RequestError> {
+    async fn enter(&self, group: &BareJid) -> Result<(), RequestError> {
         if self.inner.in_room(group).await {
             return Ok(());
         }
@@ -658,7 +677,9 @@ impl Client {
                 // It did not exist: we just made an empty room. Undo that.
                 let _ = self
                     .inner
-                    .request(Some(group), |id| muc_owner::destroy(group, id, None))
+                    .request(Some(group.as_str()), |id| {
+                        muc_owner::destroy(group.as_str(), id, None)
+                    })
                     .await;
                 Err(RequestError::NotFound(format!("no group {group}")))
             }
@@ -669,11 +690,12 @@ impl Client {
     /// Leaves the group for good. The last admin first hands admin to the member whose JID
     /// sorts first (so that the group keeps an admin); a group with no other member cannot
     /// be left (409: delete it instead). Everyone else receives [`Event::MemberLeft`].
-    #[tracing::instrument(level = "debug", skip_all, fields(group = %group))]
-    pub async fn exit_group(&self, group: &str) -> Result<(), RequestError> {
+    #[tracing::instrument(level = "debug", skip_all, fields(group = tracing::field::Empty))]
+    pub async fn exit_group(&self, group: impl ToJid) -> Result<(), RequestError> {
         let group = self.group_arg(group)?;
+        tracing::Span::current().record("group", tracing::field::display(&group));
         let inner = &self.inner;
-        let me = inner.me.to_string();
+        let me = inner.me.clone();
         self.enter(&group).await?;
         let admin = inner.my_affiliation(&group).await == Some(Affiliation::Owner);
         if admin {
@@ -692,12 +714,13 @@ impl Client {
         }
         inner.set_exiting(&group, true).await?;
         let result = async {
-            self.notice(&group, NoticeKind::MemberLeft, Vec::new())
+            self.notice(&group, NoticeKind::MemberLeft, &[]).await?;
+            inner
+                .send(muc_owner::leave(group.as_str(), &inner.nick))
                 .await?;
-            inner.send(muc_owner::leave(&group, &inner.nick)).await?;
             match inner
-                .request(Some(&group), |id| {
-                    muc_admin::set(&group, id, &me, Affiliation::None, None)
+                .request(Some(group.as_str()), |id| {
+                    muc_admin::set(group.as_str(), id, me.as_str(), Affiliation::None, None)
                 })
                 .await
                 .map_err(refused)
@@ -719,9 +742,10 @@ impl Client {
     /// Deletes the group: an admin destroys it for everyone ([`Event::GroupDeleted`]); a
     /// member forgets it (leaves the room and drops it from the list; still a member, so
     /// an admin can invite them back). 404 when the group does not exist.
-    #[tracing::instrument(level = "debug", skip_all, fields(group = %group))]
-    pub async fn delete_group(&self, group: &str) -> Result<(), RequestError> {
+    #[tracing::instrument(level = "debug", skip_all, fields(group = tracing::field::Empty))]
+    pub async fn delete_group(&self, group: impl ToJid) -> Result<(), RequestError> {
         let group = self.group_arg(group)?;
+        tracing::Span::current().record("group", tracing::field::display(&group));
         let inner = &self.inner;
         match self.enter(&group).await {
             Ok(()) => {}
@@ -732,10 +756,11 @@ impl Client {
             Err(e) => return Err(e),
         }
         if inner.my_affiliation(&group).await == Some(Affiliation::Owner) {
-            self.notice(&group, NoticeKind::GroupDeleted, Vec::new())
-                .await?;
+            self.notice(&group, NoticeKind::GroupDeleted, &[]).await?;
             inner
-                .request(Some(&group), |id| muc_owner::destroy(&group, id, None))
+                .request(Some(group.as_str()), |id| {
+                    muc_owner::destroy(group.as_str(), id, None)
+                })
                 .await
                 .map_err(refused)?;
             // Reported once: here, or by the room's destruction presence if it came first.
@@ -744,19 +769,21 @@ impl Client {
                     &group,
                     Event::GroupDeleted {
                         group: group.clone(),
-                        by: Some(inner.me.to_string()),
+                        by: Some(inner.me.clone()),
                     },
                 )
                 .await
         } else {
             inner.set_exiting(&group, true).await?;
-            inner.send(muc_owner::leave(&group, &inner.nick)).await?;
+            inner
+                .send(muc_owner::leave(group.as_str(), &inner.nick))
+                .await?;
             self.forget(&group).await
         }
     }
 
-    async fn forget(&self, group: &str) -> Result<(), RequestError> {
-        let g = group.to_owned();
+    async fn forget(&self, group: &BareJid) -> Result<(), RequestError> {
+        let g = group.clone();
         self.inner.with(move |c| c.unlist(&g)).await?;
         let r = self.inner.bookmark_remove(group).await;
         self.inner.set_exiting(group, false).await?;
@@ -766,26 +793,25 @@ impl Client {
     /// Joins a group we were invited to (with [`InvitationPolicy::Manual`]) and lists it.
     ///
     /// [`InvitationPolicy::Manual`]: crate::InvitationPolicy::Manual
-    #[tracing::instrument(level = "debug", skip_all, fields(group = %group))]
-    pub async fn join_group(&self, group: &str) -> Result<(), RequestError> {
+    #[tracing::instrument(level = "debug", skip_all, fields(group = tracing::field::Empty))]
+    pub async fn join_group(&self, group: impl ToJid) -> Result<(), RequestError> {
         let group = self.group_arg(group)?;
+        tracing::Span::current().record("group", tracing::field::display(&group));
         self.inner.accept(&group, None, None).await
     }
 
     /// Sends a text message: to a group (type groupchat; waits for the room to take it, so
     /// that a refusal surfaces as 403) or to a user (type chat).
-    #[tracing::instrument(level = "debug", skip_all, fields(to = %to))]
-    pub async fn send_text(&self, to: &str, body: &str) -> Result<SentMessage, RequestError> {
-        let jid: Jid = to
-            .trim()
-            .parse()
-            .map_err(|e| RequestError::BadRequest(format!("invalid JID {to:?}: {e}")))?;
+    #[tracing::instrument(level = "debug", skip_all, fields(to = tracing::field::Empty))]
+    pub async fn send_text(&self, to: impl ToJid, body: &str) -> Result<SentMessage, RequestError> {
+        let jid = to.to_jid()?;
+        tracing::Span::current().record("to", tracing::field::display(&jid));
         if body.is_empty() {
             return Err(RequestError::BadRequest("the message is empty".into()));
         }
         check_text("the message", body)?;
         let id = self.inner.new_id();
-        if self.is_group(&jid.to_string()) {
+        if self.is_group(&jid) {
             let m = Message::text(jid.to_bare().into(), MessageType::Groupchat, &id, body);
             let stanza_id = self.inner.send_to_group(&m).await?;
             Ok(SentMessage { id, stanza_id })
@@ -801,23 +827,29 @@ impl Client {
 }
 
 impl Inner {
+    /// `jid` as one of our groups: a bare JID on our group service.
+    fn our_group(&self, jid: &str) -> Option<BareJid> {
+        let j: Jid = jid.parse().ok()?;
+        self.is_our_group(&j).then(|| j.into_bare())
+    }
+
     /// Notes that we are about to change `group`'s configuration or image (see
     /// [`Core::own_change`](crate::core::Core::own_change)).
-    pub(crate) fn own_change(&self, group: &str) {
-        let g = group.to_owned();
+    pub(crate) fn own_change(&self, group: &BareJid) {
+        let g = group.clone();
         self.tell(move |c| c.own_change(&g));
     }
 
     /// Marks `group` as being left by us (our departure is then no removal), or not.
-    pub(crate) async fn set_exiting(&self, group: &str, on: bool) -> Result<(), RequestError> {
-        let g = group.to_owned();
+    pub(crate) async fn set_exiting(&self, group: &BareJid, on: bool) -> Result<(), RequestError> {
+        let g = group.clone();
         self.with(move |c| c.record(&g).exiting = on).await
     }
 
     /// Forgets a group that is gone and reports `event` once its bookmark is removed; a
     /// group that is not (or no longer) listed reports nothing.
-    pub(crate) async fn gone(&self, group: &str, event: Event) -> Result<(), RequestError> {
-        let g = group.to_owned();
+    pub(crate) async fn gone(&self, group: &BareJid, event: Event) -> Result<(), RequestError> {
+        let g = group.clone();
         if self.with(move |c| c.unlist(&g)).await? {
             let _ = self.bookmark_remove(group).await;
             self.emit(event);
@@ -825,15 +857,18 @@ impl Inner {
         Ok(())
     }
 
-    pub(crate) async fn profile(&self, group: &str) -> Result<GroupProfile, RequestError> {
+    pub(crate) async fn profile(&self, group: &BareJid) -> Result<GroupProfile, RequestError> {
         let info = self
-            .request(Some(group), |id| disco::info(group, id))
+            .request(Some(group.as_str()), |id| disco::info(group.as_str(), id))
             .await
             .map_err(refused)?;
         let info =
             disco::decode_info(&info).map_err(|e| RequestError::BadRequest(e.to_string()))?;
         let room = disco::RoomInfo::from_info(&info);
-        let image = match self.request(Some(group), |id| vcard::get(group, id)).await {
+        let image = match self
+            .request(Some(group.as_str()), |id| vcard::get(group.as_str(), id))
+            .await
+        {
             Ok(iq) => match vcard::decode_photo_url(&iq) {
                 Some(url) => Some(GroupImage::Url { url }),
                 None => vcard::decode_photo(&iq)
@@ -848,7 +883,7 @@ impl Inner {
             Err(_) => None,
         };
         Ok(GroupProfile {
-            jid: group.to_owned(),
+            jid: group.clone(),
             name: room.name,
             description: room.description,
             image,
@@ -858,7 +893,7 @@ impl Inner {
     /// Both bookmark stores, merged (XEP-0402 items and XEP-0048 private storage): our
     /// groups, and remembers the other entries of private storage so that rewriting it
     /// keeps them.
-    pub(crate) async fn read_bookmarks(&self) -> Result<Vec<Bookmark>, RequestError> {
+    pub(crate) async fn read_bookmarks(&self) -> Result<Vec<(BareJid, Bookmark)>, RequestError> {
         let pep = match self.request(None, bookmarks::get_items).await {
             Ok(iq) => bookmarks::decode_items_result(&iq).unwrap_or_default(),
             Err(RequestError::Stanza(_)) => Vec::new(), // no node yet
@@ -869,8 +904,9 @@ impl Inner {
             Err(RequestError::Stanza(_)) => Vec::new(),
             Err(e) => return Err(e),
         };
-        let (ours, foreign): (Vec<Bookmark>, Vec<Bookmark>) =
-            private.into_iter().partition(|b| self.is_our_group(&b.jid));
+        let (ours, foreign): (Vec<Bookmark>, Vec<Bookmark>) = private
+            .into_iter()
+            .partition(|b| self.our_group(&b.jid).is_some());
         let private_used = !ours.is_empty();
         self.with(move |c| {
             if private_used {
@@ -879,13 +915,15 @@ impl Inner {
             c.foreign_bookmarks = foreign;
         })
         .await?;
-        let mut all: Vec<Bookmark> = pep
+        let mut all: Vec<(BareJid, Bookmark)> = pep
             .into_iter()
-            .filter(|b| self.is_our_group(&b.jid))
+            .filter_map(|b| Some((self.our_group(&b.jid)?, b)))
             .collect();
         for b in ours {
-            if !all.iter().any(|x| x.jid == b.jid) {
-                all.push(b);
+            if let Some(j) = self.our_group(&b.jid)
+                && !all.iter().any(|(x, _)| *x == j)
+            {
+                all.push((j, b));
             }
         }
         Ok(all)
@@ -894,9 +932,9 @@ impl Inner {
     pub(crate) async fn load_bookmarks(&self) -> Result<(), RequestError> {
         let all = self.read_bookmarks().await?;
         self.with(move |c| {
-            for b in all {
-                c.list(&b.jid, b.name);
-                c.record(&b.jid).bookmarked = true;
+            for (jid, b) in all {
+                c.list(&jid, b.name);
+                c.record(&jid).bookmarked = true;
             }
         })
         .await
@@ -913,8 +951,10 @@ impl Inner {
         self.with(move |c| {
             let mut ours: Vec<Bookmark> = c
                 .listed()
-                .filter(|(jid, r)| r.bookmarked && extra.as_ref().is_none_or(|b| b.jid != **jid))
-                .map(|(jid, r)| Bookmark::new(jid, r.name.clone(), Some(nick.clone())))
+                .filter(|(jid, r)| {
+                    r.bookmarked && extra.as_ref().is_none_or(|b| b.jid != jid.as_str())
+                })
+                .map(|(jid, r)| Bookmark::new(jid.as_str(), r.name.clone(), Some(nick.clone())))
                 .collect();
             ours.extend(extra);
             let mut doc = ours.clone();
@@ -924,8 +964,8 @@ impl Inner {
         .await
     }
 
-    fn set_bookmarked(&self, group: &str, on: bool) {
-        let g = group.to_owned();
+    fn set_bookmarked(&self, group: &BareJid, on: bool) {
+        let g = group.clone();
         self.tell(move |c| c.record(&g).bookmarked = on);
     }
 
@@ -942,7 +982,9 @@ impl Inner {
             if dialect == Dialect::Private {
                 self.request(None, |id| bookmarks::set_private(id, &doc))
                     .await?;
-                self.set_bookmarked(&b.jid, true);
+                if let Some(j) = bare_jid(&b.jid) {
+                    self.set_bookmarked(&j, true);
+                }
                 return Ok(());
             }
             match self
@@ -956,7 +998,9 @@ impl Inner {
                     };
                     let next = dialect.after_read_back(&expected, &stored);
                     if next == dialect {
-                        self.set_bookmarked(&b.jid, true);
+                        if let Some(j) = bare_jid(&b.jid) {
+                            self.set_bookmarked(&j, true);
+                        }
                         return Ok(());
                     }
                     self.set_dialect(next);
@@ -971,10 +1015,12 @@ impl Inner {
     }
 
     /// Removes a bookmark from both stores.
-    pub(crate) async fn bookmark_remove(&self, group: &str) -> Result<(), RequestError> {
+    pub(crate) async fn bookmark_remove(&self, group: &BareJid) -> Result<(), RequestError> {
         let _one = self.bookmark_lock.lock().await;
         self.set_bookmarked(group, false);
-        let r = self.request(None, |id| bookmarks::retract(id, group)).await;
+        let r = self
+            .request(None, |id| bookmarks::retract(id, group.as_str()))
+            .await;
         let (dialect, _, doc) = self.bookmark_state(None).await?;
         if dialect == Dialect::Private {
             return self

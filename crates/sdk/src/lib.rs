@@ -50,8 +50,10 @@ mod core;
 mod error;
 mod events;
 mod group;
+mod group_handle;
 mod groups;
 mod http;
+mod to_jid;
 
 pub use client::{Client, Services};
 pub use config::{ClientBuilder, InvitationPolicy};
@@ -61,7 +63,9 @@ pub use events::{
     MissedMessages,
 };
 pub use group::{Group, GroupImage, GroupProfile, MAX_IMAGE_BYTES, Participant, ParticipantRole};
+pub use group_handle::GroupHandle;
 pub use groups::SentMessage;
+pub use to_jid::ToJid;
 
 pub use groupchat_protocol::DropReason;
 pub use groupchat_protocol::codec::xep::muc_user::Affiliation;

@@ -3,16 +3,17 @@
 
 use std::time::Duration;
 
+use groupchat_sdk::jid::BareJid;
 use groupchat_sdk::transport_tcp::{TcpConnector, TlsOptions};
 use groupchat_sdk::transport_ws::WsConnector;
 use groupchat_sdk::{
     Client, Connection, Event, EventStream, GroupImage, GroupProfileListener, InvitationPolicy,
-    ParticipantRole, RequestError, Response,
+    ParticipantRole, RequestError, Response, ToJid,
 };
 use groupchat_test_support::{ServerKind, TestServer};
 
 mod support;
-use support::{expect, quick_reconnect, raw_client};
+use support::{expect, jid, quick_reconnect, raw_client};
 
 /// A 1×1 PNG.
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\x9cc\xf8\xcf\xc0\xf0\x1f\0\x05\0\x01\xff\x89\x99=\x1d\0\0\0\0IEND\xaeB`\x82";
@@ -60,7 +61,8 @@ fn status<T: std::fmt::Debug>(r: Result<T, RequestError>) -> u16 {
     }
 }
 
-async fn listed(c: &Client, group: &str) -> Option<Option<String>> {
+async fn listed(c: &Client, group: impl ToJid) -> Option<Option<String>> {
+    let group = group.to_jid().unwrap().into_bare();
     c.groups()
         .await
         .unwrap()
@@ -94,8 +96,8 @@ async fn lifecycle(kind: ServerKind) {
         400
     );
     assert_eq!(status(alice.group_jid("a/b")), 400);
-    let jid = alice.group_jid("team").unwrap();
-    assert_eq!(jid, "team@conference.localhost");
+    let team = alice.group_jid("team").unwrap();
+    assert_eq!(team.as_str(), "team@conference.localhost");
 
     let image = GroupImage::from_bytes(PNG.to_vec()).unwrap();
     let group = alice
@@ -134,7 +136,7 @@ async fn lifecycle(kind: ServerKind) {
         Event::AddedToGroup {
             group: g.clone(),
             name: Some("Team".into()),
-            by: Some("alice@localhost".into()),
+            by: Some(jid("alice@localhost")),
         },
         "{kind}"
     );
@@ -158,7 +160,7 @@ async fn lifecycle(kind: ServerKind) {
     // Bob was offline: the group is his at the next login.
     let (bob, mut bob_ev) = login(&server, "bob", Via::Tcp).await;
     expect(&mut bob_ev, "bob added at login", |e| {
-        matches!(e, Event::AddedToGroup { group, by, .. } if *group == g && by.as_deref() == Some("alice@localhost"))
+        matches!(e, Event::AddedToGroup { group, by, .. } if *group == g && by.as_ref().map(|j| j.as_str()) == Some("alice@localhost"))
     })
     .await;
     assert_eq!(listed(&bob, &g).await, Some(Some("Team".into())), "{kind}");
@@ -210,7 +212,11 @@ async fn lifecycle(kind: ServerKind) {
     };
     assert_eq!(profile.name.as_deref(), Some("Team 2"), "{kind}");
     assert_eq!(profile.image, Some(GIF.clone()), "{kind}");
-    assert_eq!(by.as_deref(), Some("alice@localhost"), "{kind}");
+    assert_eq!(
+        by.as_ref().map(|j| j.as_str()),
+        Some("alice@localhost"),
+        "{kind}"
+    );
     assert_eq!(
         bob.group_profile(&g).await.unwrap().name.as_deref(),
         Some("Team 2")
@@ -286,8 +292,8 @@ async fn lifecycle(kind: ServerKind) {
         ev,
         Event::AdminGranted {
             group: g.clone(),
-            participant: "bob@localhost".into(),
-            by: "alice@localhost".into()
+            participant: jid("bob@localhost"),
+            by: jid("alice@localhost")
         }
     );
 
@@ -299,7 +305,7 @@ async fn lifecycle(kind: ServerKind) {
     let ps = alice.participants(&g).await.unwrap();
     assert!(
         ps.iter()
-            .any(|p| p.jid == "bob@localhost" && p.role == ParticipantRole::Admin),
+            .any(|p| p.jid.as_str() == "bob@localhost" && p.role == ParticipantRole::Admin),
         "{kind}: {ps:?}"
     );
 
@@ -313,7 +319,7 @@ async fn lifecycle(kind: ServerKind) {
         ev,
         Event::RemovedFromGroup {
             group: g.clone(),
-            by: Some("bob@localhost".into())
+            by: Some(jid("bob@localhost"))
         },
         "{kind}"
     );
@@ -331,8 +337,8 @@ async fn lifecycle(kind: ServerKind) {
         ev,
         Event::ParticipantRemoved {
             group: g.clone(),
-            participant: "carol@localhost".into(),
-            by: "bob@localhost".into()
+            participant: jid("carol@localhost"),
+            by: jid("bob@localhost")
         }
     );
     // Members can still post.
@@ -355,13 +361,13 @@ async fn lifecycle(kind: ServerKind) {
         ev,
         Event::MemberLeft {
             group: g.clone(),
-            participant: "bob@localhost".into()
+            participant: jid("bob@localhost")
         }
     );
     assert_eq!(listed(&bob, &g).await, None, "{kind}");
     let ps = alice.participants(&g).await.unwrap();
     assert!(
-        !ps.iter().any(|p| p.jid == "bob@localhost"),
+        !ps.iter().any(|p| p.jid.as_str() == "bob@localhost"),
         "{kind}: {ps:?}"
     );
 
@@ -375,7 +381,7 @@ async fn lifecycle(kind: ServerKind) {
         ev,
         Event::GroupDeleted {
             group: g.clone(),
-            by: Some("alice@localhost".into())
+            by: Some(jid("alice@localhost"))
         },
         "{kind}"
     );
@@ -423,13 +429,13 @@ async fn core_flow_over_websocket(kind: ServerKind) {
         unreachable!()
     };
     assert_eq!(
-        (profile.name.as_deref(), by.as_deref()),
+        (profile.name.as_deref(), by.as_ref().map(|j| j.as_str())),
         (Some("Renamed"), Some("alice@localhost"))
     );
     bob.send_text(&g, "hi over ws").await.unwrap();
     alice.remove_participant(&g, "bob@localhost").await.unwrap();
     expect(&mut bob_ev, "removed", |e| {
-        matches!(e, Event::RemovedFromGroup { group, by } if *group == g && by.as_deref() == Some("alice@localhost"))
+        matches!(e, Event::RemovedFromGroup { group, by } if *group == g && by.as_ref().map(|j| j.as_str()) == Some("alice@localhost"))
     })
     .await;
     assert_eq!(status(bob.send_text(&g, "let me in").await), 403, "{kind}");
@@ -502,12 +508,13 @@ struct Recorder(tokio::sync::mpsc::UnboundedSender<String>);
 
 #[async_trait::async_trait]
 impl GroupProfileListener for Recorder {
-    async fn added_to_group(&self, group: &str, by: Option<&str>) {
-        let _ = self
-            .0
-            .send(format!("added {group} by {}", by.unwrap_or("?")));
+    async fn added_to_group(&self, group: &BareJid, by: Option<&BareJid>) {
+        let _ = self.0.send(format!(
+            "added {group} by {}",
+            by.map_or("?", |j| j.as_str())
+        ));
     }
-    async fn admin_granted(&self, group: &str, participant: &str, by: &str) {
+    async fn admin_granted(&self, group: &BareJid, participant: &BareJid, by: &BareJid) {
         let _ = self
             .0
             .send(format!("admin {participant} in {group} by {by}"));
@@ -578,7 +585,7 @@ async fn while_away(kind: ServerKind) {
         })
         .await,
     ];
-    seen.sort_by_key(|e| e.group().map(str::to_owned));
+    seen.sort_by_key(|e| e.group().cloned());
     let mut want = vec![
         Event::RemovedFromGroup {
             group: g1.clone(),
@@ -589,7 +596,7 @@ async fn while_away(kind: ServerKind) {
             by: None,
         },
     ];
-    want.sort_by_key(|e| e.group().map(str::to_owned));
+    want.sort_by_key(|e| e.group().cloned());
     assert_eq!(seen, want, "{kind}");
     assert_eq!(listed(&bob, &g1).await, None);
     assert_eq!(listed(&bob, &g2).await, None);
@@ -623,7 +630,7 @@ async fn while_away(kind: ServerKind) {
     })
     .await;
     assert!(
-        matches!(&ev, Event::Invitation { group, by, .. } if *group == g1 && by.as_deref() == Some("alice@localhost")),
+        matches!(&ev, Event::Invitation { group, by, .. } if *group == g1 && by.as_ref().map(|j| j.as_str()) == Some("alice@localhost")),
         "{kind}: {ev:?}"
     );
     assert_eq!(listed(&carol, &g1).await, None, "{kind}: not accepted yet");
@@ -690,15 +697,15 @@ async fn last_admin_hands_over(kind: ServerKind) {
         ev,
         Event::AdminGranted {
             group: g.clone(),
-            participant: "bob@localhost".into(),
-            by: "alice@localhost".into()
+            participant: jid("bob@localhost"),
+            by: jid("alice@localhost")
         },
         "{kind}: the member whose JID sorts first"
     );
     expect(
         &mut carol_ev,
         "left",
-        |e| matches!(e, Event::MemberLeft { participant, .. } if participant == "alice@localhost"),
+        |e| matches!(e, Event::MemberLeft { participant, .. } if participant.as_str() == "alice@localhost"),
     )
     .await;
     let mut ps = bob.participants(&g).await.unwrap();
@@ -723,13 +730,13 @@ async fn last_admin_hands_over(kind: ServerKind) {
     expect(
         &mut bob_ev,
         "carol left",
-        |e| matches!(e, Event::MemberLeft { participant, .. } if participant == "carol@localhost"),
+        |e| matches!(e, Event::MemberLeft { participant, .. } if participant.as_str() == "carol@localhost"),
     )
     .await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let ps = bob.participants(&g).await.unwrap();
-        if !ps.iter().any(|p| p.jid == "carol@localhost") {
+        if !ps.iter().any(|p| p.jid.as_str() == "carol@localhost") {
             break;
         }
         assert!(
@@ -828,7 +835,7 @@ async fn forgeries_are_ignored(kind: ServerKind) {
     let open = format!("open-{}", std::process::id());
     let open_room = alice.group_jid(&open).unwrap();
     for room in [&g, &open_room] {
-        raw.send(muc_owner::join(room, "carol@localhost", "j", true))
+        raw.send(muc_owner::join(room.as_str(), "carol@localhost", "j", true))
             .await
             .unwrap();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -837,9 +844,7 @@ async fn forgeries_are_ignored(kind: ServerKind) {
                 .await
                 .expect("carol joins");
             if let Some(TransportEvent::Stanza(groupchat_protocol::codec::Stanza::Presence(p))) = ev
-                && p.from
-                    .as_ref()
-                    .is_some_and(|f| f.to_bare().to_string() == **room)
+                && p.from.as_ref().is_some_and(|f| f.to_bare() == **room)
                 && p.muc_user.as_ref().is_some_and(|u| u.has_status(110))
             {
                 break;
@@ -847,7 +852,7 @@ async fn forgeries_are_ignored(kind: ServerKind) {
         }
     }
     // Forged admin notices to the group, and an invitation to the open room.
-    let to: jid::Jid = g.parse().unwrap();
+    let to: jid::Jid = g.clone().into();
     for (kind_, who) in [
         (NoticeKind::ParticipantRemoved, "alice@localhost"),
         (NoticeKind::AdminGranted, "carol@localhost"),
@@ -856,9 +861,13 @@ async fn forgeries_are_ignored(kind: ServerKind) {
         let m = Notice::new(kind_, vec![who.to_owned()]).message(to.clone(), "forged", "forged");
         raw.send(m.encode()).await.unwrap();
     }
-    raw.send(muc_owner::direct_invite(&open_room, "bob@localhost", None))
-        .await
-        .unwrap();
+    raw.send(muc_owner::direct_invite(
+        open_room.as_str(),
+        "bob@localhost",
+        None,
+    ))
+    .await
+    .unwrap();
     // A real admin action follows in the same room: bob hears it, and nothing forged first.
     alice.make_admin(&g, "bob@localhost").await.unwrap();
     let first = expect(&mut bob_ev, "the real notice", |e| {
@@ -875,8 +884,8 @@ async fn forgeries_are_ignored(kind: ServerKind) {
         first,
         Event::AdminGranted {
             group: g.clone(),
-            participant: "bob@localhost".into(),
-            by: "alice@localhost".into()
+            participant: jid("bob@localhost"),
+            by: jid("alice@localhost")
         },
         "{kind}: a forged notice was believed"
     );
@@ -892,7 +901,8 @@ async fn forgeries_are_ignored(kind: ServerKind) {
 on_both_servers!(forgeries_are_ignored: forgeries_are_ignored_on_prosody, forgeries_are_ignored_on_ejabberd);
 
 /// Calls that change nothing announce nothing: re-adding a member, removing or promoting
-/// someone who is not a participant (404), promoting an admin again.
+/// someone who is not a participant (404), promoting an admin again. Most go through the
+/// group's handle (`client.group(jid)`), with JIDs as text and typed.
 async fn calls_that_change_nothing(kind: ServerKind) {
     let Some(server) = TestServer::start(kind) else {
         return;
@@ -924,18 +934,19 @@ async fn calls_that_change_nothing(kind: ServerKind) {
         |e| matches!(e, Event::GroupMessage(m) if m.body.as_deref() == Some("created")),
     )
     .await;
-    alice
-        .add_participants(&g, &["bob@localhost"])
-        .await
-        .unwrap();
+    // The same calls through the group's handle, with text and typed JIDs.
+    assert_eq!(status(alice.group("bob@localhost")), 400);
+    let team = alice.group(&g).unwrap();
+    assert_eq!(team.jid(), &g);
+    team.add_participants(&["bob@localhost"]).await.unwrap();
     assert_eq!(
-        status(alice.remove_participant(&g, "carol@localhost").await),
+        status(team.remove_participant("carol@localhost").await),
         404
     );
-    assert_eq!(status(alice.make_admin(&g, "carol@localhost").await), 404);
+    assert_eq!(status(team.make_admin(jid("carol@localhost")).await), 404);
+    team.make_admin(&jid("bob@localhost")).await.unwrap();
     alice.make_admin(&g, "bob@localhost").await.unwrap();
-    alice.make_admin(&g, "bob@localhost").await.unwrap();
-    alice.send_text(&g, "sentinel").await.unwrap();
+    team.send_text("sentinel").await.unwrap();
     let (_, before) = support::until(
         &mut bob_ev,
         "the sentinel",
@@ -957,18 +968,18 @@ async fn calls_that_change_nothing(kind: ServerKind) {
         announced,
         vec![&Event::AdminGranted {
             group: g.clone(),
-            participant: "bob@localhost".into(),
-            by: "alice@localhost".into()
+            participant: jid("bob@localhost"),
+            by: jid("alice@localhost")
         }],
         "{kind}"
     );
     // carol was never made anything.
-    let carol = alice
-        .participants(&g)
+    let carol = team
+        .participants()
         .await
         .unwrap()
         .into_iter()
-        .find(|p| p.jid == "carol@localhost");
+        .find(|p| p.jid.as_str() == "carol@localhost");
     assert!(carol.is_none(), "{carol:?}");
 }
 

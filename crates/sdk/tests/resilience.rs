@@ -12,8 +12,9 @@ use std::time::Duration;
 use groupchat_protocol::codec::Stanza;
 use groupchat_protocol::codec::xep::muc_owner;
 use groupchat_protocol::pagination::{Collected, HistoryQuery, PageCollector};
+use groupchat_sdk::jid::BareJid;
 use groupchat_sdk::transport_tcp::{Security, TcpConnector};
-use groupchat_sdk::{Client, Connection, Event, RequestError};
+use groupchat_sdk::{Client, Connection, Event, RequestError, ToJid};
 use groupchat_test_support::{Direction, FaultProxy, RawClient, ServerKind, TestServer};
 use groupchat_transport::TransportEvent;
 
@@ -80,8 +81,8 @@ fn is_disconnect(e: &Event) -> bool {
     )
 }
 
-fn group_message(group: &str, body: &str) -> impl Fn(&Event) -> bool {
-    let (group, body) = (group.to_owned(), body.to_owned());
+fn group_message(group: impl ToJid, body: &str) -> impl Fn(&Event) -> bool {
+    let (group, body) = (group.to_jid().unwrap().into_bare(), body.to_owned());
     move |e| matches!(e, Event::GroupMessage(m) if m.group == group && m.body.as_deref() == Some(body.as_str()))
 }
 
@@ -229,7 +230,7 @@ async fn poisoned_stanzas_are_dropped(kind: ServerKind) {
         .jid;
     let mut alice_raw = raw_client(&server, "alice").await;
     alice_raw
-        .send(muc_owner::get_config(&h, "cfg"))
+        .send(muc_owner::get_config(h.as_str(), "cfg"))
         .await
         .unwrap();
     let form = raw_until(&mut alice_raw, "the config form", |s| match s {
@@ -239,7 +240,7 @@ async fn poisoned_stanzas_are_dropped(kind: ServerKind) {
     .await;
     let config = muc_owner::RoomConfig::group("N".repeat(9000));
     alice_raw
-        .send(muc_owner::submit_config(&h, "set", &config, &form))
+        .send(muc_owner::submit_config(h.as_str(), "set", &config, &form))
         .await
         .unwrap();
     raw_until(&mut alice_raw, "the renaming", |s| match s {
@@ -437,7 +438,9 @@ async fn hostile_bytes_after_every_login(kind: ServerKind) {
 on_both_servers!(hostile_bytes_after_every_login: hostile_bytes_after_every_login_on_prosody, hostile_bytes_after_every_login_on_ejabberd);
 
 /// The room's archive as a member's raw client sees it: every body, oldest first.
-async fn archived_bodies(server: &TestServer, user: &str, room: &str) -> Vec<String> {
+async fn archived_bodies(server: &TestServer, user: &str, room: impl ToJid) -> Vec<String> {
+    let room = room.to_jid().unwrap().to_string();
+    let room = room.as_str();
     let mut raw = raw_client(server, user).await;
     let query = HistoryQuery::latest(room, 100);
     raw.send(query.encode("mam")).await.unwrap();
@@ -464,7 +467,7 @@ struct Setup {
     alice_ev: groupchat_sdk::EventStream,
     _bob: Client,
     bob_ev: groupchat_sdk::EventStream,
-    g: String,
+    g: BareJid,
 }
 
 async fn via_proxy_with_bob(
@@ -688,7 +691,7 @@ async fn text_xml_cannot_carry(kind: ServerKind) {
     })
     .await;
     assert!(
-        matches!(&jid, Event::Connection(Connection::Connected { jid, .. }) if jid == "alice@localhost/phone"),
+        matches!(&jid, Event::Connection(Connection::Connected { jid, .. }) if jid.as_str() == "alice@localhost/phone"),
         "{jid:?}"
     );
     let (_bob, mut bob_ev) = login(&server, "bob").await;

@@ -170,11 +170,14 @@ fn kinds(events: &[Event]) -> Vec<String> {
             Event::ProfileUpdated { by, profile, .. } => format!(
                 "profile updated to {} by {}",
                 profile.name.as_deref().unwrap_or("?"),
-                by.as_deref().unwrap_or("someone")
+                by.as_ref().map_or("someone", |j| j.as_str())
             ),
             Event::AdminGranted { participant, .. } => format!("admin {participant}"),
             Event::GroupDeleted { by, .. } => {
-                format!("deleted by {}", by.as_deref().unwrap_or("someone"))
+                format!(
+                    "deleted by {}",
+                    by.as_ref().map_or("someone", |j| j.as_str())
+                )
             }
             other => format!("{other:?}"),
         })

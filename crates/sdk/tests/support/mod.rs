@@ -7,8 +7,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use groupchat_sdk::jid::BareJid;
 use groupchat_sdk::transport_tcp::{Security, TcpConnector, TlsOptions};
-use groupchat_sdk::{Client, ClientBuilder, Event, EventStream, ReconnectPolicy};
+use groupchat_sdk::{Client, ClientBuilder, Event, EventStream, ReconnectPolicy, ToJid};
 use groupchat_test_support::TestServer;
 use groupchat_transport::{ClientConfig, ConnectionState};
 
@@ -106,12 +107,18 @@ pub(crate) async fn expect(
     until(events, what, f).await.0
 }
 
+/// A bare JID written in a test.
+pub(crate) fn jid(s: &str) -> BareJid {
+    s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+}
+
 /// Waits until `client` hears that it was added to `group`.
-pub(crate) async fn added(events: &mut EventStream, group: &str) {
+pub(crate) async fn added(events: &mut EventStream, group: impl ToJid) {
+    let group = group.to_jid().unwrap().into_bare();
     expect(
         events,
         "added to the group",
-        |e| matches!(e, Event::AddedToGroup { group: g, .. } if g == group),
+        |e| matches!(e, Event::AddedToGroup { group: g, .. } if *g == group),
     )
     .await;
 }
