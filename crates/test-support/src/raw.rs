@@ -49,6 +49,12 @@ impl RawClient {
         Ok(c)
     }
 
+    /// The socket and what was received after the last read marker, for a caller that
+    /// reads the stream itself (the end-to-end benchmark's floor).
+    pub fn into_parts(self) -> (TcpStream, Vec<u8>) {
+        (self.stream, self.received)
+    }
+
     /// Writes `xml` as it is.
     pub fn send(&mut self, xml: &str) -> io::Result<()> {
         self.stream.write_all(xml.as_bytes())?;

@@ -1,0 +1,350 @@
+//! End to end, socket to application: the CPU a receiver spends per group message, and its
+//! peak memory, for our SDK, tokio-xmpp + xmpp-parsers, and a raw floor that only counts
+//! message ends in 64 KiB reads — against real Prosody and ejabberd, started like the tests
+//! start them.
+//!
+//! `cargo bench -p groupchat-benches --bench e2e_receive [-- --messages N --reps R]`
+//!
+//! Each receiver runs in a process of its own (this binary, re-run with `--receiver`), so
+//! that `getrusage` counts its CPU and peak RSS alone. It logs in as bob, joins the
+//! members-only group alice made, says READY, then reads until it has N group messages with
+//! a body and reports the user + system CPU it spent between READY and the last message.
+//! Alice floods the group from this (parent) process meanwhile. Every receiver runs on a
+//! multi-threaded tokio runtime with two workers (the default an application gets on this
+//! 2-core machine), the floor on a plain blocking socket.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use groupchat_test_support::{RawClient, ServerKind, TestServer};
+
+const BODY: &str = "The quick brown fox jumps over the lazy dog, and then over the lazy dog again.";
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    if let Some(receiver) = arg("--receiver") {
+        let count: usize = arg("--count").unwrap().parse().unwrap();
+        let addr = arg("--addr").unwrap();
+        let room = arg("--room").unwrap();
+        let (cpu, rss) = match receiver.as_str() {
+            "floor" => floor(&addr, &room, count),
+            "sdk" => runtime().block_on(sdk(&addr, &room, count)),
+            "tokio-xmpp" => runtime().block_on(tokio_xmpp(&addr, &room, count)),
+            other => panic!("unknown receiver {other}"),
+        };
+        println!("DONE {cpu} {rss}");
+        return;
+    }
+    let messages: usize = arg("--messages").map_or(20_000, |n| n.parse().unwrap());
+    let reps: usize = arg("--reps").map_or(3, |n| n.parse().unwrap());
+    let mut table = Vec::new();
+    for kind in ServerKind::ALL {
+        let Some(server) = TestServer::start(kind) else {
+            continue;
+        };
+        let room = make_group(&server);
+        let mut results: Vec<(&str, Vec<f64>, Vec<u64>)> = Vec::new();
+        for name in ["floor", "tokio-xmpp", "sdk"] {
+            let (mut cpus, mut rsss) = (Vec::new(), Vec::new());
+            for rep in 0..reps {
+                let (cpu_us, rss_kb) = run_receiver(&server, &room, name, messages, rep);
+                cpus.push(cpu_us as f64 / messages as f64);
+                rsss.push(rss_kb);
+            }
+            eprintln!("{kind} {name}: µs/message {cpus:.2?}, peak RSS KiB {rsss:?}");
+            results.push((name, cpus, rsss));
+        }
+        table.push((kind, results));
+    }
+    println!(
+        "\n{messages} group messages per run, {reps} runs; CPU per message = (user + system) / messages, median; peak RSS = max over runs\n"
+    );
+    println!(
+        "| server | receiver | CPU µs / message (median) | runs | peak RSS KiB | ÷ tokio-xmpp CPU |"
+    );
+    println!("| --- | --- | ---: | --- | ---: | ---: |");
+    for (kind, results) in &table {
+        let baseline = results
+            .iter()
+            .find(|r| r.0 == "tokio-xmpp")
+            .map(|r| median(&r.1))
+            .unwrap_or(f64::NAN);
+        for (name, cpus, rsss) in results {
+            let m = median(cpus);
+            println!(
+                "| {kind} | {name} | {m:.2} | {} | {} | {:.2} |",
+                cpus.iter()
+                    .map(|c| format!("{c:.2}"))
+                    .collect::<Vec<_>>()
+                    .join(" / "),
+                rsss.iter().max().unwrap(),
+                m / baseline
+            );
+        }
+    }
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Alice's members-only group with bob as a member, made through the SDK like an
+/// application would.
+fn make_group(server: &TestServer) -> String {
+    runtime().block_on(async {
+        let alice = groupchat_sdk::Client::builder("alice@localhost", "alicepass")
+            .tcp(
+                groupchat_sdk::transport_tcp::TcpConnector::builder("localhost")
+                    .address(server.c2s_addr())
+                    .tls(groupchat_sdk::TlsOptions::ca_file(server.ca_cert_pem()))
+                    .build()
+                    .unwrap(),
+            )
+            .connect()
+            .await
+            .expect("alice logs in");
+        let group = alice
+            .create_group("Flood", &["bob@localhost"], None)
+            .await
+            .expect("the group");
+        group.jid.to_string()
+    })
+}
+
+/// One run of one receiver: start it, flood when it is ready, read its report.
+fn run_receiver(
+    server: &TestServer,
+    room: &str,
+    name: &str,
+    messages: usize,
+    rep: usize,
+) -> (u64, u64) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--receiver",
+            name,
+            "--addr",
+            &server.c2s_addr().to_string(),
+            "--room",
+            room,
+            "--count",
+            &messages.to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "READY", "{name}: {line}");
+    flood(server, room, messages, &format!("{name}{rep}"));
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    child.wait().unwrap();
+    let mut parts = line.split_whitespace();
+    assert_eq!(parts.next(), Some("DONE"), "{name}: {line}");
+    let cpu = parts.next().unwrap().parse().unwrap();
+    let rss = parts.next().unwrap().parse().unwrap();
+    (cpu, rss)
+}
+
+/// Alice joins and sends `n` messages to the group as fast as the socket takes them.
+fn flood(server: &TestServer, room: &str, n: usize, tag: &str) {
+    let mut alice = RawClient::login(server.c2s_addr(), "localhost", "alice", "alicepass")
+        .expect("alice logs in");
+    alice
+        .send(&format!(
+            "<presence to='{room}/alice-{tag}'><x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='0'/></x></presence>"
+        ))
+        .unwrap();
+    alice.read_until("status code='110'").unwrap();
+    let mut batch = String::new();
+    for i in 0..n {
+        batch.push_str(&format!(
+            "<message to='{room}' type='groupchat' id='{tag}-{i}'><body>{BODY} #{i}</body><origin-id xmlns='urn:xmpp:sid:0' id='{tag}-{i}'/></message>"
+        ));
+        if batch.len() > 32 * 1024 {
+            alice.send(&batch).unwrap();
+            batch.clear();
+        }
+    }
+    alice.send(&batch).unwrap();
+}
+
+/// CPU time of this process so far (µs: user + system, summed over its threads from
+/// `/proc/self/task/*/schedstat`, which counts in nanoseconds), and its peak RSS (KiB,
+/// `VmHWM`). Read from /proc because `getrusage` needs `unsafe` (forbidden here); the
+/// runtimes' threads live as long as the process, so none is missed.
+fn usage() -> (u64, u64) {
+    let mut ns = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").unwrap() {
+        let path = task.unwrap().path().join("schedstat");
+        if let Ok(s) = std::fs::read_to_string(path) {
+            ns += s
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    (ns / 1000, rss)
+}
+
+fn ready() -> u64 {
+    println!("READY");
+    std::io::stdout().flush().unwrap();
+    usage().0
+}
+
+fn join_presence(room: &str, nick: &str) -> String {
+    format!(
+        "<presence to='{room}/{nick}'><x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='0'/></x></presence>"
+    )
+}
+
+/// The floor: log in, join, then count `</body>` in 64 KiB reads (each flood message has
+/// one body; nothing is parsed).
+fn floor(addr: &str, room: &str, count: usize) -> (u64, u64) {
+    let mut bob = RawClient::login(addr.parse().unwrap(), "localhost", "bob", "bobpass")
+        .expect("bob logs in");
+    bob.send(&join_presence(room, "bob-floor")).unwrap();
+    bob.read_until("status code='110'").unwrap();
+    let (mut stream, pending): (TcpStream, Vec<u8>) = bob.into_parts();
+    let start = ready();
+    let finder = memchr::memmem::Finder::new(b"</body>");
+    let mut seen = finder.find_iter(&pending).count();
+    let mut buf = vec![0u8; 64 * 1024];
+    // A marker split across two reads is found with the tail of the previous read.
+    let mut tail: Vec<u8> = Vec::new();
+    while seen < count {
+        let n = stream.read(&mut buf).expect("read");
+        assert!(n > 0, "the server closed the stream");
+        tail.extend_from_slice(&buf[..n]);
+        seen += finder.find_iter(&tail).count();
+        let keep = tail.len().min(6);
+        tail.drain(..tail.len() - keep);
+    }
+    let (end, rss) = usage();
+    (end - start, rss)
+}
+
+/// Our SDK: events from `Client::events()`.
+async fn sdk(addr: &str, room: &str, count: usize) -> (u64, u64) {
+    let bob = groupchat_sdk::Client::builder("bob@localhost", "bobpass")
+        .tcp(
+            groupchat_sdk::transport_tcp::TcpConnector::builder("localhost")
+                .address(addr.parse().unwrap())
+                .security(groupchat_sdk::transport_tcp::Security::InsecurePlaintextLoopback)
+                .build()
+                .unwrap(),
+        )
+        .request_timeout(Duration::from_secs(60))
+        .connect()
+        .await
+        .expect("bob logs in");
+    let mut events = bob.events();
+    bob.join_group(room).await.expect("bob joins");
+    let start = ready();
+    let mut seen = 0;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while seen < count {
+        assert!(Instant::now() < deadline, "sdk: {seen} of {count}");
+        match events.next().await {
+            Some(groupchat_sdk::Event::GroupMessage(m)) if m.body.is_some() => seen += 1,
+            Some(_) => {}
+            None => panic!("sdk: events ended after {seen}"),
+        }
+    }
+    let (end, rss) = usage();
+    (end - start, rss)
+}
+
+/// tokio-xmpp 6 with xmpp-parsers' typed stanzas.
+async fn tokio_xmpp(addr: &str, room: &str, count: usize) -> (u64, u64) {
+    use futures::StreamExt as _;
+    use tokio_xmpp::connect::{DnsConfig, TcpServerConnector};
+    use tokio_xmpp::xmlstream::Timeouts;
+    use tokio_xmpp::{Event, Stanza};
+    use xmpp_parsers::message::MessageType;
+
+    let jid: xmpp_parsers::jid::BareJid = "bob@localhost".parse().unwrap();
+    let mut client = tokio_xmpp::Client::new_with_connector(
+        jid,
+        "bobpass",
+        TcpServerConnector::from(DnsConfig::Addr {
+            addr: addr.to_owned(),
+        }),
+        Timeouts::default(),
+    );
+    loop {
+        match client.next().await {
+            Some(Event::Online { .. }) => break,
+            Some(Event::Disconnected(e)) => panic!("tokio-xmpp: {e}"),
+            Some(_) => {}
+            None => panic!("tokio-xmpp: ended"),
+        }
+    }
+    let join: minidom::Element = join_presence(room, "bob-tokio-xmpp")
+        .replace("<presence ", "<presence xmlns='jabber:client' ")
+        .parse()
+        .unwrap();
+    let presence = xmpp_parsers::presence::Presence::try_from(join).unwrap();
+    client
+        .send_stanza(Stanza::Presence(presence))
+        .await
+        .unwrap();
+    loop {
+        match client.next().await {
+            Some(Event::Stanza(Stanza::Presence(p)))
+                if p.from
+                    .as_ref()
+                    .is_some_and(|f| f.resource().is_some_and(|r| r.as_str() == "bob-tokio-xmpp")) =>
+            {
+                break;
+            }
+            Some(Event::Disconnected(e)) => panic!("tokio-xmpp: {e}"),
+            Some(_) => {}
+            None => panic!("tokio-xmpp: ended"),
+        }
+    }
+    let start = ready();
+    let mut seen = 0;
+    while seen < count {
+        match client.next().await {
+            Some(Event::Stanza(Stanza::Message(m)))
+                if m.type_ == MessageType::Groupchat && !m.bodies.is_empty() =>
+            {
+                seen += 1;
+            }
+            Some(Event::Disconnected(e)) => panic!("tokio-xmpp: {e} after {seen}"),
+            Some(_) => {}
+            None => panic!("tokio-xmpp: ended after {seen}"),
+        }
+    }
+    let (end, rss) = usage();
+    (end - start, rss)
+}
