@@ -40,19 +40,32 @@ fn main() {
             "tokio-xmpp" => runtime().block_on(tokio_xmpp(&addr, &room, count)),
             other => panic!("unknown receiver {other}"),
         };
-        println!("DONE {cpu} {rss}");
+        println!("DONE {cpu} {rss} {}", switches());
         return;
     }
     let messages: usize = arg("--messages").map_or(20_000, |n| n.parse().unwrap());
     let reps: usize = arg("--reps").map_or(3, |n| n.parse().unwrap());
+    // `--server prosody|ejabberd` and `--only floor|tokio-xmpp|sdk` narrow a run (profiling).
+    let only_server = arg("--server");
+    let only = arg("--only");
     let mut table = Vec::new();
     for kind in ServerKind::ALL {
+        if only_server
+            .as_deref()
+            .is_some_and(|s| !kind.to_string().eq_ignore_ascii_case(s))
+        {
+            continue;
+        }
         let Some(server) = TestServer::start(kind) else {
             continue;
         };
         let room = make_group(&server);
+        unarchived(&server, &room);
         let mut results: Vec<(&str, Vec<f64>, Vec<u64>)> = Vec::new();
         for name in ["floor", "tokio-xmpp", "sdk"] {
+            if only.as_deref().is_some_and(|o| o != name) {
+                continue;
+            }
             let (mut cpus, mut rsss) = (Vec::new(), Vec::new());
             for rep in 0..reps {
                 let (cpu_us, rss_kb) = run_receiver(&server, &room, name, messages, rep);
@@ -129,6 +142,41 @@ fn make_group(server: &TestServer) -> String {
     })
 }
 
+/// Turns the room's archive off. ejabberd 23.01 keeps MAM in mnesia bag tables here, where
+/// each insert costs time in the number of messages the room already holds: it delivers a
+/// flood at tens of messages a second, one per TCP segment, and every receiver then
+/// measures a wake-up per message rather than its receive path. Off on both servers, so
+/// that the rooms have the same shape.
+fn unarchived(server: &TestServer, room: &str) {
+    use groupchat_protocol::codec::xep::muc_owner;
+    use groupchat_protocol::codec::{NsContext, Stanza, decode_stanza};
+
+    let mut alice = RawClient::login(server.c2s_addr(), "localhost", "alice", "alicepass")
+        .expect("alice logs in");
+    alice.send(&join_presence(room, "alice-config")).unwrap();
+    alice.read_until("status code='110'").unwrap();
+    let get = String::from_utf8(muc_owner::get_config(room, "cfg-get")).unwrap();
+    alice.send(&get).unwrap();
+    let answer = alice.read_until("</iq>").unwrap();
+    let iq = &answer[answer.rfind("<iq").unwrap()..];
+    let Ok(Stanza::Iq(iq)) = decode_stanza(iq.as_bytes(), &NsContext::client()) else {
+        panic!("no configuration form: {answer}");
+    };
+    let form = muc_owner::decode_config_form(&iq).expect("the form");
+    let mut config = muc_owner::RoomConfig::group("Flood");
+    config.archiving = false;
+    let set = muc_owner::submit_config(room, "cfg-set", &config, &form);
+    alice.send(&String::from_utf8(set).unwrap()).unwrap();
+    // The answer's start tag (it may close itself): what came before its id, and the rest.
+    let head = alice.read_until_any(&["'cfg-set'", "\"cfg-set\""]).unwrap();
+    let tag = format!(
+        "{}{}",
+        &head[head.rfind('<').unwrap()..],
+        alice.read_until(">").unwrap()
+    );
+    assert!(tag.contains("result"), "archiving not turned off: {tag}");
+}
+
 /// One run of one receiver: start it, flood when it is ready, read its report.
 fn run_receiver(
     server: &TestServer,
@@ -155,7 +203,9 @@ fn run_receiver(
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "READY", "{name}: {line}");
-    flood(server, room, messages, &format!("{name}{rep}"));
+    // Alice stays connected until the receiver is done (a closed stream may lose what the
+    // server had not yet read).
+    let _alice = flood(server, room, messages, &format!("{name}{rep}"));
     line.clear();
     out.read_line(&mut line).unwrap();
     child.wait().unwrap();
@@ -163,11 +213,16 @@ fn run_receiver(
     assert_eq!(parts.next(), Some("DONE"), "{name}: {line}");
     let cpu = parts.next().unwrap().parse().unwrap();
     let rss = parts.next().unwrap().parse().unwrap();
+    let switches: u64 = parts.next().unwrap().parse().unwrap();
+    eprintln!(
+        "{name}: {:.2} context switches per message",
+        switches as f64 / messages as f64
+    );
     (cpu, rss)
 }
 
 /// Alice joins and sends `n` messages to the group as fast as the socket takes them.
-fn flood(server: &TestServer, room: &str, n: usize, tag: &str) {
+fn flood(server: &TestServer, room: &str, n: usize, tag: &str) -> RawClient {
     let mut alice = RawClient::login(server.c2s_addr(), "localhost", "alice", "alicepass")
         .expect("alice logs in");
     alice
@@ -187,6 +242,7 @@ fn flood(server: &TestServer, room: &str, n: usize, tag: &str) {
         }
     }
     alice.send(&batch).unwrap();
+    alice
 }
 
 /// CPU time of this process so far (µs: user + system, summed over its threads from
@@ -194,17 +250,7 @@ fn flood(server: &TestServer, room: &str, n: usize, tag: &str) {
 /// `VmHWM`). Read from /proc because `getrusage` needs `unsafe` (forbidden here); the
 /// runtimes' threads live as long as the process, so none is missed.
 fn usage() -> (u64, u64) {
-    let mut ns = 0u64;
-    for task in std::fs::read_dir("/proc/self/task").unwrap() {
-        let path = task.unwrap().path().join("schedstat");
-        if let Ok(s) = std::fs::read_to_string(path) {
-            ns += s
-                .split_whitespace()
-                .next()
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0);
-        }
-    }
+    let (ns, _) = cpu_and_switches();
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let rss = status
         .lines()
@@ -214,10 +260,42 @@ fn usage() -> (u64, u64) {
     (ns / 1000, rss)
 }
 
+/// CPU nanoseconds and context switches (voluntary + involuntary: each is a sleep and a
+/// wake-up, or a preemption), summed over this process's threads.
+fn cpu_and_switches() -> (u64, u64) {
+    let (mut ns, mut switches) = (0u64, 0u64);
+    for task in std::fs::read_dir("/proc/self/task").unwrap() {
+        let dir = task.unwrap().path();
+        if let Ok(s) = std::fs::read_to_string(dir.join("schedstat")) {
+            ns += s
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+        if let Ok(s) = std::fs::read_to_string(dir.join("status")) {
+            switches += s
+                .lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum::<u64>();
+        }
+    }
+    (ns, switches)
+}
+
+static SWITCHES_AT_READY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 fn ready() -> u64 {
     println!("READY");
     std::io::stdout().flush().unwrap();
+    SWITCHES_AT_READY.store(cpu_and_switches().1, std::sync::atomic::Ordering::Relaxed);
     usage().0
+}
+
+/// Context switches since READY.
+fn switches() -> u64 {
+    cpu_and_switches().1 - SWITCHES_AT_READY.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 fn join_presence(room: &str, nick: &str) -> String {
@@ -320,9 +398,9 @@ async fn tokio_xmpp(addr: &str, room: &str, count: usize) -> (u64, u64) {
     loop {
         match client.next().await {
             Some(Event::Stanza(Stanza::Presence(p)))
-                if p.from
-                    .as_ref()
-                    .is_some_and(|f| f.resource().is_some_and(|r| r.as_str() == "bob-tokio-xmpp")) =>
+                if p.from.as_ref().is_some_and(|f| {
+                    f.resource().is_some_and(|r| r.as_str() == "bob-tokio-xmpp")
+                }) =>
             {
                 break;
             }

@@ -111,12 +111,16 @@ impl Client {
             allow_loopback_plain: b.http_loopback_plain,
             timeout: b.request_timeout,
         };
-        let mut transport = groupchat_transport::Client::start(config, connector);
+        // The transport's driver runs in the owner task (below), so that a received stanza
+        // reaches the SDK's state without a hop between tasks; until then, here.
+        let (mut transport, mut driver) = groupchat_transport::Client::new(config, connector);
         let handle = transport.handle();
-        let state = tokio::time::timeout(
-            b.connect_timeout,
-            transport.wait_for_state(|s| matches!(s, ConnectionState::Connected { .. })),
-        )
+        let state = tokio::time::timeout(b.connect_timeout, async {
+            tokio::select! {
+                s = transport.wait_for_state(|s| matches!(s, ConnectionState::Connected { .. })) => s,
+                () = &mut driver => handle.state(),
+            }
+        })
         .await;
         match state {
             Err(_) => {
@@ -159,7 +163,7 @@ impl Client {
         });
         let span = tracing::info_span!("client", jid = %inner.me);
         tokio::spawn(tracing::Instrument::instrument(
-            crate::core::run(Core::new(inner.clone()), command_rx, transport),
+            crate::core::run(Core::new(inner.clone()), command_rx, transport, driver),
             span,
         ));
         let client = Self {
@@ -198,17 +202,17 @@ impl Client {
 
     /// Registers a group listener (like the seed's `groupProfileListener`).
     pub async fn add_group_listener(&self, l: Arc<dyn GroupProfileListener>) {
-        self.inner.events.registry.write().await.group.push(l);
+        self.inner.events.register(|r| r.group.push(l)).await;
     }
 
     /// Registers a connection listener.
     pub async fn add_connection_listener(&self, l: Arc<dyn ConnectionListener>) {
-        self.inner.events.registry.write().await.connection.push(l);
+        self.inner.events.register(|r| r.connection.push(l)).await;
     }
 
     /// Registers a message listener.
     pub async fn add_message_listener(&self, l: Arc<dyn MessageListener>) {
-        self.inner.events.registry.write().await.message.push(l);
+        self.inner.events.register(|r| r.message.push(l)).await;
     }
 
     /// True when `jid` is a group (a bare JID on the discovered group service), false for a
