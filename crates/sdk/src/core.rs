@@ -70,6 +70,44 @@ pub(crate) struct GroupRecord {
     pub(crate) own_change: Option<Instant>,
     /// The archive id of the last message seen live in it.
     pub(crate) last_stanza_id: Option<String>,
+    /// The messages seen lately, to report a second copy of one not again.
+    pub(crate) seen: SeenMessages,
+}
+
+/// How many recent messages per group are remembered to recognise a second copy.
+const SEEN_PER_GROUP: usize = 512;
+
+/// The last [`SEEN_PER_GROUP`] messages of a group, by sender and id: a message the
+/// server delivers twice (XEP-0198 gives at-least-once: a client that resumes replays what
+/// the server had not acknowledged, and ejabberd may route both copies) is reported once.
+/// Keyed by the sender's real JID with its origin-id (the same on every copy), else the
+/// room's stanza-id: a member reusing someone else's id cannot hide that one's messages.
+#[derive(Debug, Default)]
+pub(crate) struct SeenMessages {
+    order: VecDeque<(Option<BareJid>, String)>,
+    set: std::collections::HashSet<(Option<BareJid>, String)>,
+}
+
+impl SeenMessages {
+    /// Remembers `m`; false when it was seen already. Messages without any id are never
+    /// taken for copies.
+    fn first_time(&mut self, m: &GroupMessage) -> bool {
+        let Some(id) = m.origin_id.as_ref().or(m.stanza_id.as_ref()) else {
+            return true;
+        };
+        let key = (m.sender.jid.clone(), id.clone());
+        if self.set.contains(&key) {
+            return false;
+        }
+        if self.order.len() == SEEN_PER_GROUP
+            && let Some(old) = self.order.pop_front()
+        {
+            self.set.remove(&old);
+        }
+        self.order.push_back(key.clone());
+        self.set.insert(key);
+        true
+    }
 }
 
 /// A place in the event order, held by an event whose follow-up is still running.
@@ -526,8 +564,13 @@ impl Core {
             GroupEvent::Joined { group, created, .. } => self.resolve_join(&group, Ok(created)),
             GroupEvent::JoinFailed { group, error } => self.resolve_join(&group, Err(error)),
             GroupEvent::Message(gm) => {
+                let record = self.record(&gm.group);
+                if !record.seen.first_time(&gm) {
+                    tracing::debug!(group = %gm.group, id = ?gm.origin_id, "a second copy of a message: not reported");
+                    return;
+                }
                 if let Some(sid) = &gm.stanza_id {
-                    self.record(&gm.group).last_stanza_id = Some(sid.clone());
+                    record.last_stanza_id = Some(sid.clone());
                 }
                 match m.and_then(|m| Notice::find(&m.payloads)) {
                     Some(n) => self.on_notice(&gm, n),

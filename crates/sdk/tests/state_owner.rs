@@ -370,3 +370,33 @@ async fn a_group_message_sent_while_disconnected_is_unconfirmed_at_the_timeout_a
         "joined first, then sent once"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_message_delivered_twice_is_reported_once_but_another_senders_same_id_is_not_hidden() {
+    let (_client, _server, conn, mut events) = client_in_a_group().await;
+    // carol is in the group too.
+    conn.send(format!(
+        "<presence from='{GROUP}/carol@localhost' to='{ME}/mem'><x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='member' role='participant' jid='carol@localhost/pc'/></x></presence>"
+    ));
+    let with_origin = |nick: &str, body: &str, origin: &str, sid: &str| {
+        format!(
+            "<message type='groupchat' from='{GROUP}/{nick}' to='{ME}/mem'><body>{body}</body><origin-id xmlns='urn:xmpp:sid:0' id='{origin}'/><stanza-id xmlns='urn:xmpp:sid:0' by='{GROUP}' id='{sid}'/></message>"
+        )
+    };
+    conn.send(
+        [
+            with_origin(BOB, "once", "o1", "s1"),
+            // The same message again (a replay after a resumption; archived anew).
+            with_origin(BOB, "once", "o1", "s2"),
+            // carol's message with bob's id is hers, and is reported.
+            with_origin("carol@localhost", "carol's", "o1", "s3"),
+            with_origin(BOB, "next", "o2", "s4"),
+        ]
+        .concat(),
+    );
+    let got = group_events_within(&mut events, Duration::from_secs(1)).await;
+    assert_eq!(
+        kinds(&got),
+        ["message once", "message carol's", "message next"]
+    );
+}
