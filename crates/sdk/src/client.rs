@@ -69,6 +69,9 @@ pub(crate) struct Inner {
     /// Our nickname in every group: the bare JID, unique by construction.
     pub(crate) nick: String,
     pub(crate) request_timeout: Duration,
+    /// The set-up's requests at login (discovery) wait this long: they are part of
+    /// connecting, and a slow answer must not read as a missing service.
+    connect_timeout: Duration,
     pub(crate) invitations: InvitationPolicy,
     pub(crate) http: crate::http::Http,
     id_prefix: String,
@@ -152,6 +155,7 @@ impl Client {
             nick: me.to_string(),
             me,
             request_timeout: b.request_timeout,
+            connect_timeout: b.connect_timeout,
             invitations: b.invitations,
             http,
             id_prefix: prefix.iter().take(2).map(|b| format!("{b:02x}")).collect(),
@@ -272,6 +276,16 @@ impl Inner {
         to: Option<&str>,
         make: impl FnOnce(&str) -> Vec<u8>,
     ) -> Result<Iq, RequestError> {
+        self.request_within(to, make, self.request_timeout).await
+    }
+
+    /// [`request`](Self::request) with its own time-out.
+    async fn request_within(
+        &self,
+        to: Option<&str>,
+        make: impl FnOnce(&str) -> Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Iq, RequestError> {
         let id = self.new_id();
         let (tx, rx) = oneshot::channel();
         {
@@ -288,7 +302,7 @@ impl Inner {
         };
         // One deadline for the whole call: while disconnected the stanza waits in the
         // outbox, and that wait counts too.
-        let deadline = tokio::time::Instant::now() + self.request_timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
         match tokio::time::timeout_at(deadline, self.handle.send(make(&id))).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {
@@ -483,19 +497,27 @@ impl Inner {
     }
 
     async fn discover(&self) -> Result<(), RequestError> {
+        let within = self.connect_timeout;
         let domain = self.me.domain().to_string();
         let items = self
-            .request(Some(&domain), |id| disco::items(&domain, id))
+            .request_within(Some(&domain), |id| disco::items(&domain, id), within)
             .await?;
         let items = disco::decode_items(&items).unwrap_or_default();
         let infos = futures::future::join_all(items.iter().map(|item| async move {
-            let iq = self
-                .request(Some(item), |id| disco::info(item, id))
+            match self
+                .request_within(Some(item), |id| disco::info(item, id), within)
                 .await
-                .ok()?;
-            Some((item.clone(), disco::decode_info(&iq).ok()?))
+            {
+                Ok(iq) => Ok(disco::decode_info(&iq).ok().map(|info| (item.clone(), info))),
+                // An item that refuses disco is not a service we use.
+                Err(RequestError::Stanza(_)) => Ok(None),
+                // No answer is no proof that a service is missing: the set-up fails
+                // rather than report the server without groups.
+                Err(e) => Err(e),
+            }
         }))
         .await;
+        let infos: Vec<_> = infos.into_iter().collect::<Result<_, _>>()?;
         let mut s = Services::default();
         for (jid, info) in infos.into_iter().flatten() {
             if info.is("conference", "text") && s.groups.is_none() {
@@ -506,7 +528,9 @@ impl Inner {
             }
         }
         let me = self.me.to_string();
-        if let Ok(iq) = self.request(None, |id| disco::info(&me, id)).await
+        if let Ok(iq) = self
+            .request_within(None, |id| disco::info(&me, id), within)
+            .await
             && let Ok(info) = disco::decode_info(&iq)
         {
             s.mam = info.has_feature("urn:xmpp:mam:2");
