@@ -6,11 +6,11 @@ use groupchat_protocol::codec::ext::group_state::{self, GroupState};
 use groupchat_protocol::codec::xep::bookmarks::{self, Bookmark};
 use groupchat_protocol::codec::xep::chat_states::ChatState;
 use groupchat_protocol::codec::xep::markers::MarkerKind;
-use groupchat_protocol::codec::xep::muc_admin;
 use groupchat_protocol::codec::xep::muc_owner::{self, ConfigForm, RoomConfig};
 use groupchat_protocol::codec::xep::muc_user::Affiliation;
 use groupchat_protocol::codec::xep::upload::{self, Slot};
 use groupchat_protocol::codec::xep::vcard::{self, Photo};
+use groupchat_protocol::codec::xep::{direct_invite, muc, muc_admin};
 use groupchat_protocol::codec::{Iq, Message, MessageType, NsContext, Stanza, decode_stanza};
 use proptest::option;
 use proptest::prelude::*;
@@ -150,16 +150,16 @@ fn bookmark_dialect_falls_back_when_the_node_loses_items() {
 proptest! {
     #[test]
     fn room_presence_and_invitation_builders_round_trip(nick in "[a-zA-Z0-9 ]{1,12}", invitee in jid(), reason in option::of(text()), no_history in any::<bool>()) {
-        let Stanza::Presence(p) = decode_stanza(&muc_owner::join(ROOM, &nick, "j1", no_history), &NsContext::client()).unwrap() else { panic!() };
+        let Stanza::Presence(p) = decode_stanza(&muc::join(ROOM, &nick, "j1", no_history), &NsContext::client()).unwrap() else { panic!() };
         prop_assert!(p.muc_join);
         prop_assert_eq!(p.to.unwrap().to_string(), format!("{ROOM}/{nick}"));
-        let Stanza::Presence(p) = decode_stanza(&muc_owner::leave(ROOM, &nick), &NsContext::client()).unwrap() else { panic!() };
+        let Stanza::Presence(p) = decode_stanza(&muc::leave(ROOM, &nick), &NsContext::client()).unwrap() else { panic!() };
         prop_assert_eq!(p.kind, groupchat_protocol::codec::PresenceType::Unavailable);
 
-        let Stanza::Message(m) = decode_stanza(&muc_owner::invite(ROOM, &invitee, reason.as_deref()), &NsContext::client()).unwrap() else { panic!() };
+        let Stanza::Message(m) = decode_stanza(&muc::invite(ROOM, &invitee, reason.as_deref()), &NsContext::client()).unwrap() else { panic!() };
         let inv = m.muc_user.unwrap().invite.unwrap();
         prop_assert_eq!((inv.to.as_deref(), inv.reason.as_deref()), (Some(invitee.as_str()), reason.as_deref()));
-        let Stanza::Message(m) = decode_stanza(&muc_owner::direct_invite(ROOM, &invitee, reason.as_deref()), &NsContext::client()).unwrap() else { panic!() };
+        let Stanza::Message(m) = decode_stanza(&direct_invite::invite(ROOM, &invitee, reason.as_deref()), &NsContext::client()).unwrap() else { panic!() };
         let inv = m.direct_invite.unwrap();
         prop_assert_eq!((inv.room.as_deref(), inv.reason.as_deref()), (Some(ROOM), reason.as_deref()));
     }

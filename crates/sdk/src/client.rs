@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures::FutureExt as _;
 use groupchat_protocol::codec::xep::bookmarks::Bookmark;
 use groupchat_protocol::codec::xep::stanza_error::{ErrorType, StanzaError};
-use groupchat_protocol::codec::xep::{disco, muc_owner, upload};
+use groupchat_protocol::codec::xep::{disco, muc, muc_owner, upload};
 use groupchat_protocol::codec::{Iq, IqType, Message};
 use groupchat_protocol::group::{GroupServices, GroupTracker};
 use groupchat_protocol::jid::{BareJid, Jid};
@@ -443,7 +443,7 @@ impl Inner {
         }
         let id = self.new_id();
         let sent = self
-            .send(muc_owner::join(group.as_str(), &self.nick, &id, true))
+            .send(muc::join(group.as_str(), &self.nick, &id, true))
             .await;
         let result = match sent {
             Err(e) => Err(e),
@@ -508,7 +508,9 @@ impl Inner {
                 .request_within(Some(item), |id| disco::info(item, id), within)
                 .await
             {
-                Ok(iq) => Ok(disco::decode_info(&iq).ok().map(|info| (item.clone(), info))),
+                Ok(iq) => Ok(disco::decode_info(&iq)
+                    .ok()
+                    .map(|info| (item.clone(), info))),
                 // An item that refuses disco is not a service we use.
                 Err(RequestError::Stanza(_)) => Ok(None),
                 // No answer is no proof that a service is missing: the set-up fails

@@ -8,7 +8,7 @@ use groupchat_protocol::codec::xep::bookmarks::{self, Bookmark, Dialect};
 use groupchat_protocol::codec::xep::muc_user::Affiliation;
 use groupchat_protocol::codec::xep::stanza_error::{ErrorType, StanzaError};
 use groupchat_protocol::codec::xep::vcard::{self, Photo};
-use groupchat_protocol::codec::xep::{disco, muc_admin, muc_owner, upload};
+use groupchat_protocol::codec::xep::{disco, muc, muc_admin, muc_owner, upload};
 use groupchat_protocol::codec::{Message, MessageType};
 use groupchat_protocol::group::bare_jid;
 use groupchat_protocol::jid::{BareJid, Jid};
@@ -159,9 +159,7 @@ impl Client {
         let inner = &self.inner;
         inner.own_change(&group);
         if !inner.join(&group).await? {
-            let _ = inner
-                .send(muc_owner::leave(group.as_str(), &inner.nick))
-                .await;
+            let _ = inner.send(muc::leave(group.as_str(), &inner.nick)).await;
             return Err(conflict("a group with this id exists"));
         }
         let made = async {
@@ -257,9 +255,7 @@ impl Client {
             })
             .await
             .map_err(refused)?;
-        self.inner
-            .send(muc_owner::invite(group.as_str(), &u, None))
-            .await
+        self.inner.send(muc::invite(group.as_str(), &u, None)).await
     }
 
     /// Posts a notice (who did what) to the group.
@@ -715,9 +711,7 @@ impl Client {
         inner.set_exiting(&group, true).await?;
         let result = async {
             self.notice(&group, NoticeKind::MemberLeft, &[]).await?;
-            inner
-                .send(muc_owner::leave(group.as_str(), &inner.nick))
-                .await?;
+            inner.send(muc::leave(group.as_str(), &inner.nick)).await?;
             match inner
                 .request(Some(group.as_str()), |id| {
                     muc_admin::set(group.as_str(), id, me.as_str(), Affiliation::None, None)
@@ -775,9 +769,7 @@ impl Client {
                 .await
         } else {
             inner.set_exiting(&group, true).await?;
-            inner
-                .send(muc_owner::leave(group.as_str(), &inner.nick))
-                .await?;
+            inner.send(muc::leave(group.as_str(), &inner.nick)).await?;
             self.forget(&group).await
         }
     }

@@ -809,7 +809,7 @@ on_both_servers!(restart: groups_are_rejoined_after_a_server_restart_on_prosody,
 /// speaks raw XMPP through the transport crate.
 async fn forgeries_are_ignored(kind: ServerKind) {
     use groupchat_protocol::codec::ext::notice::{Notice, NoticeKind};
-    use groupchat_protocol::codec::xep::muc_owner;
+    use groupchat_protocol::codec::xep::{direct_invite, muc};
 
     use groupchat_transport::TransportEvent;
 
@@ -835,7 +835,7 @@ async fn forgeries_are_ignored(kind: ServerKind) {
     let open = format!("open-{}", std::process::id());
     let open_room = alice.group_jid(&open).unwrap();
     for room in [&g, &open_room] {
-        raw.send(muc_owner::join(room.as_str(), "carol@localhost", "j", true))
+        raw.send(muc::join(room.as_str(), "carol@localhost", "j", true))
             .await
             .unwrap();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -861,7 +861,7 @@ async fn forgeries_are_ignored(kind: ServerKind) {
         let m = Notice::new(kind_, vec![who.to_owned()]).message(to.clone(), "forged", "forged");
         raw.send(m.encode()).await.unwrap();
     }
-    raw.send(muc_owner::direct_invite(
+    raw.send(direct_invite::invite(
         open_room.as_str(),
         "bob@localhost",
         None,

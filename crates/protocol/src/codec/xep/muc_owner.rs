@@ -1,12 +1,10 @@
-//! XEP-0045: Multi-User Chat — the owner side: joining and leaving, the room configuration
-//! form (in each server's dialect), invitations and destruction.
+//! XEP-0045: Multi-User Chat — the owner's use cases: the room configuration form (in each
+//! server's dialect) and destruction.
 
 use minidom::Element;
 
-use crate::codec::write::{Writer, field, iq};
-use crate::codec::xep::muc_user;
+use crate::codec::write::{field, iq};
 use crate::codec::{DecodeError, Iq};
-use crate::ns;
 
 /// `http://jabber.org/protocol/muc#owner`
 pub const NS: &str = "http://jabber.org/protocol/muc#owner";
@@ -14,38 +12,6 @@ pub const NS: &str = "http://jabber.org/protocol/muc#owner";
 pub const DATA_NS: &str = "jabber:x:data";
 /// The room configuration form type.
 pub const ROOMCONFIG: &str = "http://jabber.org/protocol/muc#roomconfig";
-
-/// The join presence for `room/nick`; `history_since_none` asks for no history replay
-/// (the SDK catches up from the archive instead).
-pub fn join(room: &str, nick: &str, id: &str, no_history: bool) -> Vec<u8> {
-    let mut w = Writer::with_capacity(192);
-    w.open_ns("presence", ns::CLIENT);
-    w.attr("to", &format!("{room}/{nick}"));
-    w.attr("id", id);
-    w.close_start();
-    w.open_ns("x", muc_user::MUC_NS);
-    if no_history {
-        w.close_start();
-        w.open("history");
-        w.attr("maxstanzas", "0");
-        w.close_empty();
-        w.end("x");
-    } else {
-        w.close_empty();
-    }
-    w.end("presence");
-    w.buf
-}
-
-/// The presence that leaves a room.
-pub fn leave(room: &str, nick: &str) -> Vec<u8> {
-    let mut w = Writer::with_capacity(128);
-    w.open_ns("presence", ns::CLIENT);
-    w.attr("to", &format!("{room}/{nick}"));
-    w.attr("type", "unavailable");
-    w.close_empty();
-    w.buf
-}
 
 /// What a group's room is configured to be.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -200,42 +166,6 @@ pub fn submit_config(room: &str, id: &str, config: &RoomConfig, form: &ConfigFor
         w.end("x");
         w.end("query");
     })
-}
-
-/// A mediated invitation (XEP-0045 §7.8.2), sent to the room.
-pub fn invite(room: &str, invitee: &str, reason: Option<&str>) -> Vec<u8> {
-    let mut w = Writer::with_capacity(256);
-    w.open_ns("message", ns::CLIENT);
-    w.attr("to", room);
-    w.close_start();
-    w.open_ns("x", muc_user::NS);
-    w.close_start();
-    w.open("invite");
-    w.attr("to", invitee);
-    if let Some(r) = reason {
-        w.close_start();
-        w.text_element("reason", r);
-        w.end("invite");
-    } else {
-        w.close_empty();
-    }
-    w.end("x");
-    w.end("message");
-    w.buf
-}
-
-/// A direct invitation (XEP-0249), sent to the invitee.
-pub fn direct_invite(room: &str, invitee: &str, reason: Option<&str>) -> Vec<u8> {
-    let mut w = Writer::with_capacity(192);
-    w.open_ns("message", ns::CLIENT);
-    w.attr("to", invitee);
-    w.close_start();
-    w.open_ns("x", muc_user::DIRECT_INVITE_NS);
-    w.attr("jid", room);
-    w.attr_opt("reason", reason);
-    w.close_empty();
-    w.end("message");
-    w.buf
 }
 
 /// Destroys the room (owner only).
