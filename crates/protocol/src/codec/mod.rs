@@ -344,3 +344,13 @@ pub(crate) fn top_level_name(bytes: &[u8], ctx: &NsContext) -> Result<String, De
 
 #[cfg(test)]
 mod transcripts;
+
+/// The error for input that ends inside an element.
+pub(crate) fn eof() -> DecodeError {
+    DecodeError::xml("unexpected end of input")
+}
+
+/// A number in text, or an invalid-value error naming `what`.
+pub(crate) fn number<T: std::str::FromStr>(what: &'static str, t: &str) -> Result<T, DecodeError> {
+    t.trim().parse().map_err(|_| DecodeError::invalid(what, t))
+}

@@ -2,11 +2,10 @@
 
 use minidom::Element;
 
-use super::message::{decode_muc_user, write_muc_user};
 use super::reader::{Ev, Start, XmlReader};
 use super::write::Writer;
 use super::xep::caps::{self, Caps};
-use super::xep::muc_user::{self, MucUser};
+use super::xep::muc_user::{self, MucUser, decode_muc_user, write_muc_user};
 use super::xep::sid;
 use super::xep::stanza_error::{self, StanzaError};
 use super::xep::vcard_update::{self, VCardUpdate};

@@ -1,5 +1,8 @@
 //! XEP-0203: Delayed Delivery.
 
+use crate::codec::DecodeError;
+use crate::codec::reader::{Start, XmlReader};
+
 /// `urn:xmpp:delay`
 pub const NS: &str = "urn:xmpp:delay";
 
@@ -12,4 +15,14 @@ pub struct Delay {
     pub stamp: String,
     /// Who delayed it.
     pub from: Option<String>,
+}
+
+/// Decodes `<delay/>` (its start already read).
+pub(crate) fn decode_delay(r: &mut XmlReader<'_>, s: &Start<'_>) -> Result<Delay, DecodeError> {
+    let d = Delay {
+        stamp: s.req("stamp")?.into_owned(),
+        from: s.attr_string("from")?,
+    };
+    r.skip(s)?;
+    Ok(d)
 }
