@@ -15,7 +15,8 @@ use minidom::Element;
 use sha2::{Digest, Sha256};
 
 use crate::codec::reader::JidCache;
-use crate::codec::write::escape;
+use crate::codec::stream;
+use crate::codec::xep::sm;
 use crate::codec::{DecodeError, Iq, IqType, NsContext, Stanza, TopLevel, decode_top_level_cached};
 use crate::error::{
     DropReason, ProtocolViolation, SaslFailure, SessionError, UsageError, XmlError,
@@ -548,7 +549,7 @@ impl Session {
         }
         if self.sm.counting_inbound {
             // Let the server drop what we handled, so nothing is redelivered offline.
-            self.transmit_str(&format!("<a xmlns='{}' h='{}'/>", ns::SM, self.sm.inbound));
+            self.transmit_vec(sm::ack(self.sm.inbound));
         }
         self.transmit_close();
         // A clean close ends resumability: the server discards the session.
@@ -790,7 +791,7 @@ impl Session {
 
     fn send_ack(&mut self) {
         self.sm.inbound_acked = self.sm.inbound;
-        self.transmit_str(&format!("<a xmlns='{}' h='{}'/>", ns::SM, self.sm.inbound));
+        self.transmit_vec(sm::ack(self.sm.inbound));
     }
 
     fn drop_stanza(&mut self, reason: DropReason, envelope: Option<Box<crate::codec::Envelope>>) {
@@ -848,7 +849,7 @@ impl Session {
         self.features = f;
         if !self.encrypted {
             if self.features.starttls && self.config.tls == Tls::StartTls {
-                self.transmit_str(&format!("<starttls xmlns='{}'/>", ns::TLS));
+                self.transmit_vec(stream::starttls());
                 self.phase = Phase::Proceed;
                 return;
             }
@@ -863,13 +864,8 @@ impl Session {
         }
         if let Some(r) = &self.resuming {
             if self.features.sm {
-                let msg = format!(
-                    "<resume xmlns='{}' h='{}' previd='{}'/>",
-                    ns::SM,
-                    r.inbound,
-                    escape(&r.id)
-                );
-                self.transmit_str(&msg);
+                let msg = sm::resume(r.inbound, &r.id);
+                self.transmit_vec(msg);
                 self.phase = Phase::Resume;
                 return;
             }
@@ -915,11 +911,7 @@ impl Session {
                 } else {
                     B64.encode(&initial)
                 };
-                self.transmit_str(&format!(
-                    "<auth xmlns='{}' mechanism='{}'>{data}</auth>",
-                    ns::SASL,
-                    mechanism.name()
-                ));
+                self.transmit_vec(stream::auth(mechanism.name(), &data));
                 self.phase = Phase::Auth(AuthState(client));
             }
             Err(e) => self.fail(e),
@@ -945,12 +937,7 @@ impl Session {
         match name {
             "challenge" => match client.respond(&data) {
                 Ok(resp) => {
-                    let msg = format!(
-                        "<response xmlns='{}'>{}</response>",
-                        ns::SASL,
-                        B64.encode(resp)
-                    );
-                    self.transmit_str(&msg);
+                    self.transmit_vec(stream::response(&B64.encode(resp)));
                 }
                 Err(e) => self.fail(e),
             },
@@ -978,15 +965,8 @@ impl Session {
             ));
             return;
         }
-        let resource = match self.config.jid.resource() {
-            Some(r) => format!("<resource>{}</resource>", escape(r.as_str())),
-            None => String::new(),
-        };
-        self.transmit_str(&format!(
-            "<iq xmlns='{}' type='set' id='{BIND_ID}'><bind xmlns='{}'>{resource}</bind></iq>",
-            ns::CLIENT,
-            ns::BIND
-        ));
+        let resource = self.config.jid.resource().map(|r| r.as_str());
+        self.transmit_vec(stream::bind(BIND_ID, resource));
         self.phase = Phase::Bind;
     }
 
@@ -1017,11 +997,7 @@ impl Session {
         }
         self.jid = Some(jid);
         if self.features.session_required {
-            self.transmit_str(&format!(
-                "<iq xmlns='{}' type='set' id='{SESSION_ID}'><session xmlns='{}'/></iq>",
-                ns::CLIENT,
-                ns::SESSION
-            ));
+            self.transmit_vec(stream::session(SESSION_ID));
             self.phase = Phase::LegacySession;
             return;
         }
@@ -1032,7 +1008,7 @@ impl Session {
         self.phase = Phase::Established;
         self.negotiation_deadline = None;
         if self.config.stream_management && self.features.sm {
-            self.transmit_str(&format!("<enable xmlns='{}' resume='true'/>", ns::SM));
+            self.transmit_vec(sm::enable());
             self.sm.enabled = true;
         }
         let jid = self.jid.clone().expect("bound before established");
@@ -1129,15 +1105,15 @@ impl Session {
         let new = h.wrapping_sub(self.sm.outbound_acked);
         if new as usize > self.sm.unacked.len() {
             // XEP-0198 §4: the server claims stanzas we never sent.
-            let condition = format!(
-                "<undefined-condition xmlns='{}'/><handled-count-too-high xmlns='{}' h='{h}' send-count='{}'/>",
-                ns::STREAMS,
-                ns::SM,
-                self.sm
-                    .outbound_acked
-                    .wrapping_add(self.sm.unacked.len() as u32)
-            );
-            self.transmit_stream_error(&condition);
+            let sent = self
+                .sm
+                .outbound_acked
+                .wrapping_add(self.sm.unacked.len() as u32);
+            self.transmit_vec(stream::error(
+                self.config.framing,
+                "undefined-condition",
+                |w| sm::handled_count_too_high(w, h, sent),
+            ));
             self.fail(SessionError::Protocol(ProtocolViolation::AckedTooMany {
                 acked: h,
             }));
@@ -1167,7 +1143,7 @@ impl Session {
     }
 
     fn request_ack_now(&mut self) {
-        self.transmit_str(&format!("<r xmlns='{}'/>", ns::SM));
+        self.transmit_vec(sm::request());
         self.sm.ack_requested_at = Some(self.now);
     }
 
@@ -1179,46 +1155,17 @@ impl Session {
             default: ns::CLIENT.to_owned(),
             prefixes: Vec::new(),
         };
-        let domain = escape(self.config.jid.domain().as_str());
-        let header = match self.config.framing {
-            Framing::Stream => format!(
-                "<?xml version='1.0'?><stream:stream xmlns='{}' xmlns:stream='{}' to='{domain}' version='1.0' xml:lang='en'>",
-                ns::CLIENT,
-                ns::STREAM
-            ),
-            Framing::WebSocket => {
-                format!(
-                    "<open xmlns='{}' to='{domain}' version='1.0' xml:lang='en'/>",
-                    ns::FRAMING
-                )
-            }
-        };
-        self.transmit_str(&header);
+        let header = stream::header(self.config.framing, self.config.jid.domain().as_str());
+        self.transmit_vec(header);
         self.phase = Phase::Header;
     }
 
-    /// `<stream:error>` with `children`, declared right for the framing (a WebSocket frame
-    /// has no stream header to inherit the prefix from).
-    fn transmit_stream_error(&mut self, children: &str) {
-        let err = match self.config.framing {
-            Framing::Stream => format!("<stream:error>{children}</stream:error>"),
-            Framing::WebSocket => format!(
-                "<stream:error xmlns:stream='{}'>{children}</stream:error>",
-                ns::STREAM
-            ),
-        };
-        self.transmit_str(&err);
-    }
-
     fn transmit_close(&mut self) {
-        match self.config.framing {
-            Framing::Stream => self.transmit(Bytes::from_static(b"</stream:stream>")),
-            Framing::WebSocket => self.transmit_str(&format!("<close xmlns='{}'/>", ns::FRAMING)),
-        }
+        self.transmit_vec(stream::close(self.config.framing));
     }
 
-    fn transmit_str(&mut self, s: &str) {
-        self.transmit(Bytes::copy_from_slice(s.as_bytes()));
+    fn transmit_vec(&mut self, v: Vec<u8>) {
+        self.transmit(Bytes::from(v));
     }
 
     fn transmit(&mut self, b: Bytes) {
@@ -1238,8 +1185,8 @@ impl Session {
         if let SessionError::Xml(x) = &reason
             && !matches!(self.phase, Phase::Closing)
         {
-            let condition = format!("<{} xmlns='{}'/>", x.stream_condition(), ns::STREAMS);
-            self.transmit_stream_error(&condition);
+            let err = stream::error(self.config.framing, x.stream_condition(), |_| {});
+            self.transmit_vec(err);
         }
         // A dead link gets no close: on a half-open link it could still reach the server,
         // which would end the session that resumption needs.

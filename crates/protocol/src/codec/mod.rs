@@ -12,6 +12,7 @@ pub(crate) mod write;
 pub mod ext;
 pub mod message;
 pub mod presence;
+pub(crate) mod stream;
 pub mod xep;
 
 use std::fmt;

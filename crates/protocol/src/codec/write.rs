@@ -111,22 +111,6 @@ pub(crate) fn escape_into(buf: &mut Vec<u8>, s: &str) {
     buf.extend_from_slice(&b[last..]);
 }
 
-/// `s` escaped as [`escape_into`] does, borrowed when nothing needs escaping.
-pub(crate) fn escape(s: &str) -> std::borrow::Cow<'_, str> {
-    if !s
-        .bytes()
-        .any(|b| matches!(b, b'<' | b'>' | b'&' | b'\'' | b'"' | b'\r'))
-    {
-        return s.into();
-    }
-    let mut buf = Vec::with_capacity(s.len() + 8);
-    escape_into(&mut buf, s);
-    // Only ASCII was replaced by ASCII in valid UTF-8.
-    String::from_utf8(buf)
-        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
-        .into()
-}
-
 /// An `<iq/>` of `kind` to `to` with id `id`, whose payload `body` writes.
 pub(crate) fn iq(
     kind: &str,

@@ -16,6 +16,7 @@ pub mod muc_owner;
 pub mod muc_user;
 pub mod retract;
 pub mod sid;
+pub mod sm;
 pub mod stanza_error;
 pub mod upload;
 pub mod vcard;
