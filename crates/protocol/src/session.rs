@@ -667,29 +667,28 @@ impl Session {
             self.fail(SessionError::Protocol(ProtocolViolation::UnexpectedHeader));
             return;
         }
-        // Parse the start tag as an empty element to read its attributes and prefixes.
-        let mut tag = header.to_vec();
-        let last = tag.len() - 1;
-        tag[last] = b'/';
-        tag.push(b'>');
-        let el = match Element::from_reader(&tag[..]) {
-            Ok(el) => el,
+        let header = match stream::decode_header(header) {
+            Ok(h) => h,
             Err(e) => {
                 self.fail(XmlError::Parse(e.to_string()).into());
                 return;
             }
         };
-        if el.ns() != ns::STREAM {
+        if header.ns != ns::STREAM {
             self.fail(SessionError::Protocol(
                 ProtocolViolation::WrongStreamNamespace,
             ));
             return;
         }
-        if el.attr("version").is_none_or(|v| !v.starts_with("1.")) {
+        if header
+            .version
+            .as_deref()
+            .is_none_or(|v| !v.starts_with("1."))
+        {
             self.fail(SessionError::Protocol(ProtocolViolation::NotXmpp1));
             return;
         }
-        self.ctx = NsContext::from_minidom(el.prefixes.declared_prefixes());
+        self.ctx = header.ctx;
         self.phase = Phase::Features;
     }
 

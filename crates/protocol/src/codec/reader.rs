@@ -30,17 +30,6 @@ impl NsContext {
             prefixes: vec![("stream".to_owned(), crate::ns::STREAM.to_owned())],
         }
     }
-
-    pub(crate) fn from_minidom(map: &BTreeMap<Option<String>, String>) -> Self {
-        let mut c = Self::default();
-        for (k, v) in map {
-            match k {
-                None => c.default.clone_from(v),
-                Some(p) => c.prefixes.push((p.clone(), v.clone())),
-            }
-        }
-        c
-    }
 }
 
 /// A start tag with its namespace resolved.
@@ -447,6 +436,24 @@ impl<'a> XmlReader<'a> {
             pending_end: false,
             saw_undeclaration: false,
         })
+    }
+
+    /// The namespace bindings in scope now (after a start tag: the ones it declared, over
+    /// the context's), as the context its children inherit.
+    pub(crate) fn in_scope(&self) -> NsContext {
+        let mut c = NsContext::default();
+        for b in &self.bindings {
+            match b.prefix {
+                None => c.default = b.uri.clone().into_owned(),
+                Some(b"xml") => {}
+                Some(p) => {
+                    let p = String::from_utf8_lossy(p).into_owned();
+                    c.prefixes.retain(|(q, _)| *q != p);
+                    c.prefixes.push((p, b.uri.clone().into_owned()));
+                }
+            }
+        }
+        c
     }
 
     /// Parses a JID, from the cache when it was seen before.

@@ -2,9 +2,37 @@
 //! the stream header and close, STARTTLS, SASL, resource binding, the legacy session, and
 //! stream errors. Values are escaped like every other encoder's.
 
+use crate::codec::reader::{Ev, NsContext, XmlReader};
 use crate::codec::write::Writer;
+use crate::codec::{DecodeError, eof};
 use crate::ns;
 use crate::session::Framing;
+
+/// What the server's stream header says.
+#[derive(Debug)]
+pub(crate) struct Header {
+    /// Its namespace (`http://etherx.jabber.org/streams` for a stream header).
+    pub(crate) ns: String,
+    /// Its `version`.
+    pub(crate) version: Option<String>,
+    /// The namespaces the stanzas of the stream inherit.
+    pub(crate) ctx: NsContext,
+}
+
+/// Reads the server's stream header: its start tag alone, `<stream:stream …>`.
+pub(crate) fn decode_header(tag: &[u8]) -> Result<Header, DecodeError> {
+    let none = NsContext::default();
+    let mut r = XmlReader::new(tag, &none)?;
+    match r.next()? {
+        Ev::Start(s) => Ok(Header {
+            ns: s.ns.clone().into_owned(),
+            version: s.attr_string("version")?,
+            ctx: r.in_scope(),
+        }),
+        Ev::Eof => Err(eof()),
+        _ => Err(DecodeError::xml("a stream header must start with a tag")),
+    }
+}
 
 /// The stream header (TCP) or `<open/>` (WebSocket) to `domain`.
 pub(crate) fn header(framing: Framing, domain: &str) -> Vec<u8> {
@@ -118,6 +146,23 @@ pub(crate) fn session(id: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_server_header_gives_its_namespaces_and_version() {
+        let h = decode_header(b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' xmlns:x='urn:x' id='s1' from='localhost' version='1.0'>").unwrap();
+        assert_eq!(h.ns, ns::STREAM);
+        assert_eq!(h.version.as_deref(), Some("1.0"));
+        assert_eq!(h.ctx.default, ns::CLIENT);
+        assert!(
+            h.ctx
+                .prefixes
+                .contains(&("x".to_owned(), "urn:x".to_owned()))
+        );
+        assert!(
+            decode_header(b"<stream:stream xmlns='jabber:client' version='1.0'>").is_err(),
+            "unbound prefix"
+        );
+    }
 
     #[test]
     fn stream_elements_are_written_as_the_servers_expect() {
