@@ -114,16 +114,12 @@ impl Client {
             allow_loopback_plain: b.http_loopback_plain,
             timeout: b.request_timeout,
         };
-        // The transport's driver runs in the owner task (below), so that a received stanza
-        // reaches the SDK's state without a hop between tasks; until then, here.
-        let (mut transport, mut driver) = groupchat_transport::Client::new(config, connector);
+        let mut transport = groupchat_transport::Client::start(config, connector);
         let handle = transport.handle();
-        let state = tokio::time::timeout(b.connect_timeout, async {
-            tokio::select! {
-                s = transport.wait_for_state(|s| matches!(s, ConnectionState::Connected { .. })) => s,
-                () = &mut driver => handle.state(),
-            }
-        })
+        let state = tokio::time::timeout(
+            b.connect_timeout,
+            transport.wait_for_state(|s| matches!(s, ConnectionState::Connected { .. })),
+        )
         .await;
         match state {
             Err(_) => {
@@ -167,7 +163,7 @@ impl Client {
         });
         let span = tracing::info_span!("client", jid = %inner.me);
         tokio::spawn(tracing::Instrument::instrument(
-            crate::core::run(Core::new(inner.clone()), command_rx, transport, driver),
+            crate::core::run(Core::new(inner.clone()), command_rx, transport),
             span,
         ));
         let client = Self {
@@ -206,17 +202,17 @@ impl Client {
 
     /// Registers a group listener (like the seed's `groupProfileListener`).
     pub async fn add_group_listener(&self, l: Arc<dyn GroupProfileListener>) {
-        self.inner.events.register(|r| r.group.push(l)).await;
+        self.inner.events.registry.write().await.group.push(l);
     }
 
     /// Registers a connection listener.
     pub async fn add_connection_listener(&self, l: Arc<dyn ConnectionListener>) {
-        self.inner.events.register(|r| r.connection.push(l)).await;
+        self.inner.events.registry.write().await.connection.push(l);
     }
 
     /// Registers a message listener.
     pub async fn add_message_listener(&self, l: Arc<dyn MessageListener>) {
-        self.inner.events.register(|r| r.message.push(l)).await;
+        self.inner.events.registry.write().await.message.push(l);
     }
 
     /// True when `jid` is a group (a bare JID on the discovered group service), false for a

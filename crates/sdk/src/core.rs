@@ -183,9 +183,6 @@ pub(crate) struct Core {
     events: Sequencer,
     /// Follow-ups started while handling the last input; the run loop takes them over.
     started: Vec<BoxFuture<'static, ()>>,
-    /// Events ready for the application, handed over together once the inputs at hand are
-    /// handled (one wake-up of its task per burst, not per event).
-    ready: Vec<Event>,
 }
 
 impl Core {
@@ -206,7 +203,6 @@ impl Core {
             connected_once: false,
             events: Sequencer::default(),
             started: Vec::new(),
-            ready: Vec::new(),
         }
     }
 
@@ -265,7 +261,9 @@ impl Core {
 
     /// Reports `e` after every event that came before it.
     pub(crate) fn emit(&mut self, e: Event) {
-        self.events.push(e, &mut self.ready);
+        let mut out = Vec::new();
+        self.events.push(e, &mut out);
+        self.publish(out);
     }
 
     /// Holds a place in the event order for an event a follow-up will produce.
@@ -276,12 +274,13 @@ impl Core {
     /// Fills a held place (`None`: nothing to report after all) and lets the events behind
     /// it go.
     pub(crate) fn fill(&mut self, t: Ticket, e: Option<Event>) {
-        self.events.fill(t, e, &mut self.ready);
+        let mut out = Vec::new();
+        self.events.fill(t, e, &mut out);
+        self.publish(out);
     }
 
-    /// Hands the ready events to the application.
-    fn publish(&mut self) {
-        for e in self.ready.drain(..) {
+    fn publish(&self, out: Vec<Event>) {
+        for e in out {
             self.inner.events.emit(e);
         }
     }
@@ -549,12 +548,18 @@ impl Core {
         if !self.unlist(group) {
             return;
         }
+        // Until its bookmark is removed, a group list read from the server must not take
+        // the group back.
+        self.record(group).exiting = true;
         let t = self.reserve();
         let group = group.clone();
         self.start(|inner| {
             Box::pin(async move {
                 let _ = inner.bookmark_remove(&group).await;
-                inner.tell(move |c| c.fill(t, Some(event)));
+                inner.tell(move |c| {
+                    c.record(&group).exiting = false;
+                    c.fill(t, Some(event));
+                });
             })
         });
     }
@@ -765,35 +770,21 @@ pub(crate) async fn run(
     mut core: Core,
     mut commands: mpsc::UnboundedReceiver<Command>,
     mut transport: groupchat_transport::Client,
-    driver: groupchat_transport::Driver,
 ) {
     let mut follow_ups: FuturesUnordered<BoxFuture<'static, ()>> = FuturesUnordered::new();
-    let mut driver = std::pin::pin!(driver);
-    let mut driving = true;
     loop {
         tokio::select! {
             // Commands first: a request's registration is queued before its stanza is
             // sent, so it is always handled before the answer.
             biased;
             Some(cmd) = commands.recv() => cmd(&mut core),
-            // The transport's driver, in this task: its events reach the branch below
-            // without waking another task. It ends when the client ends.
-            () = &mut driver, if driving => driving = false,
             ev = transport.next_event() => match ev {
-                Some(ev) => {
-                    core.on_transport(ev);
-                    // The rest of the burst the driver decoded, at once.
-                    while let Some(ev) = transport.try_next_event() {
-                        core.on_transport(ev);
-                    }
-                }
+                Some(ev) => core.on_transport(ev),
                 None => break,
             },
             Some(()) = follow_ups.next(), if !follow_ups.is_empty() => {}
         }
         follow_ups.extend(core.started.drain(..));
-        core.publish();
     }
     core.fail_pending();
-    core.publish();
 }

@@ -1,7 +1,6 @@
 //! What the client reports: one [`Event`] type, delivered as an async stream
 //! ([`Client::events`](crate::Client::events)) and to listener traits.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -372,10 +371,7 @@ pub(crate) struct EventHub {
     /// Everything since the start, for the first `events()` call (taken once).
     first: Mutex<Option<mpsc::UnboundedReceiver<Event>>>,
     listeners: mpsc::UnboundedSender<Event>,
-    /// A listener was registered: only then do events go to the listener task (which
-    /// would otherwise wake for nothing on every event).
-    listening: AtomicBool,
-    registry: Arc<tokio::sync::RwLock<Listeners>>,
+    pub(crate) registry: Arc<tokio::sync::RwLock<Listeners>>,
 }
 
 impl EventHub {
@@ -397,15 +393,8 @@ impl EventHub {
             subscribers: Mutex::new(vec![tx]),
             first: Mutex::new(Some(rx)),
             listeners: ltx,
-            listening: AtomicBool::new(false),
             registry,
         }
-    }
-
-    /// Registers listeners with `add`.
-    pub(crate) async fn register(&self, add: impl FnOnce(&mut Listeners)) {
-        add(&mut *self.registry.write().await);
-        self.listening.store(true, Ordering::Release);
     }
 
     pub(crate) fn emit(&self, e: Event) {
@@ -417,20 +406,10 @@ impl EventHub {
                 *first = None;
             }
         }
-        let listening = self.listening.load(Ordering::Acquire);
         let mut subs = self.subscribers.lock().unwrap_or_else(|p| p.into_inner());
-        // A copy per receiver but the last, which takes the event itself.
-        let mut left = subs.len() + usize::from(listening);
-        let mut e = Some(e);
-        let mut next = || {
-            left -= 1;
-            if left == 0 { e.take() } else { e.clone() }
-        };
-        subs.retain(|s| next().is_some_and(|ev| s.send(ev).is_ok()));
+        subs.retain(|s| s.send(e.clone()).is_ok());
         drop(subs);
-        if listening && let Some(ev) = next() {
-            let _ = self.listeners.send(ev);
-        }
+        let _ = self.listeners.send(e);
     }
 
     pub(crate) fn subscribe(&self) -> EventStream {

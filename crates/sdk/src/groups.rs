@@ -839,11 +839,15 @@ impl Inner {
     }
 
     /// Forgets a group that is gone and reports `event` once its bookmark is removed; a
-    /// group that is not (or no longer) listed reports nothing.
+    /// group that is not (or no longer) listed reports nothing. Returns when the bookmark is
+    /// gone, also when the room's own word removed the group first (that removal's
+    /// follow-up may still be running: the bookmark changes are one at a time, so this one
+    /// ends after it), so that a group list read next no longer has it.
     pub(crate) async fn gone(&self, group: &BareJid, event: Event) -> Result<(), RequestError> {
         let g = group.clone();
-        if self.with(move |c| c.unlist(&g)).await? {
-            let _ = self.bookmark_remove(group).await;
+        let listed = self.with(move |c| c.unlist(&g)).await?;
+        let _ = self.bookmark_remove(group).await;
+        if listed {
             self.emit(event);
         }
         Ok(())

@@ -22,7 +22,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use groupchat_protocol::{Framing, Tls};
 use groupchat_transport::{Connector, Link, TransportError};
 use rustls_pki_types::ServerName;
@@ -226,7 +226,7 @@ impl Connector for TcpConnector {
         };
         Ok(Box::new(TcpLink {
             stream,
-            buf: BytesMut::with_capacity(READ_SIZE),
+            buf: vec![0; 16 * 1024],
             tls: self.tls.clone(),
             server_name: self.server_name.clone(),
         }))
@@ -240,14 +240,9 @@ enum Stream {
     Gone,
 }
 
-/// How much one read may take: a burst of stanzas in one system call.
-const READ_SIZE: usize = 64 * 1024;
-
 struct TcpLink {
     stream: Stream,
-    /// Read into, and handed out without a copy (`split`); its block is reused once the
-    /// session has let go of what was read.
-    buf: BytesMut,
+    buf: Vec<u8>,
     tls: TlsConnector,
     server_name: ServerName<'static>,
 }
@@ -270,14 +265,13 @@ impl Link for TcpLink {
     }
 
     async fn recv(&mut self) -> Result<Option<Bytes>, TransportError> {
-        // `read_buf` is cancel-safe: nothing is lost if the driver picks another branch.
-        self.buf.reserve(READ_SIZE);
+        // `read` is cancel-safe: nothing is lost if the driver picks another branch.
         let n = match &mut self.stream {
-            Stream::Plain(s) => s.read_buf(&mut self.buf).await?,
-            Stream::Tls(s) => s.read_buf(&mut self.buf).await.map_err(map_tls_error)?,
+            Stream::Plain(s) => s.read(&mut self.buf).await?,
+            Stream::Tls(s) => s.read(&mut self.buf).await.map_err(map_tls_error)?,
             Stream::Gone => return Err(TransportError::Closed),
         };
-        Ok((n > 0).then(|| self.buf.split().freeze()))
+        Ok((n > 0).then(|| Bytes::copy_from_slice(&self.buf[..n])))
     }
 
     async fn start_tls(&mut self) -> Result<(), TransportError> {

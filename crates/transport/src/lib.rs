@@ -249,54 +249,20 @@ impl std::fmt::Debug for Command {
     }
 }
 
-/// The task that runs a [`Client`]'s connections, for a caller that polls it itself
-/// ([`Client::new`]): in the task that reads the events, so that a received stanza reaches
-/// the reader without waking another task. It ends when the client ends.
-#[must_use = "the client does nothing unless its driver is polled"]
-pub struct Driver(std::pin::Pin<Box<dyn Future<Output = ()> + Send>>);
-
-impl std::fmt::Debug for Driver {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Driver")
-    }
-}
-
-impl Future for Driver {
-    type Output = ();
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<()> {
-        self.0.as_mut().poll(cx)
-    }
-}
-
 impl Client {
     /// Starts the client task on the current tokio runtime. It connects at once.
     pub fn start(config: ClientConfig, connector: Arc<dyn Connector>) -> Self {
-        let (client, driver) = Self::new(config, connector);
-        tokio::spawn(driver);
-        client
-    }
-
-    /// A client and its [`Driver`], which the caller polls (e.g. in a `select!` beside
-    /// [`next_event`](Self::next_event)); it connects once polled.
-    pub fn new(config: ClientConfig, connector: Arc<dyn Connector>) -> (Self, Driver) {
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (event_tx, events) = mpsc::channel(config.event_capacity.max(1));
         let (state_tx, state) = watch::channel(ConnectionState::Connecting { attempt: 1 });
-        let driver = Driver(Box::pin(driver::run(
+        tokio::spawn(driver::run(
             config, connector, command_rx, event_tx, state_tx,
-        )));
-        (
-            Self {
-                commands,
-                events,
-                state,
-            },
-            driver,
-        )
+        ));
+        Self {
+            commands,
+            events,
+            state,
+        }
     }
 
     /// Sends an encoded stanza (from the protocol crate's encoders). While disconnected it
@@ -317,11 +283,6 @@ impl Client {
     /// The next event; `None` once the client has ended and every event was read.
     pub async fn next_event(&mut self) -> Option<TransportEvent> {
         self.events.recv().await
-    }
-
-    /// The next event if one is waiting, without waiting.
-    pub fn try_next_event(&mut self) -> Option<TransportEvent> {
-        self.events.try_recv().ok()
     }
 
     /// The events as a `futures::Stream`.

@@ -3,7 +3,7 @@
 //! stream errors. Values are escaped like every other encoder's.
 
 use crate::codec::reader::{Ev, NsContext, XmlReader};
-use crate::codec::write::Writer;
+use crate::codec::write::{Writer, iq};
 use crate::codec::{DecodeError, eof};
 use crate::ns;
 use crate::session::Framing;
@@ -113,34 +113,22 @@ pub(crate) fn response(base64: &str) -> Vec<u8> {
 
 /// The resource binding request (RFC 6120 §7), asking for `resource` if given.
 pub(crate) fn bind(id: &str, resource: Option<&str>) -> Vec<u8> {
-    let mut w = Writer::with_capacity(160);
-    w.open_ns("iq", ns::CLIENT);
-    w.attr("type", "set");
-    w.attr("id", id);
-    w.close_start();
-    w.open_ns("bind", ns::BIND);
-    match resource {
-        Some(r) => {
-            w.close_start();
-            w.text_element("resource", r);
-            w.end("bind");
+    iq("set", None, id, |w| {
+        w.open_ns("bind", ns::BIND);
+        match resource {
+            Some(r) => {
+                w.close_start();
+                w.text_element("resource", r);
+                w.end("bind");
+            }
+            None => w.close_empty(),
         }
-        None => w.close_empty(),
-    }
-    w.end("iq");
-    w.buf
+    })
 }
 
 /// The legacy session establishment (RFC 3921 §3), for servers that still require it.
 pub(crate) fn session(id: &str) -> Vec<u8> {
-    let mut w = Writer::with_capacity(128);
-    w.open_ns("iq", ns::CLIENT);
-    w.attr("type", "set");
-    w.attr("id", id);
-    w.close_start();
-    w.empty_ns("session", ns::SESSION);
-    w.end("iq");
-    w.buf
+    iq("set", None, id, |w| w.empty_ns("session", ns::SESSION))
 }
 
 #[cfg(test)]
