@@ -18,6 +18,18 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// A logged-in client whose group list holds [`GROUP`], where it is a member and bob an
 /// admin; the server side and the events from the start.
 async fn client_in_a_group() -> (Client, MemoryServer, ServerConn, EventStream) {
+    let (client, server, conn) = logged_in().await;
+    let mut events = client.events();
+    // bob is in the group, as its admin.
+    conn.send(format!(
+        "<presence from='{GROUP}/{BOB}' to='{ME}/mem'><x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='owner' role='moderator' jid='{BOB}/phone'/></x></presence>"
+    ));
+    until(&mut events, |e| matches!(e, Event::GroupsJoined { .. })).await;
+    (client, server, conn, events)
+}
+
+/// A client logged in to the in-memory server, its set-up served; the server side.
+async fn logged_in() -> (Client, MemoryServer, ServerConn) {
     let (connector, server) = memory_server(ME);
     let connect = tokio::spawn(
         Client::builder(ME, "secret")
@@ -28,13 +40,7 @@ async fn client_in_a_group() -> (Client, MemoryServer, ServerConn, EventStream) 
     let mut conn = server.accept().await;
     serve_login(&mut conn).await;
     let client = connect.await.unwrap().expect("login");
-    let mut events = client.events();
-    // bob is in the group, as its admin.
-    conn.send(format!(
-        "<presence from='{GROUP}/{BOB}' to='{ME}/mem'><x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='owner' role='moderator' jid='{BOB}/phone'/></x></presence>"
-    ));
-    until(&mut events, |e| matches!(e, Event::GroupsJoined { .. })).await;
-    (client, server, conn, events)
+    (client, server, conn)
 }
 
 /// Plays the server through the SDK's set-up: services, bookmarks, the join, presence.
@@ -320,16 +326,7 @@ async fn a_call_made_while_disconnected_fails_at_its_request_timeout() {
 #[tokio::test(start_paused = true)]
 async fn a_group_message_sent_while_disconnected_is_unconfirmed_at_the_timeout_and_sent_after_the_reconnection()
  {
-    let (connector, server) = memory_server(ME);
-    let connect = tokio::spawn(
-        Client::builder(ME, "secret")
-            .connector(connector)
-            .request_timeout(REQUEST_TIMEOUT)
-            .connect(),
-    );
-    let mut conn = server.accept().await;
-    serve_login(&mut conn).await;
-    let client = connect.await.unwrap().expect("login");
+    let (client, server, conn) = logged_in().await;
     server.refuse_connections(true);
     conn.reset();
     tokio::time::sleep(Duration::from_millis(10)).await;
