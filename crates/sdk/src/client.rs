@@ -80,6 +80,9 @@ pub(crate) struct Inner {
     commands: tokio::sync::mpsc::UnboundedSender<Command>,
     /// The services found at login (written once by the set-up, read by sync calls).
     pub(crate) services: watch::Sender<Services>,
+    /// The group services of `services`, as the "is this a group?" test reads them (derived
+    /// once, when the services are found).
+    group_services: watch::Sender<GroupServices>,
     pub(crate) events: EventHub,
     /// One bookmark change at a time (the read-back after a publish compares the whole
     /// list).
@@ -158,6 +161,7 @@ impl Client {
             next_id: AtomicU64::new(1),
             commands,
             services: watch::Sender::new(Services::default()),
+            group_services: watch::Sender::new(GroupServices::default()),
             events: EventHub::new(),
             bookmark_lock: tokio::sync::Mutex::new(()),
         });
@@ -471,7 +475,7 @@ impl Inner {
         if first {
             self.discover().await?;
         }
-        let services = GroupServices::new(self.services.borrow().groups.iter().cloned());
+        let services = self.group_services.borrow().clone();
         self.with(move |c| c.tracker = GroupTracker::new(services))
             .await?;
         if first {
@@ -535,6 +539,8 @@ impl Inner {
             s.publish_options =
                 info.has_feature("http://jabber.org/protocol/pubsub#publish-options");
         }
+        self.group_services
+            .send_replace(GroupServices::new(s.groups.iter().cloned()));
         self.services.send_replace(s);
         Ok(())
     }
@@ -590,23 +596,28 @@ impl Inner {
         by: Option<BareJid>,
         ticket: Option<Ticket>,
     ) -> Result<(), RequestError> {
-        let mut ticket = ticket;
-        let r = self.accept_inner(group, by, &mut ticket).await;
-        if let Some(t) = ticket {
-            self.tell(move |c| c.fill(t, None));
-        }
-        r
+        let (event, result) = match self.join_and_list(group, by).await {
+            Ok((event, listed)) => (event, listed),
+            Err(e) => (None, Err(e)),
+        };
+        // The event (or, when there is none, the end of the place held for it).
+        self.tell(move |c| match ticket {
+            Some(t) => c.fill(t, event),
+            None => event.into_iter().for_each(|e| c.emit(e)),
+        });
+        result
     }
 
-    async fn accept_inner(
+    /// [`accept`](Self::accept)'s work: the event to report (none when the group was listed
+    /// already), and how writing its bookmark went.
+    async fn join_and_list(
         &self,
         group: &BareJid,
         by: Option<BareJid>,
-        ticket: &mut Option<Ticket>,
-    ) -> Result<(), RequestError> {
+    ) -> Result<(Option<Event>, Result<(), RequestError>), RequestError> {
         let g = group.clone();
         if self.with(move |c| c.is_listed(&g) && c.in_room(&g)).await? {
-            return Ok(());
+            return Ok((None, Ok(())));
         }
         let info = self
             .request(Some(group.as_str()), |id| disco::info(group.as_str(), id))
@@ -650,16 +661,7 @@ impl Inner {
             name,
             by,
         });
-        let t = ticket.take();
-        self.tell(move |c| match t {
-            Some(t) => c.fill(t, event),
-            None => {
-                if let Some(e) = event {
-                    c.emit(e);
-                }
-            }
-        });
-        listed
+        Ok((event, listed))
     }
 
     /// Is `from` the entity a request to `expected` (`None`: our account) may be answered by?
@@ -674,8 +676,7 @@ impl Inner {
     /// True for a group's bare JID on our group service: the one "is this a group?" test
     /// (bookmarks of rooms elsewhere, invitations to them, and user JIDs are not).
     pub(crate) fn is_our_group(&self, jid: &Jid) -> bool {
-        let services = GroupServices::new(self.services.borrow().groups.iter().cloned());
-        jid.resource().is_none() && services.is_group(jid)
+        jid.resource().is_none() && self.group_services.borrow().is_group(jid)
     }
 }
 

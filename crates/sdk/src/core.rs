@@ -613,7 +613,7 @@ impl Core {
             GroupEvent::Invited {
                 group, by, reason, ..
             } => {
-                let ours = self.inner.is_our_group(&group.clone().into());
+                let ours = self.inner.is_our_group(&group);
                 if !ours || self.is_listed(&group) {
                     tracing::debug!(%group, ours, "invitation ignored");
                     return;
