@@ -5,7 +5,7 @@
 
 use groupchat_protocol::SessionError;
 use groupchat_protocol::codec::xep::stanza_error::StanzaError;
-use groupchat_transport::TransportError;
+use groupchat_transport::{HttpError, TransportError};
 use serde::Serialize;
 
 /// The status code of a stanza error condition (RFC 6120 §8.3.3), in the seed API's HTTP
@@ -30,7 +30,7 @@ pub fn status_of(condition: &str) -> u16 {
 }
 
 /// Why a request failed. Every variant has a status code and a clear message.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RequestError {
     /// The server answered with a stanza error; the status comes from its condition
@@ -79,6 +79,11 @@ pub enum RequestError {
     /// The session is not connected: 503.
     #[error("not connected")]
     NotConnected,
+    /// A web request failed (an image given by URL, an upload): 400 for a URL the SDK
+    /// refuses, the web server's own 4xx class (404, 403, 413, else 400), 503 when it cannot
+    /// be reached, fails (5xx) or redirects too often.
+    #[error("web request failed: {0}")]
+    Http(HttpError),
 }
 
 impl RequestError {
@@ -116,6 +121,30 @@ impl RequestError {
             Self::Timeout | Self::Unconfirmed { .. } => 504,
             Self::MalformedAnswer(_) => 502,
             Self::NotConnected => 503,
+            Self::Http(e) => match e {
+                HttpError::InvalidUrl { .. }
+                | HttpError::PlaintextRefused { .. }
+                | HttpError::InvalidHeader { .. } => 400,
+                HttpError::Status { status, .. } => match status {
+                    404 | 410 => 404,
+                    401 | 403 => 403,
+                    413 => 413,
+                    400..=499 => 400,
+                    _ => 503,
+                },
+                HttpError::TooLarge { .. } => 413,
+                HttpError::Timeout { .. } => 504,
+                _ => 503,
+            },
+        }
+    }
+}
+
+impl From<HttpError> for RequestError {
+    fn from(e: HttpError) -> Self {
+        match e {
+            HttpError::TooLarge { size, limit } => Self::TooLarge { size, limit },
+            other => Self::Http(other),
         }
     }
 }

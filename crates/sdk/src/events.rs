@@ -8,14 +8,25 @@ use futures::Stream;
 use groupchat_protocol::DropReason;
 use groupchat_protocol::group::GroupMessage;
 use groupchat_protocol::jid::{BareJid, FullJid, Jid};
-use groupchat_transport::ConnectionState;
+use groupchat_transport::{ConnectionState, TransportError};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::group::GroupProfile;
 
+fn as_text<S: serde::Serializer>(e: &TransportError, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(e)
+}
+
+fn opt_as_text<S: serde::Serializer>(e: &Option<TransportError>, s: S) -> Result<S::Ok, S::Error> {
+    match e {
+        Some(e) => s.collect_str(e),
+        None => s.serialize_none(),
+    }
+}
+
 /// The connection's state, as events carry it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "state", rename_all = "camelCase")]
 #[non_exhaustive]
 pub enum Connection {
@@ -30,8 +41,9 @@ pub enum Connection {
     },
     /// The link was lost; a reconnection follows.
     Disconnected {
-        /// Why.
-        reason: String,
+        /// Why (as text in JSON).
+        #[serde(serialize_with = "as_text")]
+        reason: TransportError,
     },
     /// Waiting before the next attempt.
     Reconnecting {
@@ -42,8 +54,9 @@ pub enum Connection {
     },
     /// Ended for good.
     Ended {
-        /// Why, unless closed by the application.
-        reason: Option<String>,
+        /// Why, unless closed by the application (as text in JSON).
+        #[serde(serialize_with = "opt_as_text")]
+        reason: Option<TransportError>,
     },
 }
 
@@ -56,14 +69,14 @@ impl From<&ConnectionState> for Connection {
                 resumed: *resumed,
             },
             ConnectionState::Disconnected { reason } => Self::Disconnected {
-                reason: reason.to_string(),
+                reason: reason.clone(),
             },
             ConnectionState::Reconnecting { attempt, delay } => Self::Reconnecting {
                 attempt: *attempt,
                 delay_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
             },
             ConnectionState::Ended { reason } => Self::Ended {
-                reason: reason.as_ref().map(ToString::to_string),
+                reason: reason.clone(),
             },
             _ => Self::Connecting,
         }

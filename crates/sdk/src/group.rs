@@ -168,23 +168,22 @@ impl GroupImage {
     }
 }
 
-/// The media type of image bytes, from their first bytes.
+/// The media type of image bytes: PNG, JPEG and GIF from their magic numbers (`infer`), SVG
+/// (text, which has none) from an `<svg` element near the start.
 fn sniff(data: &[u8]) -> Option<&'static str> {
-    if data.starts_with(b"\x89PNG\r\n\x1a\n") {
-        Some("image/png")
-    } else if data.starts_with(&[0xff, 0xd8, 0xff]) {
-        Some("image/jpeg")
-    } else if data.starts_with(b"GIF87a") || data.starts_with(b"GIF89a") {
-        Some("image/gif")
-    } else {
-        let head = &data[..data.len().min(1024)];
-        // The cut may split a character: read the valid part.
-        let head = match std::str::from_utf8(head) {
-            Ok(h) => h,
-            Err(e) => std::str::from_utf8(&head[..e.valid_up_to()]).ok()?,
-        };
-        head.contains("<svg").then_some("image/svg+xml")
+    if let Some(t @ ("image/png" | "image/jpeg" | "image/gif")) =
+        infer::get(data).map(|t| t.mime_type())
+    {
+        return Some(t);
     }
+    // (`infer` calls an SVG file that starts with `<?xml` text/xml.)
+    let head = &data[..data.len().min(1024)];
+    // The cut may split a character: read the valid part.
+    let head = match std::str::from_utf8(head) {
+        Ok(h) => h,
+        Err(e) => std::str::from_utf8(&head[..e.valid_up_to()]).ok()?,
+    };
+    head.contains("<svg").then_some("image/svg+xml")
 }
 
 /// What a participant may do: the seed's admin is the MUC owner.
@@ -232,6 +231,10 @@ mod tests {
         let png = b"\x89PNG\r\n\x1a\nrest".to_vec();
         assert!(
             matches!(GroupImage::from_bytes(png), Ok(GroupImage::Data { media_type, .. }) if media_type == "image/png")
+        );
+        let svg = b"<?xml version='1.0'?><svg xmlns='http://www.w3.org/2000/svg'/>".to_vec();
+        assert!(
+            matches!(GroupImage::from_bytes(svg), Ok(GroupImage::Data { media_type, .. }) if media_type == "image/svg+xml")
         );
         let e = GroupImage::from_bytes(b"%PDF-1.4".to_vec()).unwrap_err();
         assert_eq!(e.status_code(), 400);

@@ -377,12 +377,12 @@ impl Client {
     async fn resolve_image(&self, image: &GroupImage) -> Result<Photo, RequestError> {
         let data = match image {
             GroupImage::Url { url } => {
-                let (_, data) = self
+                let fetched = self
                     .inner
                     .http
                     .get(url, crate::group::MAX_IMAGE_BYTES)
                     .await?;
-                data
+                fetched.body.to_vec()
             }
             // Checked again: the variant can be built without `from_bytes`.
             GroupImage::Data { data, .. } => data.clone(),
@@ -468,7 +468,7 @@ impl Client {
         };
         self.inner
             .http
-            .put(&slot.put, &slot.headers, media_type, data)
+            .put(&slot.put, &slot.headers, media_type, data.into())
             .await?;
         Ok(slot.get)
     }

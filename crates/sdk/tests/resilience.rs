@@ -530,7 +530,7 @@ async fn half_open_link(kind: ServerKind) {
     );
     // The missing ack declares the link dead (3 s after the send).
     until(&mut alice_ev, "the dead link", |e| {
-        matches!(e, Event::Connection(Connection::Disconnected { reason }) if reason.contains("no stream management ack"))
+        matches!(e, Event::Connection(Connection::Disconnected { reason }) if reason.to_string().contains("no stream management ack"))
     })
     .await;
     proxy.set_blackhole(Direction::ToClient, false);

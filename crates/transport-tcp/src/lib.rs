@@ -19,12 +19,13 @@
 mod resolve;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use groupchat_protocol::{Framing, Tls};
-use groupchat_transport::{Connector, Link, TransportError};
+use groupchat_transport::{Connector, Link, PlaintextProblem, ResolveProblem, TransportError};
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -93,11 +94,7 @@ impl TcpConnectorBuilder {
             .server_name
             .clone()
             .unwrap_or_else(|| self.domain.clone());
-        let server_name = ServerName::try_from(server_name.clone()).map_err(|_| {
-            TransportError::Tls(groupchat_transport::TlsFailure::Config(format!(
-                "invalid server name {server_name:?}"
-            )))
-        })?;
+        let server_name = groupchat_transport::tls::server_name(&server_name)?;
         let alpn: &[&[u8]] = if self.security == Security::DirectTls {
             &[b"xmpp-client"]
         } else {
@@ -160,7 +157,7 @@ impl TcpConnector {
         };
         let mut last = TransportError::Resolve {
             host: self.domain.clone(),
-            reason: "no address".into(),
+            reason: ResolveProblem::NoAddress,
         };
         for t in targets {
             let addrs: Vec<SocketAddr> =
@@ -169,7 +166,7 @@ impl TcpConnector {
                     Err(e) => {
                         last = TransportError::Resolve {
                             host: t.host.clone(),
-                            reason: e.to_string(),
+                            reason: ResolveProblem::Lookup(Arc::new(e)),
                         };
                         continue;
                     }
@@ -177,9 +174,7 @@ impl TcpConnector {
             for addr in addrs {
                 if self.security == Security::InsecurePlaintextLoopback && !addr.ip().is_loopback()
                 {
-                    last = TransportError::PlaintextRefused(format!(
-                        "{addr} is not a loopback address"
-                    ));
+                    last = PlaintextProblem::NotLoopback(addr).into();
                     continue;
                 }
                 match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
@@ -277,9 +272,7 @@ impl Link for TcpLink {
     async fn start_tls(&mut self) -> Result<(), TransportError> {
         let Stream::Plain(tcp) = std::mem::replace(&mut self.stream, Stream::Gone) else {
             return Err(TransportError::Tls(
-                groupchat_transport::TlsFailure::Handshake(
-                    "STARTTLS on a link that is not plain TCP".into(),
-                ),
+                groupchat_transport::TlsFailure::StartTlsUnavailable,
             ));
         };
         let tls = self

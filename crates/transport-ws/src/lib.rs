@@ -20,21 +20,24 @@
 mod host_meta;
 mod url;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use groupchat_protocol::{Framing, Tls};
-use groupchat_transport::tls::{TlsOptions, map_tls_error};
-use groupchat_transport::{Connector, Link, TlsFailure, TransportError};
+use groupchat_transport::tls::{TlsOptions, map_tls_error, server_name};
+use groupchat_transport::{
+    Connector, Link, PlaintextProblem, ResolveProblem, TlsFailure, TransportError, WebSocketFailure,
+};
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{Error, Message};
 
 pub use host_meta::{discover, parse_host_meta};
 pub use url::WsUrl;
@@ -78,19 +81,14 @@ impl WsConnectorBuilder {
     pub fn build(self) -> Result<WsConnector, TransportError> {
         let url = WsUrl::parse(&self.url)?;
         if !url.secure && !self.allow_insecure_loopback {
-            return Err(TransportError::PlaintextRefused(format!(
-                "{} is not wss:// (allow_insecure_loopback() permits ws:// to loopback only)",
-                self.url
-            )));
+            return Err(PlaintextProblem::NotAllowed { endpoint: self.url }.into());
         }
         let name = self
             .tls
             .server_name
             .clone()
             .unwrap_or_else(|| url.host.clone());
-        let server_name = ServerName::try_from(name.clone()).map_err(|_| {
-            TransportError::Tls(TlsFailure::Config(format!("invalid server name {name:?}")))
-        })?;
+        let server_name = server_name(&name)?;
         Ok(WsConnector {
             tls: TlsConnector::from(self.tls.client_config(&[])?),
             server_name,
@@ -137,19 +135,17 @@ impl WsConnector {
                 .await
                 .map_err(|e| TransportError::Resolve {
                     host: self.url.host.clone(),
-                    reason: e.to_string(),
+                    reason: ResolveProblem::Lookup(Arc::new(e)),
                 })?
                 .collect();
         let mut last = TransportError::Resolve {
             host: self.url.host.clone(),
-            reason: "no address".into(),
+            reason: ResolveProblem::NoAddress,
         };
         let mut tcp = None;
         for addr in addrs {
             if !self.url.secure && !addr.ip().is_loopback() {
-                last = TransportError::PlaintextRefused(format!(
-                    "ws:// to {addr}, which is not a loopback address"
-                ));
+                last = PlaintextProblem::NotLoopback(addr).into();
                 continue;
             }
             match TcpStream::connect(addr).await {
@@ -172,18 +168,27 @@ impl WsConnector {
         } else {
             Box::new(tcp)
         };
-        let mut request = self
-            .url
-            .to_string()
-            .into_client_request()
-            .map_err(|e| TransportError::WebSocket(e.to_string()))?;
+        let mut request = self.url.to_string().into_client_request().map_err(|e| {
+            WebSocketFailure::Handshake {
+                url: self.url.to_string(),
+                error: Arc::new(e),
+            }
+        })?;
         request.headers_mut().insert(
             "Sec-WebSocket-Protocol",
             "xmpp".parse().expect("a valid header value"),
         );
-        let (ws, response) = tokio_tungstenite::client_async(request, io)
-            .await
-            .map_err(|e| TransportError::WebSocket(format!("handshake with {}: {e}", self.url)))?;
+        let (ws, response) =
+            tokio_tungstenite::client_async(request, io)
+                .await
+                .map_err(|e| match e {
+                    Error::Io(io) => map_tls_error(io),
+                    other => WebSocketFailure::Handshake {
+                        url: self.url.to_string(),
+                        error: Arc::new(other),
+                    }
+                    .into(),
+                })?;
         // RFC 7395 §3.2: the server must agree to the xmpp subprotocol.
         let agreed = response
             .headers()
@@ -191,9 +196,7 @@ impl WsConnector {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("xmpp"));
         if !agreed {
-            return Err(TransportError::WebSocket(
-                "the server did not accept the 'xmpp' subprotocol".into(),
-            ));
+            return Err(WebSocketFailure::SubprotocolRefused.into());
         }
         Ok(Box::new(WsLink {
             ws,
@@ -232,18 +235,17 @@ struct WsLink {
     ping_interval: Duration,
 }
 
-fn ws_error(e: tokio_tungstenite::tungstenite::Error) -> TransportError {
+fn ws_error(e: Error) -> TransportError {
     match e {
-        tokio_tungstenite::tungstenite::Error::Io(io) => map_tls_error(io),
-        other => TransportError::WebSocket(other.to_string()),
+        Error::Io(io) => map_tls_error(io),
+        other => WebSocketFailure::Protocol(Arc::new(other)).into(),
     }
 }
 
 #[async_trait]
 impl Link for WsLink {
     async fn send(&mut self, data: Bytes) -> Result<(), TransportError> {
-        let text = String::from_utf8(data.to_vec())
-            .map_err(|_| TransportError::WebSocket("a frame that is not UTF-8".into()))?;
+        let text = String::from_utf8(data.to_vec()).map_err(|_| WebSocketFailure::NotUtf8)?;
         self.ws.send(Message::text(text)).await.map_err(ws_error)
     }
 
@@ -272,9 +274,7 @@ impl Link for WsLink {
     }
 
     async fn start_tls(&mut self) -> Result<(), TransportError> {
-        Err(TransportError::Tls(TlsFailure::Handshake(
-            "STARTTLS does not exist over WebSocket (RFC 7395)".into(),
-        )))
+        Err(TransportError::Tls(TlsFailure::StartTlsUnavailable))
     }
 
     async fn close(&mut self) {

@@ -2,7 +2,8 @@
 
 use std::fmt;
 
-use groupchat_transport::TransportError;
+use groupchat_transport::{TransportError, UrlProblem, WebSocketFailure};
+use url::{Host, Position, Url};
 
 /// A parsed WebSocket URL.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,46 +19,41 @@ pub struct WsUrl {
 }
 
 impl WsUrl {
-    /// Parses `ws://host[:port]/path` or `wss://…`.
+    /// Parses `ws://host[:port]/path` or `wss://…` (with the `url` crate).
     pub fn parse(s: &str) -> Result<Self, TransportError> {
-        let bad = |why: &str| TransportError::WebSocket(format!("invalid URL {s:?}: {why}"));
-        let (secure, rest) = if let Some(r) = s.strip_prefix("wss://") {
-            (true, r)
-        } else if let Some(r) = s.strip_prefix("ws://") {
-            (false, r)
-        } else {
-            return Err(bad("the scheme must be ws:// or wss://"));
+        let bad = |problem| {
+            TransportError::WebSocket(WebSocketFailure::InvalidUrl {
+                url: s.to_owned(),
+                problem,
+            })
         };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        if authority.contains('@') {
-            return Err(bad("credentials in the URL are not supported"));
-        }
-        let (host, port) = if let Some(h) = authority.strip_prefix('[') {
-            let end = h.find(']').ok_or_else(|| bad("unclosed IPv6 address"))?;
-            let port = h[end + 1..].strip_prefix(':');
-            (&h[..end], port)
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (authority, None),
+        let url = Url::parse(s).map_err(|e| bad(UrlProblem::Syntax(e)))?;
+        let secure = match url.scheme() {
+            "wss" => true,
+            "ws" => false,
+            _ => {
+                return Err(bad(UrlProblem::Scheme {
+                    expected: "ws:// or wss://",
+                }));
             }
         };
-        if host.is_empty() {
-            return Err(bad("no host"));
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(bad(UrlProblem::Credentials));
         }
-        let port = match port {
-            Some(p) => p.parse().map_err(|_| bad("invalid port"))?,
-            None if secure => 443,
-            None => 80,
+        let host = match url.host() {
+            Some(Host::Domain(d)) if !d.is_empty() => d.to_owned(),
+            Some(Host::Ipv4(a)) => a.to_string(),
+            Some(Host::Ipv6(a)) => a.to_string(),
+            _ => return Err(bad(UrlProblem::NoHost)),
         };
         Ok(Self {
             secure,
-            host: host.to_owned(),
-            port,
-            path: path.to_owned(),
+            host,
+            // ws and wss are special schemes: the url crate knows 80 and 443.
+            port: url
+                .port_or_known_default()
+                .unwrap_or(if secure { 443 } else { 80 }),
+            path: url[Position::BeforePath..Position::AfterQuery].to_owned(),
         })
     }
 }

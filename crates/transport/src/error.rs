@@ -1,11 +1,15 @@
 //! Transport errors: each has a clear message, and says whether a retry can help.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use groupchat_protocol::{SessionError, UsageError};
 
+use crate::http::HttpError;
+
 /// Why the server's certificate does not verify, in words.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CertificateProblem {
     /// It is not for the name we connected to (or the server has none for that name).
@@ -37,13 +41,79 @@ pub enum CertificateProblem {
     /// It cannot be parsed.
     #[error("it is malformed")]
     Malformed,
-    /// Another reason, as the TLS library words it.
+    /// Another reason: rustls' own verdict.
     #[error("{0}")]
-    Other(String),
+    Other(rustls::CertificateError),
+}
+
+/// Why the TLS configuration could not be built.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsConfigProblem {
+    /// `Roots::Native` was asked for and the system store holds no certificate.
+    #[error("no certificates in the system store")]
+    NoSystemCertificates,
+    /// The CA file cannot be read or is not PEM.
+    #[error("cannot read the CA file {}: {error}", path.display())]
+    CaFileUnreadable {
+        /// The file.
+        path: PathBuf,
+        /// Why (I/O or PEM syntax).
+        error: Arc<rustls_pki_types::pem::Error>,
+    },
+    /// A certificate in the CA file was refused as a trust anchor.
+    #[error("a certificate in {} cannot be trusted: {error}", path.display())]
+    CaCertificateRefused {
+        /// The file.
+        path: PathBuf,
+        /// rustls' reason.
+        error: rustls::Error,
+    },
+    /// The CA file holds no certificate.
+    #[error("no certificate in {}", path.display())]
+    NoCertificateInFile {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The name to verify is not a DNS name or IP address.
+    #[error("invalid server name {0:?}")]
+    InvalidServerName(String),
+    /// rustls refused the protocol versions or the crypto provider.
+    #[error("{0}")]
+    Rustls(rustls::Error),
+}
+
+impl PartialEq for TlsConfigProblem {
+    /// Variant by variant (errors that have no equality compare by their text).
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::NoSystemCertificates, Self::NoSystemCertificates) => true,
+            (
+                Self::CaFileUnreadable { path, error },
+                Self::CaFileUnreadable {
+                    path: p2,
+                    error: e2,
+                },
+            ) => path == p2 && error.to_string() == e2.to_string(),
+            (
+                Self::CaCertificateRefused { path, error },
+                Self::CaCertificateRefused {
+                    path: p2,
+                    error: e2,
+                },
+            ) => path == p2 && error == e2,
+            (Self::NoCertificateInFile { path }, Self::NoCertificateInFile { path: p2 }) => {
+                path == p2
+            }
+            (Self::InvalidServerName(a), Self::InvalidServerName(b)) => a == b,
+            (Self::Rustls(a), Self::Rustls(b)) => a == b,
+            _ => false,
+        }
+    }
 }
 
 /// Why TLS failed.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TlsFailure {
     /// The server's certificate does not verify.
@@ -51,19 +121,146 @@ pub enum TlsFailure {
     InvalidCertificate(CertificateProblem),
     /// The TLS configuration could not be built (a bad CA file, an invalid server name).
     #[error("TLS configuration: {0}")]
-    Config(String),
-    /// The handshake failed for another reason.
+    Config(TlsConfigProblem),
+    /// The handshake failed for another reason (no common protocol version or cipher suite,
+    /// an alert from the server): rustls' error.
     #[error("TLS handshake failed: {0}")]
-    Handshake(String),
+    Handshake(rustls::Error),
+    /// STARTTLS was asked of a link that cannot upgrade: WebSocket has no STARTTLS (RFC
+    /// 7395: use `wss://`), and a link already encrypted cannot upgrade again.
+    #[error("STARTTLS is not possible on this link (WebSocket has none: use wss://)")]
+    StartTlsUnavailable,
+}
+
+/// Why a name could not be resolved to an address.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResolveProblem {
+    /// The lookup failed (the system resolver's or the DNS client's error).
+    #[error("{0}")]
+    Lookup(Arc<dyn std::error::Error + Send + Sync>),
+    /// The lookup found no address.
+    #[error("no address")]
+    NoAddress,
+    /// The text is not a host, `host:port` or `[address]:port`.
+    #[error("not a host name or address with an optional port")]
+    InvalidAuthority,
+    /// The domain's host-meta (XEP-0156) names no `wss://` endpoint.
+    #[error("no wss:// endpoint in host-meta (XEP-0156)")]
+    NoWebSocketEndpoint,
+}
+
+impl PartialEq for ResolveProblem {
+    /// Variant by variant; lookup errors compare by their text.
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Lookup(a), Self::Lookup(b)) => a.to_string() == b.to_string(),
+            (Self::NoAddress, Self::NoAddress)
+            | (Self::InvalidAuthority, Self::InvalidAuthority)
+            | (Self::NoWebSocketEndpoint, Self::NoWebSocketEndpoint) => true,
+            _ => false,
+        }
+    }
+}
+
+/// What went wrong in the WebSocket layer.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WebSocketFailure {
+    /// The endpoint is not a usable `ws://` / `wss://` URL.
+    #[error("invalid URL {url:?}: {problem}")]
+    InvalidUrl {
+        /// The text given.
+        url: String,
+        /// What is wrong with it.
+        problem: UrlProblem,
+    },
+    /// The opening handshake failed (an HTTP error status, a refused upgrade).
+    #[error("handshake with {url}: {error}")]
+    Handshake {
+        /// The endpoint.
+        url: String,
+        /// The WebSocket library's error.
+        error: Arc<dyn std::error::Error + Send + Sync>,
+    },
+    /// The server did not agree to the `xmpp` subprotocol (RFC 7395 §3.2).
+    #[error("the server did not accept the 'xmpp' subprotocol")]
+    SubprotocolRefused,
+    /// A frame to send is not UTF-8 (RFC 7395 frames are text).
+    #[error("a frame that is not UTF-8")]
+    NotUtf8,
+    /// The WebSocket protocol was broken after the handshake.
+    #[error("{0}")]
+    Protocol(Arc<dyn std::error::Error + Send + Sync>),
+}
+
+impl PartialEq for WebSocketFailure {
+    /// Variant by variant; library errors compare by their text.
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (
+                Self::InvalidUrl { url, problem },
+                Self::InvalidUrl {
+                    url: u2,
+                    problem: p2,
+                },
+            ) => url == u2 && problem == p2,
+            (Self::Handshake { url, error }, Self::Handshake { url: u2, error: e2 }) => {
+                url == u2 && error.to_string() == e2.to_string()
+            }
+            (Self::SubprotocolRefused, Self::SubprotocolRefused)
+            | (Self::NotUtf8, Self::NotUtf8) => true,
+            (Self::Protocol(a), Self::Protocol(b)) => a.to_string() == b.to_string(),
+            _ => false,
+        }
+    }
+}
+
+/// What is wrong with a URL.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UrlProblem {
+    /// It does not parse (the `url` crate's reason).
+    #[error("{0}")]
+    Syntax(url::ParseError),
+    /// Its scheme is not one this use accepts.
+    #[error("the scheme must be {expected}")]
+    Scheme {
+        /// What is accepted.
+        expected: &'static str,
+    },
+    /// It has no host.
+    #[error("no host")]
+    NoHost,
+    /// It carries a user name or password.
+    #[error("credentials in the URL are not supported")]
+    Credentials,
+}
+
+/// Why an unencrypted connection was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlaintextProblem {
+    /// The endpoint is unencrypted and the application did not allow it.
+    #[error(
+        "{endpoint} is not encrypted, and plaintext was not allowed (the opt-in permits loopback addresses only)"
+    )]
+    NotAllowed {
+        /// The endpoint (a URL or an address).
+        endpoint: String,
+    },
+    /// Plaintext was allowed, but only to loopback, and this address is not one.
+    #[error("{0} is not a loopback address")]
+    NotLoopback(SocketAddr),
 }
 
 /// A transport-level failure.
-#[derive(Clone, Debug, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TransportError {
     /// A socket error.
     #[error("I/O error: {0}")]
-    Io(Arc<std::io::Error>),
+    Io(IoError),
     /// TLS failed.
     #[error(transparent)]
     Tls(TlsFailure),
@@ -73,17 +270,20 @@ pub enum TransportError {
         /// What was looked up.
         host: String,
         /// Why it failed.
-        reason: String,
+        reason: ResolveProblem,
     },
     /// Connecting or negotiating took too long.
     #[error("timed out: {0}")]
     Timeout(&'static str),
     /// The WebSocket layer failed (handshake refused, protocol error).
     #[error("WebSocket: {0}")]
-    WebSocket(String),
+    WebSocket(WebSocketFailure),
     /// Plaintext was needed but not explicitly allowed, or allowed for a non-loopback address.
     #[error("refusing an unencrypted connection: {0}")]
-    PlaintextRefused(String),
+    PlaintextRefused(PlaintextProblem),
+    /// An HTTP request failed (XEP-0156 host-meta).
+    #[error(transparent)]
+    Http(HttpError),
     /// The XMPP session failed.
     #[error(transparent)]
     Session(#[from] SessionError),
@@ -99,33 +299,45 @@ pub enum TransportError {
     Usage(UsageError),
 }
 
-impl PartialEq for TransportError {
-    /// Variant by variant; I/O errors compare by kind (`std::io::Error` has no equality).
+/// A shared `std::io::Error` (errors are cloned into events); equal when their kinds are.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct IoError(pub Arc<std::io::Error>);
+
+impl IoError {
+    /// The error's kind.
+    pub fn kind(&self) -> std::io::ErrorKind {
+        self.0.kind()
+    }
+}
+
+impl PartialEq for IoError {
     fn eq(&self, other: &Self) -> bool {
-        match (self, other) {
-            (Self::Io(a), Self::Io(b)) => a.kind() == b.kind(),
-            (Self::Tls(a), Self::Tls(b)) => a == b,
-            (
-                Self::Resolve { host, reason },
-                Self::Resolve {
-                    host: h2,
-                    reason: r2,
-                },
-            ) => host == h2 && reason == r2,
-            (Self::Timeout(a), Self::Timeout(b)) => a == b,
-            (Self::WebSocket(a), Self::WebSocket(b)) => a == b,
-            (Self::PlaintextRefused(a), Self::PlaintextRefused(b)) => a == b,
-            (Self::Session(a), Self::Session(b)) => a == b,
-            (Self::Usage(a), Self::Usage(b)) => a == b,
-            (Self::Closed, Self::Closed) | (Self::Ended, Self::Ended) => true,
-            _ => false,
-        }
+        self.kind() == other.kind()
     }
 }
 
 impl From<std::io::Error> for TransportError {
     fn from(e: std::io::Error) -> Self {
-        Self::Io(Arc::new(e))
+        Self::Io(IoError(Arc::new(e)))
+    }
+}
+
+impl From<TlsConfigProblem> for TransportError {
+    fn from(p: TlsConfigProblem) -> Self {
+        Self::Tls(TlsFailure::Config(p))
+    }
+}
+
+impl From<WebSocketFailure> for TransportError {
+    fn from(f: WebSocketFailure) -> Self {
+        Self::WebSocket(f)
+    }
+}
+
+impl From<PlaintextProblem> for TransportError {
+    fn from(p: PlaintextProblem) -> Self {
+        Self::PlaintextRefused(p)
     }
 }
 
@@ -135,7 +347,12 @@ impl TransportError {
     /// of looping.
     pub fn is_permanent(&self) -> bool {
         match self {
-            Self::Tls(TlsFailure::InvalidCertificate(_) | TlsFailure::Config(_)) => true,
+            Self::Tls(
+                TlsFailure::InvalidCertificate(_)
+                | TlsFailure::Config(_)
+                | TlsFailure::StartTlsUnavailable,
+            ) => true,
+            Self::WebSocket(WebSocketFailure::InvalidUrl { .. }) => true,
             Self::PlaintextRefused(_) | Self::Ended => true,
             Self::Session(e) => e.is_permanent(),
             _ => false,

@@ -23,6 +23,7 @@
 
 mod driver;
 mod error;
+pub mod http;
 pub mod tls;
 
 use std::sync::Arc;
@@ -35,7 +36,11 @@ use groupchat_protocol::jid::{FullJid, Jid};
 use groupchat_protocol::{DropReason, Framing, Limits, Mechanism, Password, SendId, Tls, Unacked};
 use tokio::sync::{mpsc, oneshot, watch};
 
-pub use error::{CertificateProblem, TlsFailure, TransportError};
+pub use error::{
+    CertificateProblem, IoError, PlaintextProblem, ResolveProblem, TlsConfigProblem, TlsFailure,
+    TransportError, UrlProblem, WebSocketFailure,
+};
+pub use http::{HttpClient, HttpError, HttpOptions};
 pub use tls::{Roots, TlsOptions};
 
 /// A connected byte (TCP) or frame (WebSocket) pipe to the server.

@@ -4,10 +4,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::{CertificateProblem, TlsFailure, TransportError};
+use crate::{CertificateProblem, TlsConfigProblem, TlsFailure, TransportError};
 use rustls::RootCertStore;
-use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
 
 /// Certificates to trust.
 #[derive(Clone, Debug, Default)]
@@ -72,7 +72,6 @@ impl TlsOptions {
         &self,
         alpn: &[&[u8]],
     ) -> Result<Arc<rustls::ClientConfig>, TransportError> {
-        let config_err = |m: String| TransportError::Tls(TlsFailure::Config(m));
         let mut config = match &self.config {
             Some(c) => (**c).clone(),
             None => {
@@ -82,25 +81,31 @@ impl TlsOptions {
                     Roots::Native => {
                         let found = rustls_native_certs::load_native_certs();
                         for c in found.certs {
+                            // One unusable system certificate does not make the others so.
                             let _ = store.add(c);
                         }
                         if store.is_empty() {
-                            return Err(config_err("no certificates in the system store".into()));
+                            return Err(TlsConfigProblem::NoSystemCertificates.into());
                         }
                     }
                     Roots::CaFile(path) => {
-                        let certs = CertificateDer::pem_file_iter(path).map_err(|e| {
-                            config_err(format!("cannot read {}: {e}", path.display()))
-                        })?;
-                        for c in certs {
-                            let c =
-                                c.map_err(|e| config_err(format!("{}: {e}", path.display())))?;
-                            store
-                                .add(c)
-                                .map_err(|e| config_err(format!("{}: {e}", path.display())))?;
+                        let unreadable = |e| TlsConfigProblem::CaFileUnreadable {
+                            path: path.clone(),
+                            error: Arc::new(e),
+                        };
+                        for c in CertificateDer::pem_file_iter(path).map_err(unreadable)? {
+                            store.add(c.map_err(unreadable)?).map_err(|error| {
+                                TlsConfigProblem::CaCertificateRefused {
+                                    path: path.clone(),
+                                    error,
+                                }
+                            })?;
                         }
                         if store.is_empty() {
-                            return Err(config_err(format!("{}: no certificate", path.display())));
+                            return Err(TlsConfigProblem::NoCertificateInFile {
+                                path: path.clone(),
+                            }
+                            .into());
                         }
                     }
                 }
@@ -108,7 +113,7 @@ impl TlsOptions {
                     rustls::crypto::ring::default_provider(),
                 ))
                 .with_safe_default_protocol_versions()
-                .map_err(|e| config_err(e.to_string()))?
+                .map_err(TlsConfigProblem::Rustls)?
                 .with_root_certificates(store)
                 .with_no_client_auth()
             }
@@ -132,29 +137,40 @@ fn certificate_problem(e: &rustls::CertificateError) -> CertificateProblem {
         E::InvalidPurpose | E::InvalidPurposeContext { .. } => CertificateProblem::WrongPurpose,
         E::BadSignature => CertificateProblem::BadSignature,
         E::BadEncoding => CertificateProblem::Malformed,
-        // webpki's reasons that rustls has no variant for.
+        // webpki's reasons that rustls has no variant for: `OtherError` wraps webpki's own
+        // error type, which is only reachable through its Debug form.
         E::Other(o) if format!("{o:?}").contains("CaUsedAsEndEntity") => {
             CertificateProblem::CaUsedAsEndEntity
         }
-        other => CertificateProblem::Other(other.to_string()),
+        other => CertificateProblem::Other(other.clone()),
+    }
+}
+
+/// rustls' error, in words.
+pub fn tls_failure(e: &rustls::Error) -> TlsFailure {
+    match e {
+        rustls::Error::InvalidCertificate(c) => {
+            TlsFailure::InvalidCertificate(certificate_problem(c))
+        }
+        // Servers that select the certificate by SNI (Prosody) refuse an unknown name before
+        // sending any: the same verdict as a certificate for the wrong name.
+        rustls::Error::AlertReceived(rustls::AlertDescription::UnrecognisedName) => {
+            TlsFailure::InvalidCertificate(CertificateProblem::WrongName)
+        }
+        other => TlsFailure::Handshake(other.clone()),
     }
 }
 
 /// Maps a TLS-layer I/O error to a typed error naming the reason.
 pub fn map_tls_error(e: std::io::Error) -> TransportError {
-    let inner = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>());
-    match inner {
-        Some(rustls::Error::InvalidCertificate(c)) => {
-            TransportError::Tls(TlsFailure::InvalidCertificate(certificate_problem(c)))
-        }
-        // Servers that select the certificate by SNI (Prosody) refuse an unknown name before
-        // sending any: the same verdict as a certificate for the wrong name.
-        Some(rustls::Error::AlertReceived(rustls::AlertDescription::UnrecognisedName)) => {
-            TransportError::Tls(TlsFailure::InvalidCertificate(
-                CertificateProblem::WrongName,
-            ))
-        }
-        Some(other) => TransportError::Tls(TlsFailure::Handshake(other.to_string())),
+    match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        Some(tls) => TransportError::Tls(tls_failure(tls)),
         None => e.into(),
     }
+}
+
+/// The name to verify and send as SNI: `name` as a DNS name or IP address.
+pub fn server_name(name: &str) -> Result<ServerName<'static>, TransportError> {
+    ServerName::try_from(name.to_owned())
+        .map_err(|_| TlsConfigProblem::InvalidServerName(name.to_owned()).into())
 }

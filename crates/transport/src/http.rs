@@ -1,0 +1,410 @@
+//! The workspace's one HTTP client: reqwest over the same rustls configuration as the XMPP
+//! connection. It serves XEP-0156 host-meta, images given by URL and XEP-0363 upload (and
+//! the media download that builds on it). Plain `http://` is refused unless the application
+//! allowed it, and then only to loopback addresses (test servers hand out such URLs);
+//! redirects are followed a bounded number of times and each hop is held to the same rule.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use url::{Host, Url};
+
+use crate::error::UrlProblem;
+use crate::tls::{TlsOptions, tls_failure};
+use crate::{TlsFailure, TransportError};
+
+/// What the HTTP client may do.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct HttpOptions {
+    /// The whole exchange, from connecting to the last byte of the body.
+    pub timeout: Duration,
+    /// Redirects followed before giving up.
+    pub max_redirects: usize,
+    /// `http://` to loopback addresses (`localhost`, `127.0.0.0/8`, `::1`).
+    pub allow_loopback_plain: bool,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(30),
+            max_redirects: 5,
+            allow_loopback_plain: false,
+        }
+    }
+}
+
+/// Why an HTTP request failed.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HttpError {
+    /// The URL is not an absolute `https://` (or allowed `http://`) URL with a host.
+    #[error("invalid URL {url:?}: {problem}")]
+    InvalidUrl {
+        /// The URL.
+        url: String,
+        /// What is wrong with it.
+        problem: UrlProblem,
+    },
+    /// Plain `http://` that was not allowed (or not to a loopback address), given or reached
+    /// by a redirect.
+    #[error("{url}: plain http is refused (only https, or http to loopback when allowed)")]
+    PlaintextRefused {
+        /// The refused URL.
+        url: String,
+    },
+    /// The web server answered with an error status.
+    #[error("{url}: the web server answered HTTP {status}")]
+    Status {
+        /// The URL.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+    },
+    /// The body is larger than the caller accepts (declared or received).
+    #[error("the body is larger than {limit} bytes ({size} bytes or more)")]
+    TooLarge {
+        /// Bytes declared or received so far.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// No complete answer within the time allowed.
+    #[error("{url}: no complete answer in time")]
+    Timeout {
+        /// The URL.
+        url: String,
+    },
+    /// TLS failed (the certificate does not verify, ...).
+    #[error("{url}: {failure}")]
+    Tls {
+        /// The URL.
+        url: String,
+        /// Why.
+        failure: TlsFailure,
+    },
+    /// An upload slot gave a header that is not valid HTTP.
+    #[error("invalid HTTP header {name:?} in an upload slot")]
+    InvalidHeader {
+        /// The header's name.
+        name: String,
+    },
+    /// More redirects than allowed.
+    #[error("{url}: too many redirects")]
+    TooManyRedirects {
+        /// The URL first asked for.
+        url: String,
+    },
+    /// The web server could not be reached, or the connection failed mid-way.
+    #[error("{url}: {error}")]
+    Unreachable {
+        /// The URL.
+        url: String,
+        /// reqwest's error (connection refused, reset, a malformed response...).
+        error: Arc<reqwest::Error>,
+    },
+}
+
+impl PartialEq for HttpError {
+    /// Variant by variant; reqwest's errors compare by their text.
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::InvalidUrl { url, problem }, Self::InvalidUrl { url: u, problem: p }) => {
+                url == u && problem == p
+            }
+            (Self::PlaintextRefused { url }, Self::PlaintextRefused { url: u })
+            | (Self::Timeout { url }, Self::Timeout { url: u })
+            | (Self::TooManyRedirects { url }, Self::TooManyRedirects { url: u })
+            | (Self::InvalidHeader { name: url }, Self::InvalidHeader { name: u }) => url == u,
+            (Self::Status { url, status }, Self::Status { url: u, status: s }) => {
+                url == u && status == s
+            }
+            (Self::TooLarge { size, limit }, Self::TooLarge { size: s, limit: l }) => {
+                size == s && limit == l
+            }
+            (Self::Tls { url, failure }, Self::Tls { url: u, failure: f }) => {
+                url == u && failure == f
+            }
+            (Self::Unreachable { url, error }, Self::Unreachable { url: u, error: e }) => {
+                url == u && error.to_string() == e.to_string()
+            }
+            _ => false,
+        }
+    }
+}
+
+/// A fetched body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Fetched {
+    /// The `Content-Type` the server declared.
+    pub content_type: Option<String>,
+    /// The body.
+    pub body: Bytes,
+}
+
+/// The HTTP client. Cheap to clone (one connection pool).
+#[derive(Clone, Debug)]
+pub struct HttpClient {
+    client: reqwest::Client,
+    allow_loopback_plain: bool,
+}
+
+/// Why a redirect was not followed; found again in reqwest's error chain.
+#[derive(Debug, thiserror::Error)]
+enum RedirectRefused {
+    #[error("too many redirects")]
+    TooMany,
+    #[error("redirect to {0}: plain http is refused")]
+    Plaintext(Url),
+    #[error("redirect to {0}: not an http(s) URL with a host")]
+    Invalid(Url),
+}
+
+impl HttpClient {
+    /// A client trusting what `tls` trusts.
+    pub fn new(tls: &TlsOptions, options: &HttpOptions) -> Result<Self, TransportError> {
+        let config = tls.client_config(&[b"http/1.1"])?;
+        let plain = options.allow_loopback_plain;
+        let max = options.max_redirects;
+        let policy = reqwest::redirect::Policy::custom(move |attempt| {
+            let refused = if attempt.previous().len() > max {
+                Some(RedirectRefused::TooMany)
+            } else {
+                match check(attempt.url(), plain) {
+                    Ok(()) => None,
+                    Err(UrlVerdict::Plaintext) => {
+                        Some(RedirectRefused::Plaintext(attempt.url().clone()))
+                    }
+                    Err(UrlVerdict::Invalid(_)) => {
+                        Some(RedirectRefused::Invalid(attempt.url().clone()))
+                    }
+                }
+            };
+            match refused {
+                Some(r) => attempt.error(r),
+                None => attempt.follow(),
+            }
+        });
+        let client = reqwest::Client::builder()
+            .tls_backend_preconfigured((*config).clone())
+            .redirect(policy)
+            .timeout(options.timeout)
+            .user_agent(concat!("groupchat/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| TransportError::Http(unreachable("(client)", e)))?;
+        Ok(Self {
+            client,
+            allow_loopback_plain: plain,
+        })
+    }
+
+    /// GETs `url`; a body above `limit` bytes is refused without reading the rest.
+    pub async fn get(&self, url: &str, limit: u64) -> Result<Fetched, HttpError> {
+        let parsed = self.url(url)?;
+        let mut response = self
+            .client
+            .get(parsed)
+            .send()
+            .await
+            .map_err(|e| error(url, e))?;
+        status(url, &response)?;
+        if let Some(size) = response.content_length().filter(|&n| n > limit) {
+            return Err(HttpError::TooLarge { size, limit });
+        }
+        let content_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| error(url, e))? {
+            body.extend_from_slice(&chunk);
+            if body.len() as u64 > limit {
+                return Err(HttpError::TooLarge {
+                    size: body.len() as u64,
+                    limit,
+                });
+            }
+        }
+        Ok(Fetched {
+            content_type,
+            body: body.into(),
+        })
+    }
+
+    /// PUTs `body` of `content_type` to `url` with extra `headers` (an upload slot's).
+    pub async fn put(
+        &self,
+        url: &str,
+        headers: &[(String, String)],
+        content_type: &str,
+        body: Bytes,
+    ) -> Result<(), HttpError> {
+        let parsed = self.url(url)?;
+        let mut request = self.client.put(parsed).body(body);
+        for (name, value) in headers {
+            // XEP-0363 allows only a few headers in a slot; a server sending one that is not
+            // a valid header gets the upload refused rather than a changed request.
+            let (Ok(name), Ok(value)) = (
+                HeaderName::try_from(name.as_str()),
+                HeaderValue::try_from(value.as_str()),
+            ) else {
+                return Err(HttpError::InvalidHeader { name: name.clone() });
+            };
+            request = request.header(name, value);
+        }
+        let response = request
+            .header(CONTENT_TYPE, content_type)
+            .send()
+            .await
+            .map_err(|e| error(url, e))?;
+        status(url, &response)
+    }
+
+    /// `url` parsed and allowed.
+    fn url(&self, url: &str) -> Result<Url, HttpError> {
+        let parsed = Url::parse(url).map_err(|e| HttpError::InvalidUrl {
+            url: url.to_owned(),
+            problem: UrlProblem::Syntax(e),
+        })?;
+        match check(&parsed, self.allow_loopback_plain) {
+            Ok(()) => Ok(parsed),
+            Err(UrlVerdict::Plaintext) => Err(HttpError::PlaintextRefused {
+                url: url.to_owned(),
+            }),
+            Err(UrlVerdict::Invalid(problem)) => Err(HttpError::InvalidUrl {
+                url: url.to_owned(),
+                problem,
+            }),
+        }
+    }
+}
+
+enum UrlVerdict {
+    Plaintext,
+    Invalid(UrlProblem),
+}
+
+/// Whether the client may fetch `url`.
+fn check(url: &Url, allow_loopback_plain: bool) -> Result<(), UrlVerdict> {
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(UrlVerdict::Invalid(UrlProblem::Credentials));
+    }
+    let Some(host) = url.host() else {
+        return Err(UrlVerdict::Invalid(UrlProblem::NoHost));
+    };
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if allow_loopback_plain && is_loopback(&host) => Ok(()),
+        "http" => Err(UrlVerdict::Plaintext),
+        _ => Err(UrlVerdict::Invalid(UrlProblem::Scheme {
+            expected: "https:// (or http:// to loopback when allowed)",
+        })),
+    }
+}
+
+fn is_loopback(host: &Host<&str>) -> bool {
+    match host {
+        Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
+        Host::Ipv4(a) => a.is_loopback(),
+        Host::Ipv6(a) => a.is_loopback(),
+    }
+}
+
+/// An error status as [`HttpError::Status`].
+fn status(url: &str, response: &reqwest::Response) -> Result<(), HttpError> {
+    let status = response.status();
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(HttpError::Status {
+            url: url.to_owned(),
+            status: status.as_u16(),
+        })
+    }
+}
+
+fn unreachable(url: &str, e: reqwest::Error) -> HttpError {
+    HttpError::Unreachable {
+        url: url.to_owned(),
+        error: Arc::new(e),
+    }
+}
+
+/// reqwest's error, typed by what its chain of sources says happened.
+fn error(url: &str, e: reqwest::Error) -> HttpError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(s) = source {
+        if let Some(r) = s.downcast_ref::<RedirectRefused>() {
+            return match r {
+                RedirectRefused::TooMany => HttpError::TooManyRedirects {
+                    url: url.to_owned(),
+                },
+                RedirectRefused::Plaintext(to) => HttpError::PlaintextRefused {
+                    url: to.to_string(),
+                },
+                RedirectRefused::Invalid(to) => HttpError::InvalidUrl {
+                    url: to.to_string(),
+                    problem: UrlProblem::Scheme {
+                        expected: "https:// (or http:// to loopback when allowed)",
+                    },
+                },
+            };
+        }
+        if let Some(tls) = s.downcast_ref::<rustls::Error>() {
+            return HttpError::Tls {
+                url: url.to_owned(),
+                failure: tls_failure(tls),
+            };
+        }
+        // An `io::Error`'s `source()` skips the error it wraps: step into it instead.
+        source = match s.downcast_ref::<std::io::Error>() {
+            Some(io) => io.get_ref().map(|inner| inner as _),
+            None => s.source(),
+        };
+    }
+    if e.is_timeout() {
+        HttpError::Timeout {
+            url: url.to_owned(),
+        }
+    } else {
+        unreachable(url, e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verdict(url: &str, plain: bool) -> Result<(), String> {
+        check(&Url::parse(url).unwrap(), plain).map_err(|v| match v {
+            UrlVerdict::Plaintext => "plaintext".to_owned(),
+            UrlVerdict::Invalid(p) => p.to_string(),
+        })
+    }
+
+    #[test]
+    fn plain_http_only_to_loopback_and_only_when_allowed() {
+        assert_eq!(verdict("https://example.org/a", false), Ok(()));
+        for url in [
+            "http://localhost:5280/a",
+            "http://127.0.0.1/a",
+            "http://[::1]:80/",
+        ] {
+            assert_eq!(verdict(url, true), Ok(()), "{url}");
+            assert_eq!(verdict(url, false), Err("plaintext".into()), "{url}");
+        }
+        assert_eq!(verdict("http://192.0.2.1/a", true), Err("plaintext".into()));
+        assert_eq!(
+            verdict("http://localhost.example.org/a", true),
+            Err("plaintext".into())
+        );
+        assert!(verdict("ftp://example.org/a", true).is_err());
+        assert!(verdict("https://user:pw@example.org/a", true).is_err());
+        assert!(verdict("data:text/plain,hi", true).is_err());
+    }
+}
