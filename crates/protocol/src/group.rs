@@ -346,9 +346,7 @@ impl GroupTracker {
             return out; // private messages through the room are not group messages
         }
         let sender = self.occupant(&group, &nick, Some(m));
-        if let Some(subject) = &m.subject
-            && m.body.is_none()
-        {
+        if let Some(subject) = m.subject.as_ref().filter(|_| m.body.is_none()) {
             out.push(GroupEvent::SubjectChanged {
                 group,
                 subject: subject.clone(),
@@ -530,9 +528,8 @@ pub fn bare_jid(jid: &str) -> Option<BareJid> {
 
 fn invitation(m: &Message, services: &GroupServices) -> Option<GroupEvent> {
     let from = m.from.as_ref()?;
-    if let Some(inv) = m.muc_user.as_ref().and_then(|u| u.invite.as_ref())
-        && services.is_group(from)
-    {
+    let invite = m.muc_user.as_ref().and_then(|u| u.invite.as_ref());
+    if let Some(inv) = invite.filter(|_| services.is_group(from)) {
         return Some(GroupEvent::Invited {
             group: from.to_bare(),
             by: inv.from.as_deref().and_then(bare_jid),

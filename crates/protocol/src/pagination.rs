@@ -497,9 +497,11 @@ impl HistoryFilter {
                 self.retracted.insert(r.id.clone());
             }
         }
-        if let Some(cleared) = &self.cleared_up_to
-            && let Some(pos) = page.messages.iter().position(|m| &m.row_id == cleared)
-        {
+        let cleared = self
+            .cleared_up_to
+            .as_ref()
+            .and_then(|cleared| page.messages.iter().position(|m| &m.row_id == cleared));
+        if let Some(pos) = cleared {
             // Pages are oldest first: the mark and everything before it are cleared.
             page.messages.drain(..=pos);
             if page.query.direction == Direction::Up {

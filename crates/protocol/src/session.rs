@@ -586,9 +586,11 @@ impl Session {
                 }
             }
             Phase::Established => {
-                if let Some(t) = self.sm.ack_requested_at
-                    && now >= t + self.config.ack_timeout
-                {
+                let ack_overdue = self
+                    .sm
+                    .ack_requested_at
+                    .is_some_and(|t| now >= t + self.config.ack_timeout);
+                if ack_overdue {
                     self.fail(SessionError::AckTimeout(self.config.ack_timeout));
                     return;
                 }
@@ -712,7 +714,7 @@ impl Session {
             Ok(TopLevel::Other(el)) => el,
             Err(e) => {
                 let established = matches!(self.phase, Phase::Established | Phase::Closing);
-                if !established && let DecodeError::Xml(x) = &e {
+                if let (false, DecodeError::Xml(x)) = (established, &e) {
                     // During negotiation the server's own elements must make sense.
                     self.fail(XmlError::Parse(x.clone()).into());
                     return;
@@ -1181,9 +1183,7 @@ impl Session {
         if matches!(self.phase, Phase::Ended) {
             return;
         }
-        if let SessionError::Xml(x) = &reason
-            && !matches!(self.phase, Phase::Closing)
-        {
+        if let (SessionError::Xml(x), false) = (&reason, matches!(self.phase, Phase::Closing)) {
             let err = stream::error(self.config.framing, x.stream_condition(), |_| {});
             self.transmit_vec(err);
         }

@@ -51,8 +51,10 @@ pub enum SlotRefusal {
 /// Reads the slot, or the refusal.
 pub fn decode_slot(iq: &Iq) -> Result<Result<Slot, SlotRefusal>, DecodeError> {
     if let Some(e) = &iq.error {
-        if let Some((name, text)) = &e.application
-            && name == "file-too-large"
+        if let Some((_, text)) = e
+            .application
+            .as_ref()
+            .filter(|(n, _)| n == "file-too-large")
         {
             return Ok(Err(SlotRefusal::TooLarge {
                 limit: text.trim().parse().ok(),
