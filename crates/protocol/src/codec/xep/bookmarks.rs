@@ -146,22 +146,26 @@ pub fn get_items(id: &str) -> Vec<u8> {
     pubsub_items(id, NS)
 }
 
-/// Reads XEP-0402 items (a result, or a `pubsub#event` notification payload).
+/// Reads the XEP-0402 items of a `pubsub` element (an items result, or a publish), through
+/// xmpp-parsers' `PubSub` and `bookmarks2::Conference`. An item that is not a valid
+/// bookmark (another client's mistake) is skipped, not allowed to hide the others.
 pub fn decode_items(payload: &Element) -> Vec<Bookmark> {
-    let items = payload
-        .children()
-        .find(|c| matches!(c.name(), "items" | "publish") && c.attr("node") == Some(NS));
+    use xmpp_parsers::pubsub::PubSub;
+    let items = match PubSub::try_from(payload.clone()) {
+        Ok(PubSub::Items(items)) if items.node.0 == NS => items.items,
+        Ok(PubSub::Publish { publish, .. }) if publish.node.0 == NS => publish.items,
+        _ => Vec::new(),
+    };
     items
         .into_iter()
-        .flat_map(|i| i.children().filter(|c| c.name() == "item"))
         .filter_map(|item| {
-            let jid = item.attr("id")?;
-            let c = item.get_child("conference", NS)?;
+            let jid = item.id?.0;
+            let c = xmpp_parsers::bookmarks2::Conference::try_from(item.payload?).ok()?;
             Some(Bookmark {
-                jid: jid.to_owned(),
-                name: c.attr("name").map(str::to_owned),
-                autojoin: matches!(c.attr("autojoin"), Some("true" | "1")),
-                nick: c.get_child("nick", NS).map(Element::text),
+                jid,
+                name: c.name,
+                autojoin: c.autojoin,
+                nick: c.nick.map(|n| n.to_string()),
             })
         })
         .collect()
@@ -205,7 +209,8 @@ pub fn set_private(id: &str, bookmarks: &[Bookmark]) -> Vec<u8> {
     })
 }
 
-/// Reads the XEP-0048 list from a private-storage result.
+/// Reads the XEP-0048 list from a private-storage result, through xmpp-parsers'
+/// `bookmarks::Conference` (a conference that does not parse is skipped).
 pub fn decode_private(iq: &Iq) -> Result<Vec<Bookmark>, DecodeError> {
     let Some(storage) = iq
         .payload
@@ -217,14 +222,12 @@ pub fn decode_private(iq: &Iq) -> Result<Vec<Bookmark>, DecodeError> {
     };
     Ok(storage
         .children()
-        .filter(|c| c.is("conference", STORAGE_NS))
-        .filter_map(|c| {
-            Some(Bookmark {
-                jid: c.attr("jid")?.to_owned(),
-                name: c.attr("name").map(str::to_owned),
-                autojoin: matches!(c.attr("autojoin"), Some("true" | "1")),
-                nick: c.get_child("nick", STORAGE_NS).map(Element::text),
-            })
+        .filter_map(|c| xmpp_parsers::bookmarks::Conference::try_from(c.clone()).ok())
+        .map(|c| Bookmark {
+            jid: c.jid.to_string(),
+            name: c.name,
+            autojoin: c.autojoin,
+            nick: c.nick.map(|n| n.to_string()),
         })
         .collect())
 }

@@ -91,17 +91,16 @@ pub fn decode_info(iq: &Iq) -> Result<Info, DecodeError> {
     Ok(info)
 }
 
-/// Reads a disco#items result: the item JIDs.
+/// Reads a disco#items result: the item JIDs (through xmpp-parsers' `DiscoItemsResult`).
 pub fn decode_items(iq: &Iq) -> Result<Vec<String>, DecodeError> {
     let q = iq
         .payload
-        .as_ref()
+        .clone()
         .filter(|p| p.is("query", ITEMS_NS))
         .ok_or_else(|| DecodeError::invalid("disco#items", "no query"))?;
-    Ok(q.children()
-        .filter(|c| c.is("item", ITEMS_NS))
-        .filter_map(|c| c.attr("jid").map(str::to_owned))
-        .collect())
+    let r = xmpp_parsers::disco::DiscoItemsResult::try_from(q)
+        .map_err(|e| DecodeError::invalid("disco#items", &e.to_string()))?;
+    Ok(r.items.into_iter().map(|i| i.jid.to_string()).collect())
 }
 
 /// A group's profile as its room describes itself.

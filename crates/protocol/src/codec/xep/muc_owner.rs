@@ -183,14 +183,16 @@ pub fn destroy(room: &str, id: &str, reason: Option<&str>) -> Vec<u8> {
     })
 }
 
-/// Reads a configuration submission back (the inverse of [`submit_config`]).
+/// Reads a configuration submission back (the inverse of [`submit_config`]), through
+/// xmpp-parsers' `DataForm`.
 pub fn decode_submission(iq: &Iq) -> Result<RoomConfig, DecodeError> {
-    let x = form_of(iq)?;
+    let form = xmpp_parsers::data_forms::DataForm::try_from(form_of(iq)?.clone())
+        .map_err(|e| DecodeError::invalid("room configuration", &e.to_string()))?;
     let value = |var: &str| {
-        x.children()
-            .find(|f| f.is("field", DATA_NS) && f.attr("var") == Some(var))
-            .and_then(|f| f.get_child("value", DATA_NS))
-            .map(Element::text)
+        form.fields
+            .iter()
+            .find(|f| f.var.as_deref() == Some(var))
+            .and_then(|f| f.values.first().cloned())
     };
     let flag = |var: &str| matches!(value(var).as_deref(), Some("1" | "true"));
     Ok(RoomConfig {
