@@ -7,6 +7,8 @@
 
 use std::fmt;
 
+use crate::codec::xep::stanza_error::StanzaError;
+
 /// Why received bytes are not acceptable XMPP XML (RFC 6120 §11).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -154,9 +156,9 @@ pub enum SessionError {
     /// The account cannot log in as configured (a JID without a local part): permanent.
     #[error("invalid account: {0}")]
     InvalidAccount(&'static str),
-    /// Resource binding failed.
+    /// Resource binding (or the legacy session establishment) failed.
     #[error("resource binding failed: {0}")]
-    Bind(String),
+    Bind(Box<BindFailure>),
     /// Nothing arrived from the server within the deadline (negotiation or keep-alive).
     #[error("timed out: {0}")]
     Timeout(&'static str),
@@ -191,6 +193,37 @@ impl SessionError {
                 | Self::InvalidAccount(_)
                 | Self::Scram(_)
         )
+    }
+}
+
+/// Why resource binding (RFC 6120 §7) or the legacy session establishment failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BindFailure {
+    /// The server's features offer no resource binding.
+    #[error("the server does not offer resource binding")]
+    NotOffered,
+    /// The server refused to bind (its stanza error, when it sent one).
+    #[error("the server refused: {}", describe(.0.as_ref()))]
+    Refused(Option<StanzaError>),
+    /// The bind result holds no valid full JID.
+    #[error("the bind result holds no valid full JID")]
+    NoJid,
+    /// The server bound another account's JID.
+    #[error("the server bound a foreign JID {0}")]
+    ForeignJid(jid::FullJid),
+    /// The server refused the legacy session establishment (RFC 3921 §3).
+    #[error("session establishment refused: {}", describe(.0.as_ref()))]
+    SessionRefused(Option<StanzaError>),
+}
+
+fn describe(e: Option<&StanzaError>) -> String {
+    match e {
+        Some(e) => match &e.text {
+            Some(t) => format!("{} ({t})", e.condition),
+            None => e.condition.clone(),
+        },
+        None => "no error condition".to_owned(),
     }
 }
 

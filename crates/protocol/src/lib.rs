@@ -68,7 +68,9 @@ mod sasl;
 mod session;
 mod xml;
 
-pub use error::{DropReason, ProtocolViolation, SaslFailure, SessionError, UsageError, XmlError};
+pub use error::{
+    BindFailure, DropReason, ProtocolViolation, SaslFailure, SessionError, UsageError, XmlError,
+};
 pub use jid;
 pub use minidom;
 pub use sasl::{Mechanism, Password};

@@ -19,7 +19,7 @@ use crate::codec::stream;
 use crate::codec::xep::sm;
 use crate::codec::{DecodeError, Iq, IqType, NsContext, Stanza, TopLevel, decode_top_level_cached};
 use crate::error::{
-    DropReason, ProtocolViolation, SaslFailure, SessionError, UsageError, XmlError,
+    BindFailure, DropReason, ProtocolViolation, SaslFailure, SessionError, UsageError, XmlError,
 };
 use crate::ns;
 use crate::sasl::{self, Mechanism, Password};
@@ -812,8 +812,9 @@ impl Session {
                 if iq.kind == IqType::Result {
                     self.established();
                 } else {
-                    let e = describe_error(iq);
-                    self.fail(SessionError::Bind(format!("session establishment: {e}")));
+                    self.fail(SessionError::Bind(Box::new(BindFailure::SessionRefused(
+                        iq.error.clone(),
+                    ))));
                 }
             }
             (Phase::Closing, _) => {}
@@ -961,9 +962,7 @@ impl Session {
 
     fn bind(&mut self) {
         if !self.features.bind {
-            self.fail(SessionError::Bind(
-                "the server does not offer resource binding".into(),
-            ));
+            self.fail(SessionError::Bind(Box::new(BindFailure::NotOffered)));
             return;
         }
         let resource = self.config.jid.resource().map(|r| r.as_str());
@@ -973,27 +972,23 @@ impl Session {
 
     fn bound(&mut self, iq: &Iq) {
         if iq.kind != IqType::Result {
-            let e = describe_error(iq);
-            self.fail(SessionError::Bind(e));
+            self.fail(SessionError::Bind(Box::new(BindFailure::Refused(
+                iq.error.clone(),
+            ))));
             return;
         }
+        // Through xmpp-parsers' `BindResponse` (once per login: the cold path).
         let jid = iq
             .payload
-            .as_ref()
-            .filter(|p| p.is("bind", ns::BIND))
-            .and_then(|b| b.get_child("jid", ns::BIND))
-            .map(Element::text)
-            .and_then(|t| FullJid::new(t.trim()).ok());
+            .clone()
+            .and_then(|p| xmpp_parsers::bind::BindResponse::try_from(p).ok())
+            .map(FullJid::from);
         let Some(jid) = jid else {
-            self.fail(SessionError::Bind(
-                "the bind result holds no valid full JID".into(),
-            ));
+            self.fail(SessionError::Bind(Box::new(BindFailure::NoJid)));
             return;
         };
         if jid.to_bare() != self.config.jid.to_bare() {
-            self.fail(SessionError::Bind(format!(
-                "the server bound a foreign JID {jid}"
-            )));
+            self.fail(SessionError::Bind(Box::new(BindFailure::ForeignJid(jid))));
             return;
         }
         self.jid = Some(jid);
@@ -1249,16 +1244,6 @@ fn condition_and_text(el: &Element, ns: &str) -> (String, Option<String>) {
         .map_or_else(|| "undefined-condition".to_owned(), |c| c.name().to_owned());
     let text = el.get_child("text", ns).map(Element::text);
     (condition, text)
-}
-
-fn describe_error(iq: &Iq) -> String {
-    match &iq.error {
-        Some(e) => match &e.text {
-            Some(t) => format!("{} ({t})", e.condition),
-            None => e.condition.clone(),
-        },
-        None => "no error condition".to_owned(),
-    }
 }
 
 /// True when a top-level element's name is `message`, `presence` or `iq` (prefixed or not):

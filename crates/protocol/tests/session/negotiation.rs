@@ -2,7 +2,7 @@
 
 use groupchat_protocol::codec::{MessageType, Stanza};
 use groupchat_protocol::minidom::Element;
-use groupchat_protocol::{Event, Framing, Mechanism, SessionError, Tls};
+use groupchat_protocol::{BindFailure, Event, Framing, Mechanism, SessionError, Tls};
 
 use crate::harness::*;
 
@@ -218,7 +218,10 @@ fn requested_resource_and_bind_error() {
             p.last_sent()
         );
         p.feed_client("<iq type='error' id='gc-bind'><error type='cancel'><conflict xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>");
-        assert!(matches!(&p.disconnects()[..], [SessionError::Bind(m)] if m.contains("conflict")));
+        assert!(matches!(
+            &p.disconnects()[..],
+            [SessionError::Bind(f)] if matches!(&**f, BindFailure::Refused(Some(e)) if e.condition == "conflict")
+        ));
     }
 }
 
