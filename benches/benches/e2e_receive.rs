@@ -36,6 +36,7 @@ fn main() {
         let room = arg("--room").unwrap();
         let (cpu, rss) = match receiver.as_str() {
             "floor" => floor(&addr, &room, count),
+            "async-floor" => async_floor(&addr, &room, count),
             "sdk" => runtime().block_on(sdk(&addr, &room, count)),
             "tokio-xmpp" => runtime().block_on(tokio_xmpp(&addr, &room, count)),
             other => panic!("unknown receiver {other}"),
@@ -62,7 +63,7 @@ fn main() {
         let room = make_group(&server);
         unarchived(&server, &room);
         let mut results: Vec<(&str, Vec<f64>, Vec<u64>)> = Vec::new();
-        for name in ["floor", "tokio-xmpp", "sdk"] {
+        for name in ["floor", "async-floor", "tokio-xmpp", "sdk"] {
             if only.as_deref().is_some_and(|o| o != name) {
                 continue;
             }
@@ -334,6 +335,37 @@ fn floor(addr: &str, room: &str, count: usize) -> (u64, u64) {
     }
     let (end, rss) = usage();
     (end - start, rss)
+}
+
+/// The async floor: the floor's counting, but reading from a tokio socket inside `block_on`
+/// on the same runtime as the other receivers. What it costs above the floor is the wake-ups
+/// of an async receiver on this runtime, which no async client avoids.
+fn async_floor(addr: &str, room: &str, count: usize) -> (u64, u64) {
+    use tokio::io::AsyncReadExt as _;
+    let mut bob = RawClient::login(addr.parse().unwrap(), "localhost", "bob", "bobpass")
+        .expect("bob logs in");
+    bob.send(&join_presence(room, "bob-async-floor")).unwrap();
+    bob.read_until("status code='110'").unwrap();
+    let (stream, pending): (TcpStream, Vec<u8>) = bob.into_parts();
+    stream.set_nonblocking(true).unwrap();
+    runtime().block_on(async move {
+        let mut stream = tokio::net::TcpStream::from_std(stream).unwrap();
+        let start = ready();
+        let finder = memchr::memmem::Finder::new(b"</body>");
+        let mut seen = finder.find_iter(&pending).count();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut tail: Vec<u8> = Vec::new();
+        while seen < count {
+            let n = stream.read(&mut buf).await.expect("read");
+            assert!(n > 0, "the server closed the stream");
+            tail.extend_from_slice(&buf[..n]);
+            seen += finder.find_iter(&tail).count();
+            let keep = tail.len().min(6);
+            tail.drain(..tail.len() - keep);
+        }
+        let (end, rss) = usage();
+        (end - start, rss)
+    })
 }
 
 /// Our SDK: events from `Client::events()`.

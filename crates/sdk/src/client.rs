@@ -203,17 +203,17 @@ impl Client {
 
     /// Registers a group listener (like the seed's `groupProfileListener`).
     pub async fn add_group_listener(&self, l: Arc<dyn GroupProfileListener>) {
-        self.inner.events.registry.write().await.group.push(l);
+        self.inner.events.register(|r| r.group.push(l)).await;
     }
 
     /// Registers a connection listener.
     pub async fn add_connection_listener(&self, l: Arc<dyn ConnectionListener>) {
-        self.inner.events.registry.write().await.connection.push(l);
+        self.inner.events.register(|r| r.connection.push(l)).await;
     }
 
     /// Registers a message listener.
     pub async fn add_message_listener(&self, l: Arc<dyn MessageListener>) {
-        self.inner.events.registry.write().await.message.push(l);
+        self.inner.events.register(|r| r.message.push(l)).await;
     }
 
     /// True when `jid` is a group (a bare JID on the discovered group service), false for a

@@ -183,6 +183,8 @@ pub(crate) struct Core {
     events: Sequencer,
     /// Follow-ups started while handling the last input; the run loop takes them over.
     started: Vec<BoxFuture<'static, ()>>,
+    /// Events in order, not yet handed to the application (see `flush_events`).
+    outgoing: Vec<Event>,
 }
 
 impl Core {
@@ -203,6 +205,7 @@ impl Core {
             connected_once: false,
             events: Sequencer::default(),
             started: Vec::new(),
+            outgoing: Vec::new(),
         }
     }
 
@@ -279,9 +282,15 @@ impl Core {
         self.publish(out);
     }
 
-    fn publish(&self, out: Vec<Event>) {
-        for e in out {
-            self.inner.events.emit(e);
+    fn publish(&mut self, mut out: Vec<Event>) {
+        self.outgoing.append(&mut out);
+    }
+
+    /// Hands the events of this turn to the application together (one wake-up of its
+    /// reader per turn, not one per event).
+    pub(crate) fn flush_events(&mut self) {
+        if !self.outgoing.is_empty() {
+            self.inner.events.emit(std::mem::take(&mut self.outgoing));
         }
     }
 
@@ -784,7 +793,20 @@ pub(crate) async fn run(
             },
             Some(()) = follow_ups.next(), if !follow_ups.is_empty() => {}
         }
+        // Whatever else is already here, commands still first; then the turn's events go
+        // out together.
+        loop {
+            if let Ok(cmd) = commands.try_recv() {
+                cmd(&mut core);
+            } else if let Some(ev) = transport.try_next_event() {
+                core.on_transport(ev);
+            } else {
+                break;
+            }
+        }
+        core.flush_events();
         follow_ups.extend(core.started.drain(..));
     }
+    core.flush_events();
     core.fail_pending();
 }

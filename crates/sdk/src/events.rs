@@ -1,6 +1,7 @@
 //! What the client reports: one [`Event`] type, delivered as an async stream
 //! ([`Client::events`](crate::Client::events)) and to listener traits.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -373,32 +374,37 @@ impl Listeners {
     }
 }
 
-/// Events kept for a first `events()` call that has not come yet.
+/// Batches of events (one per turn of the owner task) kept for a first `events()` call that
+/// has not come yet.
 const UNCLAIMED_LIMIT: usize = 10_000;
 
 /// Fans events out to every subscriber and to the listeners (on their own task, so that a
 /// slow listener never stalls the connection). Subscribers are unbounded: an event is never
 /// dropped for a slow reader.
 pub(crate) struct EventHub {
-    subscribers: Mutex<Vec<mpsc::UnboundedSender<Event>>>,
+    subscribers: Mutex<Vec<mpsc::UnboundedSender<Vec<Event>>>>,
     /// Everything since the start, for the first `events()` call (taken once).
-    first: Mutex<Option<mpsc::UnboundedReceiver<Event>>>,
-    listeners: mpsc::UnboundedSender<Event>,
-    pub(crate) registry: Arc<tokio::sync::RwLock<Listeners>>,
+    first: Mutex<Option<mpsc::UnboundedReceiver<Vec<Event>>>>,
+    listeners: mpsc::UnboundedSender<Vec<Event>>,
+    registry: Arc<tokio::sync::RwLock<Listeners>>,
+    /// A listener was registered: until then, events do not wake the listener task.
+    listening: std::sync::atomic::AtomicBool,
 }
 
 impl EventHub {
     pub(crate) fn new() -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        let (ltx, mut lrx) = mpsc::unbounded_channel::<Event>();
+        let (ltx, mut lrx) = mpsc::unbounded_channel::<Vec<Event>>();
         let registry = Arc::new(tokio::sync::RwLock::new(Listeners::default()));
         let reg = registry.clone();
         tokio::spawn(async move {
-            while let Some(e) = lrx.recv().await {
+            while let Some(batch) = lrx.recv().await {
                 // A copy of the list, so that a listener may register another one.
                 let listeners = reg.read().await.clone();
                 if !listeners.is_empty() {
-                    listeners.dispatch(&e).await;
+                    for e in &batch {
+                        listeners.dispatch(e).await;
+                    }
                 }
             }
         });
@@ -407,10 +413,19 @@ impl EventHub {
             first: Mutex::new(Some(rx)),
             listeners: ltx,
             registry,
+            listening: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
-    pub(crate) fn emit(&self, e: Event) {
+    /// Registers listeners (`add` changes the registry).
+    pub(crate) async fn register(&self, add: impl FnOnce(&mut Listeners)) {
+        add(&mut *self.registry.write().await);
+        self.listening
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Hands `batch` (events in order) to every stream and listener.
+    pub(crate) fn emit(&self, batch: Vec<Event>) {
         {
             // Nobody asked for the stream from the start: stop keeping it after a while,
             // rather than growing without bound.
@@ -419,35 +434,72 @@ impl EventHub {
                 *first = None;
             }
         }
+        let listening = self.listening.load(std::sync::atomic::Ordering::Acquire);
         let mut subs = self.subscribers.lock().unwrap_or_else(|p| p.into_inner());
-        subs.retain(|s| s.send(e.clone()).is_ok());
+        // Copies for all but the last receiver: the common case (one stream, no listener)
+        // moves the batch.
+        let n = subs.len();
+        let mut batch = Some(batch);
+        let mut i = 0;
+        subs.retain(|s| {
+            i += 1;
+            let b = if i == n && !listening {
+                batch.take()
+            } else {
+                batch.clone()
+            };
+            b.is_some_and(|b| s.send(b).is_ok())
+        });
         drop(subs);
-        let _ = self.listeners.send(e);
+        if let Some(b) = batch.filter(|_| listening) {
+            let _ = self.listeners.send(b);
+        }
     }
 
     pub(crate) fn subscribe(&self) -> EventStream {
         if let Some(rx) = self.first.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            return EventStream { rx };
+            return EventStream {
+                rx,
+                ready: VecDeque::new(),
+            };
         }
         let (tx, rx) = mpsc::unbounded_channel();
         self.subscribers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(tx);
-        EventStream { rx }
+        EventStream {
+            rx,
+            ready: VecDeque::new(),
+        }
     }
 }
 
 /// The client's events as a [`Stream`]; it ends when the client has ended.
 #[derive(Debug)]
 pub struct EventStream {
-    rx: mpsc::UnboundedReceiver<Event>,
+    rx: mpsc::UnboundedReceiver<Vec<Event>>,
+    /// The rest of the batch last received.
+    ready: VecDeque<Event>,
 }
 
 impl EventStream {
-    /// The next event (`None` once the client has ended).
+    /// The next event (`None` once the client has ended). Cancel-safe.
     pub async fn next(&mut self) -> Option<Event> {
-        self.rx.recv().await
+        std::future::poll_fn(|cx| self.poll_event(cx)).await
+    }
+
+    fn poll_event(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Event>> {
+        loop {
+            if let Some(e) = self.ready.pop_front() {
+                return std::task::Poll::Ready(Some(e));
+            }
+            match self.rx.poll_recv(cx) {
+                std::task::Poll::Ready(Some(batch)) => self.ready.extend(batch),
+                std::task::Poll::Ready(None) => return std::task::Poll::Ready(None),
+                std::task::Poll::Pending => return std::task::Poll::Pending,
+            }
+        }
     }
 }
 
@@ -458,6 +510,6 @@ impl Stream for EventStream {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Event>> {
-        self.rx.poll_recv(cx)
+        self.poll_event(cx)
     }
 }

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use groupchat_protocol::{Framing, Tls};
 use groupchat_transport::{Connector, Link, PlaintextProblem, ResolveProblem, TransportError};
 use rustls_pki_types::ServerName;
@@ -221,12 +221,15 @@ impl Connector for TcpConnector {
         };
         Ok(Box::new(TcpLink {
             stream,
-            buf: vec![0; 16 * 1024],
+            buf: BytesMut::with_capacity(READ_SIZE),
             tls: self.tls.clone(),
             server_name: self.server_name.clone(),
         }))
     }
 }
+
+/// The most bytes one read takes.
+const READ_SIZE: usize = 16 * 1024;
 
 enum Stream {
     Plain(TcpStream),
@@ -237,7 +240,9 @@ enum Stream {
 
 struct TcpLink {
     stream: Stream,
-    buf: Vec<u8>,
+    /// Read into, then split off: the driver drops each chunk before the next read, so the
+    /// allocation is reclaimed instead of a new one per read.
+    buf: BytesMut,
     tls: TlsConnector,
     server_name: ServerName<'static>,
 }
@@ -261,12 +266,13 @@ impl Link for TcpLink {
 
     async fn recv(&mut self) -> Result<Option<Bytes>, TransportError> {
         // `read` is cancel-safe: nothing is lost if the driver picks another branch.
+        self.buf.reserve(READ_SIZE);
         let n = match &mut self.stream {
-            Stream::Plain(s) => s.read(&mut self.buf).await?,
-            Stream::Tls(s) => s.read(&mut self.buf).await.map_err(map_tls_error)?,
+            Stream::Plain(s) => s.read_buf(&mut self.buf).await?,
+            Stream::Tls(s) => s.read_buf(&mut self.buf).await.map_err(map_tls_error)?,
             Stream::Gone => return Err(TransportError::Closed),
         };
-        Ok((n > 0).then(|| Bytes::copy_from_slice(&self.buf[..n])))
+        Ok((n > 0).then(|| self.buf.split().freeze()))
     }
 
     async fn start_tls(&mut self) -> Result<(), TransportError> {

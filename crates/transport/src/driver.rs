@@ -22,7 +22,10 @@ struct Driver {
     config: ClientConfig,
     connector: Arc<dyn Connector>,
     commands: mpsc::UnboundedReceiver<Command>,
-    events: mpsc::Sender<TransportEvent>,
+    events: mpsc::Sender<Vec<TransportEvent>>,
+    /// Events of the input being handled, handed over together once the session has
+    /// nothing more to do: the reader wakes once per read, not once per stanza.
+    pending: Vec<TransportEvent>,
     state: watch::Sender<ConnectionState>,
     /// Stanzas the application sent while no session was bound, in order.
     outbox: VecDeque<Pending>,
@@ -52,7 +55,7 @@ pub(crate) async fn run(
     config: ClientConfig,
     connector: Arc<dyn Connector>,
     commands: mpsc::UnboundedReceiver<Command>,
-    events: mpsc::Sender<TransportEvent>,
+    events: mpsc::Sender<Vec<TransportEvent>>,
     state: watch::Sender<ConnectionState>,
 ) {
     let mut d = Driver {
@@ -60,6 +63,7 @@ pub(crate) async fn run(
         connector,
         commands,
         events,
+        pending: Vec::new(),
         state,
         outbox: VecDeque::new(),
         resumption: None,
@@ -96,9 +100,18 @@ fn unit_random() -> f64 {
 }
 
 impl Driver {
-    async fn set_state(&self, s: ConnectionState) {
+    async fn set_state(&mut self, s: ConnectionState) {
         self.state.send_replace(s.clone());
-        let _ = self.events.send(TransportEvent::State(s)).await;
+        self.emit(TransportEvent::State(s));
+        self.flush().await;
+    }
+
+    /// Hands the pending events over. Called before every wait, so none is held back.
+    async fn flush(&mut self) {
+        if !self.pending.is_empty() {
+            // An application that dropped its handle no longer reads: that is fine.
+            let _ = self.events.send(std::mem::take(&mut self.pending)).await;
+        }
     }
 
     async fn run(&mut self) {
@@ -302,18 +315,21 @@ impl Driver {
                 },
                 Output::Event(ev) => {
                     if let Some(end) = self.session_event(session, ev, bound, link_error).await {
+                        self.flush().await;
                         return Drained::End(end);
                     }
                 }
-                Output::Timeout(d) => return Drained::Wait(d),
+                Output::Timeout(d) => {
+                    self.flush().await;
+                    return Drained::Wait(d);
+                }
                 _ => {}
             }
         }
     }
 
-    async fn emit(&self, e: TransportEvent) {
-        // An application that dropped its handle no longer reads: that is fine.
-        let _ = self.events.send(e).await;
+    fn emit(&mut self, e: TransportEvent) {
+        self.pending.push(e);
     }
 
     async fn session_event(
@@ -343,11 +359,11 @@ impl Driver {
                     let (kind, id, from) = describe(&s);
                     trace!(kind, id, from, "stanza received");
                 }
-                self.emit(TransportEvent::Stanza(s)).await;
+                self.emit(TransportEvent::Stanza(s));
                 None
             }
             Event::Acked { up_to } => {
-                self.emit(TransportEvent::Acked { up_to }).await;
+                self.emit(TransportEvent::Acked { up_to });
                 None
             }
             Event::ResumeFailed { unacked } => {
@@ -355,8 +371,7 @@ impl Driver {
                     unacked = unacked.len(),
                     "resumption refused: a fresh session"
                 );
-                self.emit(TransportEvent::Unacknowledged { stanzas: unacked })
-                    .await;
+                self.emit(TransportEvent::Unacknowledged { stanzas: unacked });
                 None
             }
             Event::StanzaDropped { reason, envelope } => {
@@ -366,8 +381,7 @@ impl Driver {
                     from = envelope.as_ref().and_then(|e| e.from.as_ref()).map(ToString::to_string),
                     "stanza dropped"
                 );
-                self.emit(TransportEvent::Dropped { reason, envelope })
-                    .await;
+                self.emit(TransportEvent::Dropped { reason, envelope });
                 None
             }
             Event::Closed => Some(if self.closing {

@@ -144,7 +144,8 @@ pub struct ClientConfig {
     pub ack_timeout: Duration,
     /// Reconnection.
     pub reconnect: ReconnectPolicy,
-    /// Size of the event queue; a full queue slows reading from the server.
+    /// Size of the event queue, in batches (one per read from the server, bounded by the
+    /// read size); a full queue slows reading from the server.
     pub event_capacity: usize,
 }
 
@@ -161,7 +162,7 @@ impl ClientConfig {
             keepalive_interval: Duration::from_secs(60),
             ack_timeout: Duration::from_secs(30),
             reconnect: ReconnectPolicy::default(),
-            event_capacity: 4096,
+            event_capacity: 256,
         }
     }
 }
@@ -241,7 +242,9 @@ enum Command {
 #[derive(Debug)]
 pub struct Client {
     commands: mpsc::UnboundedSender<Command>,
-    events: mpsc::Receiver<TransportEvent>,
+    /// Events arrive in batches (one per read), and are handed out one by one from `ready`.
+    events: mpsc::Receiver<Vec<TransportEvent>>,
+    ready: std::collections::VecDeque<TransportEvent>,
     state: watch::Receiver<ConnectionState>,
 }
 
@@ -266,6 +269,7 @@ impl Client {
         Self {
             commands,
             events,
+            ready: std::collections::VecDeque::new(),
             state,
         }
     }
@@ -286,14 +290,29 @@ impl Client {
     }
 
     /// The next event; `None` once the client has ended and every event was read.
+    /// Cancel-safe: nothing is lost when the future is dropped before it completes.
     pub async fn next_event(&mut self) -> Option<TransportEvent> {
-        self.events.recv().await
+        loop {
+            if let Some(e) = self.ready.pop_front() {
+                return Some(e);
+            }
+            // `recv` is cancel-safe, and nothing awaits after it.
+            self.ready.extend(self.events.recv().await?);
+        }
+    }
+
+    /// The next event if one has arrived, without waiting.
+    pub fn try_next_event(&mut self) -> Option<TransportEvent> {
+        if self.ready.is_empty() {
+            self.ready.extend(self.events.try_recv().ok()?);
+        }
+        self.ready.pop_front()
     }
 
     /// The events as a `futures::Stream`.
     pub fn events(&mut self) -> impl futures::Stream<Item = TransportEvent> + '_ {
-        futures::stream::unfold(&mut self.events, |rx| async move {
-            rx.recv().await.map(|e| (e, rx))
+        futures::stream::unfold(self, |client| async move {
+            client.next_event().await.map(|e| (e, client))
         })
     }
 
