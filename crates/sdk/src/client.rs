@@ -73,7 +73,7 @@ pub(crate) struct Inner {
     /// connecting, and a slow answer must not read as a missing service.
     connect_timeout: Duration,
     pub(crate) invitations: InvitationPolicy,
-    pub(crate) http: groupchat_transport::HttpClient,
+    pub(crate) http: crate::http::LazyHttp,
     id_prefix: String,
     next_id: AtomicU64,
     /// Commands to the owner of the state.
@@ -109,11 +109,9 @@ impl Client {
         b: &ClientBuilder,
         me: BareJid,
     ) -> Result<Self, ConnectError> {
-        let mut http_options = groupchat_transport::HttpOptions::default();
-        http_options.timeout = b.request_timeout;
-        http_options.allow_loopback_plain = b.http_loopback_plain;
-        let http = groupchat_transport::HttpClient::new(&b.http_tls, &http_options)
-            .map_err(ConnectError::Transport)?;
+        let http =
+            crate::http::LazyHttp::new(&b.http_tls, b.request_timeout, b.http_loopback_plain)
+                .map_err(ConnectError::Transport)?;
         let mut transport = groupchat_transport::Client::start(config, connector);
         let handle = transport.handle();
         let state = tokio::time::timeout(

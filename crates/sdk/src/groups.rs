@@ -380,6 +380,7 @@ impl Client {
                 let fetched = self
                     .inner
                     .http
+                    .client()?
                     .get(url, crate::group::MAX_IMAGE_BYTES)
                     .await?;
                 fetched.body.to_vec()
@@ -468,6 +469,7 @@ impl Client {
         };
         self.inner
             .http
+            .client()?
             .put(&slot.put, &slot.headers, media_type, data.into())
             .await?;
         Ok(slot.get)

@@ -52,6 +52,7 @@ mod events;
 mod group;
 mod group_handle;
 mod groups;
+mod http;
 mod to_jid;
 
 pub use client::{Client, Services};

@@ -100,12 +100,17 @@ impl TcpConnectorBuilder {
         } else {
             &[]
         };
-        let config = self.tls.client_config(alpn)?;
+        // A plaintext loopback connector never encrypts: no TLS configuration (and no
+        // root store in memory) for it.
+        let tls = match self.security {
+            Security::InsecurePlaintextLoopback => None,
+            _ => Some(TlsConnector::from(self.tls.client_config(alpn)?)),
+        };
         Ok(TcpConnector {
             domain: self.domain,
             target: self.target,
             security: self.security,
-            tls: TlsConnector::from(config),
+            tls,
             server_name,
             connect_timeout: self.connect_timeout,
         })
@@ -118,7 +123,8 @@ pub struct TcpConnector {
     domain: String,
     target: Option<(String, u16)>,
     security: Security,
-    tls: TlsConnector,
+    /// `None` for plaintext to loopback, which never encrypts.
+    tls: Option<TlsConnector>,
     server_name: ServerName<'static>,
     connect_timeout: Duration,
 }
@@ -207,10 +213,10 @@ impl Connector for TcpConnector {
 
     async fn connect(&self) -> Result<Box<dyn Link>, TransportError> {
         let tcp = self.connect_tcp().await?;
-        let stream = if self.security == Security::DirectTls {
+        let stream = if let (Security::DirectTls, Some(tls)) = (self.security, &self.tls) {
             let tls = tokio::time::timeout(
                 self.connect_timeout,
-                self.tls.connect(self.server_name.clone(), tcp),
+                tls.connect(self.server_name.clone(), tcp),
             )
             .await
             .map_err(|_| TransportError::Timeout("TLS handshake"))?
@@ -243,7 +249,7 @@ struct TcpLink {
     /// Read into, then split off: the driver drops each chunk before the next read, so the
     /// allocation is reclaimed instead of a new one per read.
     buf: BytesMut,
-    tls: TlsConnector,
+    tls: Option<TlsConnector>,
     server_name: ServerName<'static>,
 }
 
@@ -276,13 +282,13 @@ impl Link for TcpLink {
     }
 
     async fn start_tls(&mut self) -> Result<(), TransportError> {
+        let unavailable =
+            || TransportError::Tls(groupchat_transport::TlsFailure::StartTlsUnavailable);
+        let connector = self.tls.clone().ok_or_else(unavailable)?;
         let Stream::Plain(tcp) = std::mem::replace(&mut self.stream, Stream::Gone) else {
-            return Err(TransportError::Tls(
-                groupchat_transport::TlsFailure::StartTlsUnavailable,
-            ));
+            return Err(unavailable());
         };
-        let tls = self
-            .tls
+        let tls = connector
             .connect(self.server_name.clone(), tcp)
             .await
             .map_err(map_tls_error)?;
