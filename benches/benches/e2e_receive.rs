@@ -320,21 +320,42 @@ fn floor(addr: &str, room: &str, count: usize) -> (u64, u64) {
     bob.read_until("status code='110'").unwrap();
     let (mut stream, pending): (TcpStream, Vec<u8>) = bob.into_parts();
     let start = ready();
-    let finder = memchr::memmem::Finder::new(b"</body>");
-    let mut seen = finder.find_iter(&pending).count();
+    let mut bodies = Bodies::new(&pending);
     let mut buf = vec![0u8; 64 * 1024];
-    // A marker split across two reads is found with the tail of the previous read.
-    let mut tail: Vec<u8> = Vec::new();
-    while seen < count {
+    while bodies.seen < count {
         let n = stream.read(&mut buf).expect("read");
         assert!(n > 0, "the server closed the stream");
-        tail.extend_from_slice(&buf[..n]);
-        seen += finder.find_iter(&tail).count();
-        let keep = tail.len().min(6);
-        tail.drain(..tail.len() - keep);
+        bodies.feed(&buf[..n]);
     }
     let (end, rss) = usage();
     (end - start, rss)
+}
+
+/// Counts `</body>` in a byte stream read in chunks.
+struct Bodies {
+    finder: memchr::memmem::Finder<'static>,
+    /// The end of the previous chunk: a marker split across two reads is found with it.
+    tail: Vec<u8>,
+    seen: usize,
+}
+
+impl Bodies {
+    fn new(already: &[u8]) -> Self {
+        let finder = memchr::memmem::Finder::new(b"</body>");
+        let seen = finder.find_iter(already).count();
+        Self {
+            finder,
+            tail: Vec::new(),
+            seen,
+        }
+    }
+
+    fn feed(&mut self, chunk: &[u8]) {
+        self.tail.extend_from_slice(chunk);
+        self.seen += self.finder.find_iter(&self.tail).count();
+        let keep = self.tail.len().min(6);
+        self.tail.drain(..self.tail.len() - keep);
+    }
 }
 
 /// The async floor: the floor's counting, but reading from a tokio socket inside `block_on`
@@ -351,17 +372,12 @@ fn async_floor(addr: &str, room: &str, count: usize) -> (u64, u64) {
     runtime().block_on(async move {
         let mut stream = tokio::net::TcpStream::from_std(stream).unwrap();
         let start = ready();
-        let finder = memchr::memmem::Finder::new(b"</body>");
-        let mut seen = finder.find_iter(&pending).count();
+        let mut bodies = Bodies::new(&pending);
         let mut buf = vec![0u8; 64 * 1024];
-        let mut tail: Vec<u8> = Vec::new();
-        while seen < count {
+        while bodies.seen < count {
             let n = stream.read(&mut buf).await.expect("read");
             assert!(n > 0, "the server closed the stream");
-            tail.extend_from_slice(&buf[..n]);
-            seen += finder.find_iter(&tail).count();
-            let keep = tail.len().min(6);
-            tail.drain(..tail.len() - keep);
+            bodies.feed(&buf[..n]);
         }
         let (end, rss) = usage();
         (end - start, rss)

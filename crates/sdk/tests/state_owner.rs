@@ -1,8 +1,9 @@
 //! The SDK's own logic, exactly: event order under a burst, notice windows, time-outs while
 //! disconnected. The server is the in-memory one of test-support, played stanza by stanza
 //! by each test on tokio's paused clock, so "5 s later" is exact and takes no time.
-//! Real-server tests (groups.rs, resilience.rs) prove the features; these prove the timing
-//! and ordering that a real server cannot show reliably.
+//! Real-server tests (`group_calls_on_real_servers.rs`, `hostile_input_and_lost_links.rs`)
+//! prove the features; these prove the timing and ordering that a real server cannot show
+//! reliably.
 
 use std::time::Duration;
 
