@@ -15,7 +15,7 @@ use crate::codec::xep::markers::MarkerKind;
 use crate::codec::xep::media::Media;
 use crate::codec::xep::muc_user::{Affiliation, MucUser, Role};
 use crate::codec::xep::stanza_error::StanzaError;
-use crate::codec::{Message, MessageType, Presence, PresenceType, Stanza};
+use crate::codec::{Bodies, Message, MessageType, Presence, PresenceType, Stanza};
 
 /// The group services discovered at login (XEP-0030): a JID on one of them is a group,
 /// anything else is a 1:1 chat.
@@ -97,8 +97,11 @@ pub struct GroupMessage {
     pub id: Option<String>,
     /// Original send time for delayed/historic messages (XEP-0203), as sent.
     pub timestamp: Option<String>,
-    /// Text.
+    /// Text (in the message's default language; the SDK puts the reader's preferred one
+    /// here).
     pub body: Option<String>,
+    /// The other languages of a message in several, and `body`'s language.
+    pub bodies: Option<Box<Bodies>>,
     /// Attachment.
     pub media: Option<Box<Media>>,
     /// The sender asks for markers (XEP-0333).
@@ -115,6 +118,7 @@ impl GroupMessage {
             id: m.id.clone(),
             timestamp: m.delay.as_ref().map(|d| d.stamp.clone()),
             body: m.body.clone(),
+            bodies: m.bodies.clone(),
             media: m.media.clone(),
             markable: m.markable,
         }

@@ -1150,6 +1150,7 @@ impl Session {
         self.ctx = NsContext {
             default: ns::CLIENT.to_owned(),
             prefixes: Vec::new(),
+            lang: None,
         };
         let header = stream::header(self.config.framing, self.config.jid.domain().as_str());
         self.transmit_vec(header);

@@ -14,8 +14,8 @@ use groupchat_protocol::codec::xep::sid::StanzaId;
 use groupchat_protocol::codec::xep::stanza_error::{ErrorType, StanzaError};
 use groupchat_protocol::codec::xep::vcard_update::VCardUpdate;
 use groupchat_protocol::codec::{
-    Message, MessageType, NsContext, Presence, PresenceType, Stanza, decode_stanza,
-    invalid_xml_char,
+    Bodies, LangText, Message, MessageType, NsContext, Presence, PresenceType, Stanza,
+    decode_stanza, invalid_xml_char,
 };
 use proptest::option;
 use proptest::prelude::*;
@@ -571,4 +571,89 @@ fn bad_attributes_are_refused_at_any_depth() {
     }
     let nine = "<message xmlns='jabber:client'><x xmlns='urn:a' a1='' a2='' a3='' a4='' a5='' a6='' a7='' a8='' a9=''/></message>";
     assert!(decode_stanza(nine.as_bytes(), &NsContext::client()).is_ok());
+}
+
+fn decode_message(xml: &str, ctx: &NsContext) -> Message {
+    match decode_stanza(xml.as_bytes(), ctx).unwrap() {
+        Stanza::Message(m) => *m,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn every_body_language_is_kept_and_the_default_one_is_the_body() {
+    // The body without its own xml:lang is in the default language, wherever it stands.
+    let m = decode_message(
+        "<message xmlns='jabber:client' xml:lang='en'><body xml:lang='de'>Hallo</body><body>Hello</body><body xml:lang='fr'>Bonjour</body></message>",
+        &NsContext::client(),
+    );
+    assert_eq!(m.body.as_deref(), Some("Hello"));
+    let b = m.bodies.as_deref().unwrap();
+    assert_eq!(b.lang.as_deref(), Some("en"));
+    assert_eq!(
+        b.others,
+        [LangText::new("de", "Hallo"), LangText::new("fr", "Bonjour")]
+    );
+    // Every body tagged: the one in the stream's language (the stanza says none).
+    let mut ctx = NsContext::client();
+    ctx.lang = Some("fr".into());
+    let m = decode_message(
+        "<message xmlns='jabber:client'><body xml:lang='de'>Hallo</body><body xml:lang='FR'>Bonjour</body></message>",
+        &ctx,
+    );
+    assert_eq!(m.body.as_deref(), Some("Bonjour"));
+    // Nothing says which is the default: the first.
+    let m = decode_message(
+        "<message xmlns='jabber:client'><body xml:lang='de'>Hallo</body><body xml:lang='fr'>Bonjour</body></message>",
+        &NsContext::client(),
+    );
+    assert_eq!(m.body.as_deref(), Some("Hallo"));
+    // Encoded and decoded again: the same message.
+    let again = decode_message(
+        std::str::from_utf8(&m.encode()).unwrap(),
+        &NsContext::client(),
+    );
+    assert_eq!(again, m);
+    // One body: no languages kept.
+    let one = decode_message(
+        "<message xmlns='jabber:client'><body xml:lang='de'>Hallo</body></message>",
+        &NsContext::client(),
+    );
+    assert_eq!((one.body.as_deref(), one.bodies), (Some("Hallo"), None));
+}
+
+#[test]
+fn a_reader_gets_the_body_in_the_language_it_prefers() {
+    let pick = |pref: &[&str]| {
+        let mut b = Bodies::new(
+            Some("en".into()),
+            vec![
+                LangText::new("de-CH", "Grüezi"),
+                LangText::new("fr", "Bonjour"),
+            ],
+        );
+        let mut body = "Hello".to_owned();
+        let pref: Vec<String> = pref.iter().map(|s| (*s).to_owned()).collect();
+        b.prefer(&mut body, &pref);
+        // Nothing is lost: the default body is now among the others.
+        let mut all: Vec<String> = b.others.iter().map(|o| o.text.clone()).collect();
+        all.push(body.clone());
+        all.sort();
+        assert_eq!(all, ["Bonjour", "Grüezi", "Hello"]);
+        (body, b.lang)
+    };
+    assert_eq!(pick(&["fr", "de"]), ("Bonjour".into(), Some("fr".into())));
+    assert_eq!(pick(&["de"]).0, "Grüezi", "same primary language");
+    assert_eq!(
+        pick(&["it", "FR"]).0,
+        "Bonjour",
+        "first preference that exists"
+    );
+    assert_eq!(
+        pick(&["en-GB", "fr"]).0,
+        "Hello",
+        "the body's own language is near enough"
+    );
+    assert_eq!(pick(&["it"]).0, "Hello", "none: the default body");
+    assert_eq!(pick(&[]).0, "Hello");
 }

@@ -73,6 +73,8 @@ pub(crate) struct Inner {
     /// connecting, and a slow answer must not read as a missing service.
     connect_timeout: Duration,
     pub(crate) invitations: InvitationPolicy,
+    /// The user's languages, most wanted first (`ClientBuilder::languages`).
+    pub(crate) languages: Vec<String>,
     pub(crate) http: crate::http::LazyHttp,
     id_prefix: String,
     next_id: AtomicU64,
@@ -151,6 +153,7 @@ impl Client {
             request_timeout: b.request_timeout,
             connect_timeout: b.connect_timeout,
             invitations: b.invitations,
+            languages: b.languages.clone(),
             http,
             id_prefix: prefix.iter().take(2).map(|b| format!("{b:02x}")).collect(),
             next_id: AtomicU64::new(1),

@@ -42,6 +42,7 @@ pub struct ClientBuilder {
     pub(crate) reconnect: ReconnectPolicy,
     pub(crate) keepalive: Option<(Duration, Duration)>,
     pub(crate) resource: Option<String>,
+    pub(crate) languages: Vec<String>,
     pub(crate) invitations: InvitationPolicy,
     pub(crate) http_tls: TlsOptions,
     pub(crate) http_loopback_plain: bool,
@@ -73,6 +74,7 @@ impl ClientBuilder {
             reconnect: ReconnectPolicy::default(),
             keepalive: None,
             resource: None,
+            languages: Vec::new(),
             invitations: InvitationPolicy::default(),
             http_tls: TlsOptions::default(),
             http_loopback_plain: false,
@@ -131,6 +133,19 @@ impl ClientBuilder {
     /// random one.
     pub fn resource(mut self, device: impl Into<String>) -> Self {
         self.resource = Some(device.into());
+        self
+    }
+
+    /// The languages the user reads, most wanted first (`["de-CH", "en"]`). A message sent
+    /// in several languages (one `<body xml:lang>` each) is reported with the best of them
+    /// as its `body`, the others in `bodies`; by default the message's own default
+    /// language is the body.
+    pub fn languages<I, S>(mut self, languages: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.languages = languages.into_iter().map(Into::into).collect();
         self
     }
 

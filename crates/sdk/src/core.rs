@@ -577,7 +577,11 @@ impl Core {
         match e {
             GroupEvent::Joined { group, created, .. } => self.resolve_join(&group, Ok(created)),
             GroupEvent::JoinFailed { group, error } => self.resolve_join(&group, Err(error)),
-            GroupEvent::Message(gm) => {
+            GroupEvent::Message(mut gm) => {
+                // A message in several languages: the reader's own as the body.
+                if let (Some(bodies), Some(body)) = (gm.bodies.as_deref_mut(), gm.body.as_mut()) {
+                    bodies.prefer(body, &self.inner.languages);
+                }
                 let record = self.record(&gm.group);
                 if !record.seen.first_time(&gm) {
                     tracing::debug!(group = %gm.group, id = ?gm.origin_id, "a second copy of a message: not reported");

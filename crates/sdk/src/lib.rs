@@ -69,6 +69,7 @@ pub use to_jid::ToJid;
 
 pub use groupchat_protocol::DropReason;
 pub use groupchat_protocol::codec::xep::muc_user::Affiliation;
+pub use groupchat_protocol::codec::{Bodies, LangText};
 pub use groupchat_protocol::group::{GroupMessage, Occupant};
 /// JIDs (`BareJid`, `FullJid`, `Jid`), as the SDK's types carry them.
 pub use groupchat_protocol::jid;

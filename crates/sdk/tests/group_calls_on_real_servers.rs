@@ -984,3 +984,105 @@ async fn calls_that_change_nothing(kind: ServerKind) {
 }
 
 on_both_servers!(calls_that_change_nothing: calls_that_change_nothing_announce_nothing_on_prosody, calls_that_change_nothing_announce_nothing_on_ejabberd);
+
+/// One message in three languages (a `<body xml:lang>` each, sent by carol from a plain
+/// XMPP client): bob, who reads French first, gets the French body and the other two; alice,
+/// who named no language, gets the message's default-language body and the other two.
+async fn body_languages(kind: ServerKind) {
+    use groupchat_protocol::codec::xep::muc;
+    use groupchat_sdk::{Bodies, GroupMessage};
+    use groupchat_transport::TransportEvent;
+
+    let Some(server) = TestServer::start(kind) else {
+        return;
+    };
+    let (alice, mut alice_ev) = login(&server, "alice", Via::Tcp).await;
+    let bob = support::tcp_builder(&server, "bob")
+        .languages(["fr-CA", "de"])
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("{kind}: bob cannot connect: {e}"));
+    let mut bob_ev = bob.events();
+    let g = alice
+        .create_group("Languages", &["bob@localhost", "carol@localhost"], None)
+        .await
+        .unwrap()
+        .jid;
+    expect(
+        &mut bob_ev,
+        "added",
+        |e| matches!(e, Event::AddedToGroup { group, .. } if *group == g),
+    )
+    .await;
+    let mut carol = raw_client(&server, "carol").await;
+    carol
+        .send(muc::join(g.as_str(), "carol@localhost", "j", true))
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let ev = tokio::time::timeout_at(deadline, carol.next_event())
+            .await
+            .expect("carol joins");
+        if let Some(TransportEvent::Stanza(groupchat_protocol::codec::Stanza::Presence(p))) = ev
+            && p.from.as_ref().is_some_and(|f| f.to_bare() == *g)
+            && p.muc_user.as_ref().is_some_and(|u| u.has_status(110))
+        {
+            break;
+        }
+    }
+    carol
+        .send(
+            format!(
+                "<message xmlns='jabber:client' to='{g}' type='groupchat' id='three' xml:lang='en'>\
+                 <body>Hello</body><body xml:lang='de'>Hallo</body><body xml:lang='fr'>Bonjour</body></message>"
+            )
+            .into_bytes(),
+        )
+        .await
+        .unwrap();
+    let received = |ev: Event| match ev {
+        Event::GroupMessage(m) => m,
+        other => unreachable!("{other:?}"),
+    };
+    let is_it = |e: &Event| matches!(e, Event::GroupMessage(m) if m.id.as_deref() == Some("three"));
+    let texts = |m: &GroupMessage| {
+        let b: &Bodies = m.bodies.as_deref().expect("every language kept");
+        let mut others: Vec<(String, String)> = b
+            .others
+            .iter()
+            .map(|o| (o.lang.clone(), o.text.clone()))
+            .collect();
+        others.sort();
+        (m.body.clone().unwrap_or_default(), b.lang.clone(), others)
+    };
+    let for_bob = received(expect(&mut bob_ev, "the message (bob)", is_it).await);
+    let (body, lang, others) = texts(&for_bob);
+    assert_eq!(
+        (body.as_str(), lang.as_deref()),
+        ("Bonjour", Some("fr")),
+        "{kind}"
+    );
+    assert_eq!(others.len(), 2, "{kind}: {others:?}");
+    assert!(
+        others.iter().any(|(l, t)| l == "de" && t == "Hallo"),
+        "{kind}: {others:?}"
+    );
+    assert!(
+        others.iter().any(|(_, t)| t == "Hello"),
+        "{kind}: {others:?}"
+    );
+    let for_alice = received(expect(&mut alice_ev, "the message (alice)", is_it).await);
+    let (body, _, others) = texts(&for_alice);
+    assert_eq!(body, "Hello", "{kind}");
+    assert_eq!(
+        others,
+        [
+            ("de".to_owned(), "Hallo".to_owned()),
+            ("fr".to_owned(), "Bonjour".to_owned())
+        ],
+        "{kind}"
+    );
+}
+
+on_both_servers!(body_languages: a_message_in_three_languages_reaches_each_reader_in_theirs_on_prosody, a_message_in_three_languages_reaches_each_reader_in_theirs_on_ejabberd);

@@ -78,8 +78,13 @@ pub struct Message {
     pub id: Option<String>,
     /// The type.
     pub kind: MessageType,
-    /// Text body (the first one, when several languages are given).
+    /// Text body: the one in the message's default language when it has several (the body
+    /// without its own `xml:lang`, else the one in the stanza's or the stream's language,
+    /// else the first).
     pub body: Option<String>,
+    /// The other bodies and `body`'s language, for a message in several languages (`None`
+    /// for one body).
+    pub bodies: Option<Box<Bodies>>,
     /// Room subject (for group messages).
     pub subject: Option<String>,
     /// Conversation thread.
@@ -119,6 +124,69 @@ pub struct Message {
     /// Payloads this crate does not model, as trees.
     #[serde(skip)]
     pub payloads: Vec<Element>,
+}
+
+/// A message's bodies in several languages (RFC 6120 §8.1.2.1: one `<body>` per `xml:lang`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Bodies {
+    /// The language of `Message::body`: its own `xml:lang`, else the stanza's, else the
+    /// stream's; `None` when nothing says.
+    pub lang: Option<String>,
+    /// The other bodies, in document order.
+    pub others: Vec<LangText>,
+}
+
+/// A text in one language.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct LangText {
+    /// Its language tag (`de`, `fr-CA`); empty when nothing says.
+    pub lang: String,
+    /// The text.
+    pub text: String,
+}
+
+impl LangText {
+    /// A text in `lang`.
+    pub fn new(lang: impl Into<String>, text: impl Into<String>) -> Self {
+        Self {
+            lang: lang.into(),
+            text: text.into(),
+        }
+    }
+}
+
+impl Bodies {
+    /// `body`'s language and the other bodies.
+    pub fn new(lang: Option<String>, others: Vec<LangText>) -> Self {
+        Self { lang, others }
+    }
+
+    /// Makes `body` the text a reader of `preferred` languages (most wanted first) should
+    /// see, swapping it with one of the others: an exact tag first, then the same primary
+    /// language (`de` for `de-CH` and the reverse); `body` stays when none matches.
+    pub fn prefer(&mut self, body: &mut String, preferred: &[String]) {
+        let primary = |tag: &str| tag.split('-').next().unwrap_or("").to_ascii_lowercase();
+        let current = self.lang.clone().unwrap_or_default();
+        for want in preferred {
+            let exact = |l: &str| l.eq_ignore_ascii_case(want);
+            let near = |l: &str| !l.is_empty() && primary(l) == primary(want);
+            for matches in [&exact as &dyn Fn(&str) -> bool, &near] {
+                if matches(&current) {
+                    return;
+                }
+                if let Some(o) = self.others.iter_mut().find(|o| matches(&o.lang)) {
+                    std::mem::swap(body, &mut o.text);
+                    let lang = std::mem::replace(&mut o.lang, current);
+                    self.lang = Some(lang).filter(|l| !l.is_empty());
+                    return;
+                }
+            }
+        }
+    }
 }
 
 impl Message {
@@ -231,7 +299,15 @@ impl Message {
             w.text_element("subject", s);
         }
         if let Some(b) = &self.body {
-            w.text_element("body", b);
+            match self.bodies.as_deref() {
+                None => w.text_element("body", b),
+                Some(bodies) => {
+                    write_body(w, bodies.lang.as_deref(), b);
+                    for o in &bodies.others {
+                        write_body(w, Some(o.lang.as_str()).filter(|l| !l.is_empty()), &o.text);
+                    }
+                }
+            }
         }
         if let Some(t) = &self.thread {
             w.text_element("thread", t);
@@ -348,6 +424,14 @@ pub(crate) fn write_payloads(w: &mut Writer, payloads: &[Element]) {
     }
 }
 
+fn write_body(w: &mut Writer, lang: Option<&str>, text: &str) {
+    w.open("body");
+    w.attr_opt("xml:lang", lang);
+    w.close_start();
+    w.text(text);
+    w.end("body");
+}
+
 /// Decodes a `<message/>` whose start tag was just read.
 pub(crate) fn decode(r: &mut XmlReader<'_>, start: &Start<'_>) -> Result<Message, DecodeError> {
     let mut m = Message {
@@ -360,19 +444,34 @@ pub(crate) fn decode(r: &mut XmlReader<'_>, start: &Start<'_>) -> Result<Message
         },
         ..Message::default()
     };
+    // Bodies after the first (rare): (own xml:lang, text). The first stays in `m.body`.
+    let mut first_lang: Option<String> = None;
+    let mut more: Vec<(Option<String>, String)> = Vec::new();
     loop {
         let s = match r.next()? {
             Ev::Start(s) => s,
             Ev::Text(_) => continue,
-            Ev::End => return Ok(m),
+            Ev::End => {
+                if !more.is_empty() {
+                    let default = start
+                        .attr_string("xml:lang")?
+                        .or_else(|| r.inherited_lang().map(str::to_owned));
+                    sort_bodies(&mut m, first_lang, more, default);
+                }
+                return Ok(m);
+            }
             Ev::Eof => return Err(eof()),
         };
         let ns = s.ns.as_ref();
         match (ns, s.name) {
             (ns::CLIENT, "body") => {
-                let t = r.text(&s)?;
+                let lang = s.attr_string("xml:lang")?;
+                let t = r.text(&s)?.into_owned();
                 if m.body.is_none() {
-                    m.body = Some(t.into_owned());
+                    m.body = Some(t);
+                    first_lang = lang;
+                } else {
+                    more.push((lang, t));
                 }
             }
             (ns::CLIENT, "subject") => m.subject = Some(r.text(&s)?.into_owned()),
@@ -447,4 +546,40 @@ pub(crate) fn decode(r: &mut XmlReader<'_>, start: &Start<'_>) -> Result<Message
             _ => m.payloads.push(r.element(&s)?),
         }
     }
+}
+
+/// Chooses `body` among several: the first without its own `xml:lang` (it is in the
+/// default language), else the first in the `default` language, else the first; the rest
+/// become `bodies.others`, each with its language (its own, else the default).
+fn sort_bodies(
+    m: &mut Message,
+    first_lang: Option<String>,
+    more: Vec<(Option<String>, String)>,
+    default: Option<String>,
+) {
+    let Some(first) = m.body.take() else { return };
+    let mut all: Vec<(Option<String>, String)> = Vec::with_capacity(more.len() + 1);
+    all.push((first_lang, first));
+    all.extend(more);
+    let chosen = all
+        .iter()
+        .position(|(l, _)| l.is_none())
+        .or_else(|| {
+            let d = default.as_deref()?;
+            all.iter()
+                .position(|(l, _)| l.as_deref().is_some_and(|l| l.eq_ignore_ascii_case(d)))
+        })
+        .unwrap_or(0);
+    let (lang, text) = all.remove(chosen);
+    m.body = Some(text);
+    m.bodies = Some(Box::new(Bodies {
+        lang: lang.or_else(|| default.clone()),
+        others: all
+            .into_iter()
+            .map(|(l, text)| LangText {
+                lang: l.or_else(|| default.clone()).unwrap_or_default(),
+                text,
+            })
+            .collect(),
+    }));
 }

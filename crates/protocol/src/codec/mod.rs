@@ -19,7 +19,7 @@ use std::fmt;
 
 use minidom::Element;
 
-pub use message::{Message, MessageType};
+pub use message::{Bodies, LangText, Message, MessageType};
 pub use presence::{Presence, PresenceType};
 pub use reader::NsContext;
 

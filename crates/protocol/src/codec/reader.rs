@@ -20,6 +20,8 @@ pub struct NsContext {
     pub default: String,
     /// Prefix bindings, e.g. `stream` → `http://etherx.jabber.org/streams`.
     pub prefixes: Vec<(String, String)>,
+    /// The stream's `xml:lang`, which its stanzas inherit (RFC 6120 §4.7.4).
+    pub lang: Option<String>,
 }
 
 impl NsContext {
@@ -28,6 +30,7 @@ impl NsContext {
         Self {
             default: crate::ns::CLIENT.to_owned(),
             prefixes: vec![("stream".to_owned(), crate::ns::STREAM.to_owned())],
+            lang: None,
         }
     }
 }
@@ -386,6 +389,8 @@ pub(crate) struct XmlReader<'a> {
     pending_end: bool,
     /// An `xmlns=''` was seen (minidom resolves those differently: see `element`).
     saw_undeclaration: bool,
+    /// The stream's `xml:lang`.
+    lang: Option<&'a str>,
 }
 
 /// What the reader saw.
@@ -428,6 +433,7 @@ impl<'a> XmlReader<'a> {
         }
         Ok(Self {
             jids: JidCache::default(),
+            lang: ctx.lang.as_deref(),
             input,
             text,
             r,
@@ -454,6 +460,11 @@ impl<'a> XmlReader<'a> {
             }
         }
         c
+    }
+
+    /// The `xml:lang` the element inherits from its stream, if the stream declared one.
+    pub(crate) fn inherited_lang(&self) -> Option<&'a str> {
+        self.lang
     }
 
     /// Parses a JID, from the cache when it was seen before.

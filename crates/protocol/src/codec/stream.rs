@@ -27,7 +27,10 @@ pub(crate) fn decode_header(tag: &[u8]) -> Result<Header, DecodeError> {
         Ev::Start(s) => Ok(Header {
             ns: s.ns.clone().into_owned(),
             version: s.attr_string("version")?,
-            ctx: r.in_scope(),
+            ctx: NsContext {
+                lang: s.attr_string("xml:lang")?,
+                ..r.in_scope()
+            },
         }),
         Ev::Eof => Err(eof()),
         _ => Err(DecodeError::xml("a stream header must start with a tag")),
