@@ -4,8 +4,9 @@
 #
 #   bash benches/callgrind.sh                    # every implementation
 #   bash benches/callgrind.sh session baseline   # some of them
+#   GROUPCHAT_CORPUS=traffic bash benches/callgrind.sh   # the recorded corpus (default: group)
 #
-# Profiles are left in target/callgrind/cg.IMPL.out for `callgrind_annotate`.
+# Profiles are left in target/callgrind/cg.CORPUS.IMPL.out for `callgrind_annotate`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,11 +23,13 @@ else
         floor encode-ours encode-xso idle-1 idle-50 idle-500)
 fi
 
+corpus=${GROUPCHAT_CORPUS:-group}
+echo "corpus: $corpus"
 printf '%-22s %15s %9s %12s\n' implementation instructions items per-item
 for impl in "${impls[@]}"; do
-    log="$out/log.$impl.txt"
-    valgrind --tool=callgrind --toggle-collect='*callgrind::measure*' \
-        --callgrind-out-file="$out/cg.$impl.out" "$bin" "$impl" >"$log" 2>&1
+    log="$out/log.$corpus.$impl.txt"
+    GROUPCHAT_CORPUS=$corpus valgrind --tool=callgrind --toggle-collect='*callgrind::measure*' \
+        --callgrind-out-file="$out/cg.$corpus.$impl.out" "$bin" "$impl" >"$log" 2>&1
     ir=$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$log")
     items=$(awk -v p="$impl: " 'index($0, p) == 1 { print $2 }' "$log")
     awk -v i="$impl" -v ir="$ir" -v n="$items" \

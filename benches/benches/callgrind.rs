@@ -45,7 +45,9 @@ fn main() {
     if which.starts_with('-') {
         return;
     }
-    let corpus = Corpus::load();
+    // One corpus per run: `GROUPCHAT_CORPUS=traffic` (default: the first, `group`).
+    let name = std::env::var("GROUPCHAT_CORPUS").unwrap_or_else(|_| "group".to_owned());
+    let corpus = Corpus::named(&name);
     let ctx = NsContext::client();
     let rt = common::runtime();
     let base_input = common::baseline_input(&corpus);

@@ -4,6 +4,7 @@
 //! checked to extract the same information.
 //!
 //! `cargo bench -p groupchat-benches --bench decode -- --warm-up-time 1 --measurement-time 5`
+//! runs both corpora (`GROUPCHAT_CORPUS=traffic` for one).
 
 #![allow(missing_docs)] // criterion's macros generate undocumented items.
 
@@ -18,14 +19,20 @@ use groupchat_protocol::codec::{NsContext, decode_stanza};
 use groupchat_protocol::group::{GroupServices, GroupTracker};
 
 fn decode(c: &mut Criterion) {
-    let corpus = Corpus::load();
+    for (name, corpus) in Corpus::selected() {
+        decode_corpus(c, name, &corpus);
+    }
+}
+
+/// Every implementation over `corpus`, as the criterion group `decode-NAME`.
+fn decode_corpus(c: &mut Criterion, name: &str, corpus: &Corpus) {
     let rt = common::runtime();
-    let base_input = common::baseline_input(&corpus);
-    common::check_same_information(&corpus, &rt, &base_input);
+    let base_input = common::baseline_input(corpus);
+    common::check_same_information(corpus, &rt, &base_input);
     let ctx = NsContext::client();
     let n = corpus.len() as u64;
 
-    let mut g = c.benchmark_group("decode");
+    let mut g = c.benchmark_group(format!("decode-{name}"));
     g.throughput(Throughput::ElementsAndBytes {
         elements: n,
         bytes: corpus.bytes.len() as u64,

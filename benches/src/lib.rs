@@ -10,8 +10,20 @@ use groupchat_protocol::codec::{Presence, Stanza};
 use groupchat_protocol::group::{GroupEvent, GroupServices, GroupTracker};
 use groupchat_protocol::{Config, Event, Framing, Input, Output, Session, Tls};
 
-/// The corpus, checked in: a `<stream:stream>` header, 10,000 stanzas, the stream footer.
-pub const CORPUS_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/group-corpus.xml");
+/// The corpora, checked in, by name: each a `<stream:stream>` header, about 10,000 stanzas,
+/// the stream footer. `group`: the first corpus, generated; `traffic`: recorded from real
+/// Prosody and ejabberd servers (`cargo run -p groupchat-test-support --example
+/// record_corpus`).
+pub const CORPORA: [(&str, &str); 2] = [
+    (
+        "group",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/data/group-corpus.xml"),
+    ),
+    (
+        "traffic",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/data/traffic-corpus.xml"),
+    ),
+];
 
 /// Bytes handed over per read, for every implementation alike (one TLS record's worth).
 pub const CHUNK: usize = 16 * 1024;
@@ -34,13 +46,42 @@ pub struct Corpus {
 }
 
 impl Corpus {
-    /// Reads `data/group-corpus.xml` and cuts it into stanzas.
+    /// Reads the first corpus (`group`).
     ///
     /// # Panics
     ///
     /// If the file is missing or not a stream of stanzas.
     pub fn load() -> Self {
-        let bytes = std::fs::read(CORPUS_PATH).expect("benches/data/group-corpus.xml");
+        Self::named("group")
+    }
+
+    /// The corpora `GROUPCHAT_CORPUS` names (comma-separated; all of them when unset), with
+    /// their names.
+    ///
+    /// # Panics
+    ///
+    /// If a name is unknown or a file is missing.
+    pub fn selected() -> Vec<(&'static str, Self)> {
+        let wanted = std::env::var("GROUPCHAT_CORPUS").unwrap_or_default();
+        CORPORA
+            .iter()
+            .filter(|(name, _)| wanted.is_empty() || wanted.split(',').any(|w| w.trim() == *name))
+            .map(|(name, _)| (*name, Self::named(name)))
+            .collect()
+    }
+
+    /// Reads the corpus `name` (see [`CORPORA`]) and cuts it into stanzas.
+    ///
+    /// # Panics
+    ///
+    /// If the name is unknown, or the file is missing or not a stream of stanzas.
+    pub fn named(name: &str) -> Self {
+        let path = CORPORA
+            .iter()
+            .find(|(n, _)| *n == name)
+            .unwrap_or_else(|| panic!("no corpus named {name}"))
+            .1;
+        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
         let open = find(&bytes, b"<stream:stream").expect("a stream header");
         let header_end = open + find(&bytes[open..], b">").expect("the header's end") + 1;
         let footer = b"</stream:stream>";

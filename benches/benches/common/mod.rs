@@ -179,7 +179,8 @@ pub(crate) struct BaseMessage {
     pub(crate) to: Option<xmpp_parsers::jid::Jid>,
     pub(crate) id: Option<String>,
     pub(crate) kind: MessageType,
-    pub(crate) body: Option<String>,
+    /// Every body, in every language: (language, text).
+    pub(crate) bodies: Vec<(String, String)>,
     pub(crate) subject: Option<String>,
     pub(crate) stanza_ids: Vec<StanzaId>,
     pub(crate) origin_id: Option<OriginId>,
@@ -189,6 +190,8 @@ pub(crate) struct BaseMessage {
     pub(crate) markable: bool,
     pub(crate) oob: Option<Oob>,
     pub(crate) muc_user: Option<MucUser>,
+    /// xmpp-parsers refused the muc#user payload (see `muc_ours`).
+    pub(crate) muc_refused: bool,
     pub(crate) mam: Option<Box<BaseMam>>,
     /// XEP-0184: a receipt is requested; the id a receipt acknowledges.
     pub(crate) receipt_request: bool,
@@ -216,6 +219,8 @@ pub(crate) struct BasePresence {
     pub(crate) show: Option<Show>,
     pub(crate) status: Option<String>,
     pub(crate) muc_user: Option<MucUser>,
+    /// xmpp-parsers refused the muc#user payload (see `muc_ours`).
+    pub(crate) muc_refused: bool,
     pub(crate) muc_join: bool,
     pub(crate) occupant_id: Option<OccupantId>,
     pub(crate) caps: Option<Caps>,
@@ -254,7 +259,7 @@ pub(crate) fn extract_message(m: XMessage) -> BaseMessage {
         to: m.to,
         id: m.id.map(|i| i.0),
         kind: m.type_,
-        body: m.bodies.into_values().next(),
+        bodies: m.bodies.into_iter().map(|(l, b)| (l.0, b)).collect(),
         subject: m.subjects.into_values().next(),
         stanza_ids: Vec::new(),
         origin_id: None,
@@ -264,6 +269,7 @@ pub(crate) fn extract_message(m: XMessage) -> BaseMessage {
         markable: false,
         oob: None,
         muc_user: None,
+        muc_refused: false,
         mam: None,
         receipt_request: false,
         receipt: None,
@@ -293,7 +299,13 @@ pub(crate) fn extract_message(m: XMessage) -> BaseMessage {
         } else if p.is("x", ns::OOB) {
             out.oob = Some(typed(p));
         } else if p.is("x", ns::MUC_USER) {
-            out.muc_user = Some(typed(p));
+            // xmpp-parsers 0.23 refuses an item whose jid is a bare JID (Prosody's archived
+            // group messages) or that has no affiliation and role (ejabberd's): XEP-0045
+            // allows both. An application loses the payload; we count it as refused.
+            match MucUser::try_from(p) {
+                Ok(u) => out.muc_user = Some(u),
+                Err(_) => out.muc_refused = true,
+            }
         } else if p.is("result", ns::MAM) {
             let r: mam::Result_ = typed(p);
             out.mam = Some(Box::new(BaseMam {
@@ -318,6 +330,7 @@ pub(crate) fn extract_presence(p: XPresence) -> BasePresence {
         show: p.show,
         status: p.statuses.into_values().next(),
         muc_user: None,
+        muc_refused: false,
         muc_join: false,
         occupant_id: None,
         caps: None,
@@ -326,7 +339,10 @@ pub(crate) fn extract_presence(p: XPresence) -> BasePresence {
     };
     for e in p.payloads {
         if e.is("x", ns::MUC_USER) {
-            out.muc_user = Some(typed(e));
+            match MucUser::try_from(e) {
+                Ok(u) => out.muc_user = Some(u),
+                Err(_) => out.muc_refused = true,
+            }
         } else if e.is("x", ns::MUC) {
             out.muc_join = true;
         } else if e.is("occupant-id", ns::OID) {
@@ -413,20 +429,37 @@ fn lower_debug<T: std::fmt::Debug>(v: &T) -> String {
 fn names(payloads: &[Element]) -> String {
     let mut v: Vec<String> = payloads
         .iter()
-        .map(|e| format!("{{{}}}{}", e.ns(), e.name()))
+        .map(
+            |e| match e.attr("id").filter(|_| e.ns() == "urn:xmpp:chat-markers:0") {
+                // A marker's id is information: compared too.
+                Some(id) => format!("{{{}}}{}#{id}", e.ns(), e.name()),
+                None => format!("{{{}}}{}", e.ns(), e.name()),
+            },
+        )
         .collect();
     v.sort();
     v.join(",")
 }
 
+/// Every body text of a message, sorted (xmpp-parsers keys them by language, and
+/// leaves the language of the default one empty; we name it when the stanza or stream does).
+fn body_texts_ours(m: &Message) -> Vec<&str> {
+    let mut texts: Vec<&str> = m.body.iter().map(String::as_str).collect();
+    if let Some(b) = &m.bodies {
+        texts.extend(b.others.iter().map(|o| o.text.as_str()));
+    }
+    texts.sort_unstable();
+    texts
+}
+
 fn summary_message_ours(m: &Message) -> String {
     let mut s = format!(
-        "message from={} to={} id={} type={} body={:?} subject={:?}",
+        "message from={} to={} id={} type={} bodies={:?} subject={:?}",
         opt(m.from.as_ref()),
         opt(m.to.as_ref()),
         opt(m.id.as_ref()),
         m.kind.as_str(),
-        m.body,
+        body_texts_ours(m),
         m.subject,
     );
     for sid in &m.stanza_ids {
@@ -437,7 +470,7 @@ fn summary_message_ours(m: &Message) -> String {
         opt(m.origin_id.as_ref()),
         opt(m.occupant_id.as_ref()),
         opt(m.delay.as_ref().and_then(|d| d.from.as_ref())),
-        opt(m.delay.as_ref().map(|d| &d.stamp)),
+        opt(m.delay.as_ref().map(|d| same_stamp(&d.stamp))),
         opt(m.chat_state.map(|c| c.as_str())),
         m.markable,
         opt(m.media.as_ref().map(|x| &x.url)),
@@ -452,14 +485,53 @@ fn summary_message_ours(m: &Message) -> String {
             r.id,
             opt(r.query_id.as_ref()),
             opt(r.delay.as_ref().and_then(|d| d.from.as_ref())),
-            opt(r.delay.as_ref().map(|d| &d.stamp)),
+            opt(r.delay.as_ref().map(|d| same_stamp(&d.stamp))),
             summary_message_ours(&r.message),
         );
     }
-    s + &format!(" payloads={}", names(&m.payloads))
+    // Hints are typed here and unknown to xmpp-parsers' Message: shown as the payloads
+    // they are on the other side.
+    let mut names: Vec<String> = m
+        .payloads
+        .iter()
+        .map(|e| format!("{{{}}}{}", e.ns(), e.name()))
+        .collect();
+    let h = &m.hints;
+    for (set, name) in [
+        (h.no_store, "no-store"),
+        (h.no_permanent_store, "no-permanent-store"),
+        (h.store, "store"),
+        (h.no_copy, "no-copy"),
+    ] {
+        if set {
+            names.push(format!("{{urn:xmpp:hints}}{name}"));
+        }
+    }
+    if let Some(marker) = &m.marker {
+        names.push(format!(
+            "{{urn:xmpp:chat-markers:0}}{}#{}",
+            marker.kind.as_str(),
+            marker.id
+        ));
+    }
+    names.sort();
+    s + &format!(" payloads={}", names.join(","))
 }
 
+/// What the comparison shows for a muc#user payload xmpp-parsers refused.
+const REFUSED: &str = " muc=refused-by-xmpp-parsers";
+
 fn muc_ours(u: &groupchat_protocol::codec::xep::muc_user::MucUser) -> String {
+    // The payloads xmpp-parsers refuses (an item with a bare real JID, or without the
+    // affiliation and role it requires) are compared as refused: the baseline has nothing
+    // else to compare them with.
+    if u.items.iter().any(|i| {
+        i.jid.as_ref().is_some_and(|j| !j.contains('/'))
+            || i.affiliation.is_none()
+            || i.role.is_none()
+    }) {
+        return REFUSED.to_owned();
+    }
     let mut s = String::from(" muc");
     for i in &u.items {
         s += &format!(
@@ -508,12 +580,61 @@ pub(crate) fn summary_ours(s: &Stanza) -> String {
     match s {
         Stanza::Message(m) => summary_message_ours(m),
         Stanza::Presence(p) => summary_presence_ours(p),
+        Stanza::Iq(iq) => summary_iq(
+            opt(iq.from.as_ref()),
+            &iq.id,
+            &format!("{:?}", iq.kind).to_lowercase(),
+            iq.payload.as_ref(),
+        ),
         other => format!("{other:?}"),
     }
 }
 
+/// An IQ, the same way for both sides: addresses, id, type, and its payload written out
+/// (both sides keep IQ payloads as minidom trees).
+fn summary_iq(from: String, id: &str, kind: &str, payload: Option<&Element>) -> String {
+    let payload = payload.map(tree).unwrap_or_default();
+    format!("iq from={from} id={id} type={kind} payload={payload}")
+}
+
+/// An element as names, attributes and text, without namespace declarations (ours keeps the
+/// stream's `xmlns:stream` in scope on IQ payloads; the information is the same).
+fn tree(e: &Element) -> String {
+    let mut attrs: Vec<String> = e
+        .attrs()
+        .into_iter()
+        .map(|((ns, k), v)| format!("{ns:?}{k}={v:?}"))
+        .collect();
+    attrs.sort();
+    let children: String = e.children().map(tree).collect();
+    format!(
+        "{{{}}}{}[{}]({:?}{children})",
+        e.ns(),
+        e.name(),
+        attrs.join(" "),
+        e.text()
+    )
+}
+
 fn stamp(d: &Delay) -> String {
-    d.stamp.format("%Y-%m-%dT%H:%M:%S%.6fZ")
+    same_stamp(&d.stamp.format("%Y-%m-%dT%H:%M:%S%.6fZ"))
+}
+
+/// A timestamp as the comparison shows it: servers write `…:47Z`, `…:47.000Z` or
+/// `…:47.120000Z` for the same instant; trailing zeros of the fraction (and an empty
+/// fraction) are dropped on both sides.
+fn same_stamp(s: &str) -> String {
+    match (s.find('.'), s.strip_suffix('Z')) {
+        (Some(dot), Some(body)) => {
+            let fraction = body[dot + 1..].trim_end_matches('0');
+            if fraction.is_empty() {
+                format!("{}Z", &body[..dot])
+            } else {
+                format!("{}.{fraction}Z", &body[..dot])
+            }
+        }
+        _ => s.to_owned(),
+    }
 }
 
 fn message_type(t: &MessageType) -> &'static str {
@@ -546,12 +667,16 @@ fn muc_base(u: &MucUser) -> String {
 
 fn summary_message_base(m: &BaseMessage) -> String {
     let mut s = format!(
-        "message from={} to={} id={} type={} body={:?} subject={:?}",
+        "message from={} to={} id={} type={} bodies={:?} subject={:?}",
         opt(m.from.as_ref()),
         opt(m.to.as_ref()),
         opt(m.id.as_ref()),
         message_type(&m.kind),
-        m.body,
+        {
+            let mut texts: Vec<&str> = m.bodies.iter().map(|(_, t)| t.as_str()).collect();
+            texts.sort_unstable();
+            texts
+        },
         m.subject,
     );
     for sid in &m.stanza_ids {
@@ -570,6 +695,9 @@ fn summary_message_base(m: &BaseMessage) -> String {
     s += &format!(" receipt={}|{}", m.receipt_request, opt(m.receipt.as_ref()));
     if let Some(u) = &m.muc_user {
         s += &muc_base(u);
+    }
+    if m.muc_refused {
+        s += REFUSED;
     }
     if let Some(r) = &m.mam {
         s += &format!(
@@ -605,6 +733,9 @@ fn summary_presence_base(p: &BasePresence) -> String {
     if let Some(u) = &p.muc_user {
         s += &muc_base(u);
     }
+    if p.muc_refused {
+        s += REFUSED;
+    }
     if let Some(c) = &p.caps {
         use base64::Engine as _;
         let ver = base64::engine::general_purpose::STANDARD.encode(&c.ver);
@@ -626,7 +757,16 @@ pub(crate) fn summary_base(s: &BaseStanza) -> String {
     match s {
         BaseStanza::Message(m) => summary_message_base(m),
         BaseStanza::Presence(p) => summary_presence_base(p),
-        BaseStanza::Iq(iq) => format!("{iq:?}"),
+        BaseStanza::Iq(iq) => {
+            use xmpp_parsers::iq::Iq as X;
+            let (kind, payload) = match &**iq {
+                X::Get { payload, .. } => ("get", Some(payload)),
+                X::Set { payload, .. } => ("set", Some(payload)),
+                X::Result { payload, .. } => ("result", payload.as_ref()),
+                X::Error { .. } => ("error", None),
+            };
+            summary_iq(opt(iq.from()), iq.id(), kind, payload)
+        }
     }
 }
 
