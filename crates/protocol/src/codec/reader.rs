@@ -5,9 +5,9 @@
 //! namespace bindings in scope, so unknown payloads stay available without slowing the hot path.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
 use minidom::Element;
+use minidom::rxml::{Namespace, NcName};
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 
@@ -44,8 +44,6 @@ pub(crate) struct Start<'a> {
     /// Where each attribute's name and value are in `attrs`, found once when the tag was
     /// read; `None` for a tag with more than `ATTR_SPANS` attributes, looked up by scanning.
     spans: Option<AttrSpans>,
-    /// Offset of `<` in the input.
-    offset: usize,
 }
 
 /// Attributes whose positions a start tag keeps (more are rare: looked up by scanning).
@@ -387,8 +385,6 @@ pub(crate) struct XmlReader<'a> {
     depth: usize,
     /// An empty element was returned as `Start`; its `End` comes next.
     pending_end: bool,
-    /// An `xmlns=''` was seen (minidom resolves those differently: see `element`).
-    saw_undeclaration: bool,
     /// The stream's `xml:lang`.
     lang: Option<&'a str>,
 }
@@ -440,7 +436,6 @@ impl<'a> XmlReader<'a> {
             bindings,
             depth: 0,
             pending_end: false,
-            saw_undeclaration: false,
         })
     }
 
@@ -487,15 +482,14 @@ impl<'a> XmlReader<'a> {
             self.end_element();
             return Ok(Ev::End);
         }
-        let offset = self.r.buffer_position() as usize;
         let ev = self
             .r
             .read_event()
             .map_err(|e| DecodeError::xml(e.to_string()))?;
         match ev {
-            Event::Start(tag) => self.start(tag, offset).map(Ev::Start),
+            Event::Start(tag) => self.start(tag).map(Ev::Start),
             Event::Empty(tag) => {
-                let s = self.start(tag, offset)?;
+                let s = self.start(tag)?;
                 self.pending_end = true;
                 Ok(Ev::Start(s))
             }
@@ -548,7 +542,7 @@ impl<'a> XmlReader<'a> {
         }
     }
 
-    fn start(&mut self, tag: BytesStart<'a>, offset: usize) -> Result<Start<'a>, DecodeError> {
+    fn start(&mut self, tag: BytesStart<'a>) -> Result<Start<'a>, DecodeError> {
         self.depth += 1;
         // The attributes are read (syntax, names, duplicates checked) once, here; namespace
         // declarations first, since they apply to the element's own name (most tags have
@@ -584,12 +578,9 @@ impl<'a> XmlReader<'a> {
             } else if uri == crate::ns::XML || uri == "http://www.w3.org/2000/xmlns/" {
                 return Err(DecodeError::xml("reserved namespace as the default"));
             }
-            if uri.is_empty() {
-                if prefix.is_some() {
-                    // Namespaces in XML 1.0 §3: a prefix cannot be undeclared.
-                    return Err(DecodeError::xml("empty namespace name for a prefix"));
-                }
-                self.saw_undeclaration = true;
+            if uri.is_empty() && prefix.is_some() {
+                // Namespaces in XML 1.0 §3: a prefix cannot be undeclared.
+                return Err(DecodeError::xml("empty namespace name for a prefix"));
             }
             self.bindings.push(Binding {
                 prefix,
@@ -631,7 +622,6 @@ impl<'a> XmlReader<'a> {
             name,
             spans,
             attrs,
-            offset,
         })
     }
 
@@ -742,47 +732,70 @@ impl<'a> XmlReader<'a> {
         Ok(())
     }
 
-    /// The element just started, as a minidom tree (the cold path for unknown payloads).
+    /// The element just started, as a minidom tree (the path for payloads the decoder does
+    /// not type). Built from the tokens this reader reads anyway — each name, namespace,
+    /// attribute and text already checked — instead of parsing the bytes a second time.
     pub(crate) fn element(&mut self, start: &Start<'_>) -> Result<Element, DecodeError> {
-        let begin = start.offset;
-        let mut prefixes: BTreeMap<Option<String>, String> = BTreeMap::new();
-        // Bindings in scope, outermost first so inner ones win; the element's own
-        // declarations are in its bytes.
-        for b in self.bindings.iter().filter(|b| b.depth < self.depth) {
-            let p = b.prefix.map(|p| String::from_utf8_lossy(p).into_owned());
-            if p.as_deref() != Some("xml") {
-                prefixes.insert(p, b.uri.clone().into_owned());
+        let mut open = vec![self.bare_element(start)?];
+        loop {
+            match self.next()? {
+                Ev::Start(s) => open.push(self.bare_element(&s)?),
+                Ev::Text(t) => {
+                    if let Some(e) = open.last_mut() {
+                        e.append_text(t.into_owned());
+                    }
+                }
+                Ev::End => {
+                    let Some(done) = open.pop() else {
+                        return Err(DecodeError::xml("unbalanced payload"));
+                    };
+                    match open.last_mut() {
+                        Some(parent) => {
+                            parent.append_child(done);
+                        }
+                        None => return Ok(done),
+                    }
+                }
+                Ev::Eof => return Err(DecodeError::xml("unexpected end of input")),
             }
         }
-        self.saw_undeclaration = false;
-        self.skip(start)?;
-        let end = self.r.buffer_position() as usize;
-        // A prefix the payload declares somewhere itself is not inherited: minidom's writer
-        // would find it declared twice (globally and on the element) and panic (found by
-        // fuzzing). A payload that also used the outer declaration then fails to parse,
-        // and the stanza is dropped, not mis-read.
-        let body = &self.input[begin..end];
-        let mut at = 0;
-        while let Some(i) = memchr::memmem::find(&body[at..], b"xmlns:") {
-            let rest = &body[at + i + 6..];
-            let len = rest
-                .iter()
-                .position(|&c| matches!(c, b'=' | b' ' | b'\t' | b'\n' | b'\r'))
-                .unwrap_or(rest.len());
-            prefixes.remove(&Some(String::from_utf8_lossy(&rest[..len]).into_owned()));
-            at += i + 6;
-        }
-        if std::mem::take(&mut self.saw_undeclaration) || start.ns.is_empty() {
-            // minidom would put an `xmlns=''` element back into the inherited default
-            // namespace, changing what the payload means: refuse it (the stanza is dropped,
-            // the session carries on) rather than mis-model it. Found by fuzzing.
+    }
+
+    /// An element with `start`'s name, namespace and attributes, and no children yet.
+    fn bare_element(&self, start: &Start<'_>) -> Result<Element, DecodeError> {
+        if start.ns.is_empty() {
+            // minidom has no element outside every namespace: it would put an `xmlns=''`
+            // element back into the inherited default namespace, changing what the payload
+            // means. Refused (the stanza is dropped, the session carries on). Found by
+            // fuzzing.
             return Err(DecodeError::invalid(
                 "payload",
                 "xmlns='' (default namespace undeclared) is not supported in unknown payloads",
             ));
         }
-        Element::from_reader_with_prefixes(&self.input[begin..end], prefixes)
-            .map_err(|e| DecodeError::xml(e.to_string()))
+        let mut b = Element::builder(start.name, start.ns.as_ref());
+        for a in RawAttrs::new(start.attrs) {
+            let (key, value) = a?;
+            if key == "xmlns" || key.starts_with("xmlns:") {
+                continue;
+            }
+            let value = attr_value(value)?.into_owned();
+            let bad_name = |_| DecodeError::xml("invalid attribute name");
+            b = match key.split_once(':') {
+                None => b.attr(NcName::try_from(key).map_err(bad_name)?, value),
+                Some((prefix, local)) => {
+                    let ns = if prefix == "xml" {
+                        Namespace::xml().clone()
+                    } else {
+                        self.resolve(Some(prefix.as_bytes()))
+                            .map(|u| Namespace::from(u.clone().into_owned()))
+                            .ok_or_else(|| DecodeError::xml("unbound attribute prefix"))?
+                    };
+                    b.attr_ns(ns, NcName::try_from(local).map_err(bad_name)?, value)
+                }
+            };
+        }
+        Ok(b.build())
     }
 }
 
