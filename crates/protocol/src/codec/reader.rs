@@ -100,6 +100,13 @@ impl AttrSpans {
         Ok(Some(spans))
     }
 
+    /// The `i`-th attribute's name and raw value.
+    fn pair<'s>(&self, attrs: &'s str, i: usize) -> Option<(&'s str, &'s str)> {
+        let [ns, ne, vs, ve] = *self.at[..usize::from(self.n)].get(i)?;
+        let at = |a: u16, b: u16| attrs.get(usize::from(a)..usize::from(b));
+        Some((at(ns, ne)?, at(vs, ve)?))
+    }
+
     /// The attribute names.
     fn names<'s>(&'s self, attrs: &'s str) -> impl Iterator<Item = &'s [u8]> + 's {
         // Bytes, not `str`: comparisons need no character-boundary checks.
@@ -110,9 +117,39 @@ impl AttrSpans {
     }
 }
 
+/// A start tag's attributes as (name, raw value): from the positions found when the tag was
+/// read, or by scanning a tag with many.
+enum AttrPairs<'a> {
+    Spans(AttrSpans, &'a str, usize),
+    Scan(RawAttrs<'a>),
+}
+
+impl<'a> Iterator for AttrPairs<'a> {
+    type Item = Result<(&'a str, &'a str), DecodeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Self::Spans(spans, attrs, i) => {
+                let pair = spans.pair(attrs, *i)?;
+                *i += 1;
+                Some(Ok(pair))
+            }
+            Self::Scan(raw) => raw.next(),
+        }
+    }
+}
+
 impl<'a> Start<'a> {
     pub(crate) fn is(&self, name: &str, ns: &str) -> bool {
         self.name == name && self.ns == ns
+    }
+
+    /// Every attribute, without scanning the tag again when its positions were kept.
+    fn pairs(&self) -> AttrPairs<'a> {
+        match self.spans {
+            Some(spans) => AttrPairs::Spans(spans, self.attrs, 0),
+            None => AttrPairs::Scan(RawAttrs::new(self.attrs)),
+        }
     }
 
     /// An unprefixed attribute's unescaped value.
@@ -555,7 +592,11 @@ impl<'a> XmlReader<'a> {
             Some(sp) => sp.names(attrs).any(|n| n.starts_with(b"xmlns")),
             None => attrs.contains("xmlns"),
         };
-        for a in RawAttrs::new(attrs).filter(|_| declares) {
+        let pairs = match spans {
+            Some(sp) => AttrPairs::Spans(sp, attrs, 0),
+            None => AttrPairs::Scan(RawAttrs::new(attrs)),
+        };
+        for a in pairs.filter(|_| declares) {
             let (key, value) = a?;
             let prefix = if key == "xmlns" {
                 None
@@ -774,7 +815,7 @@ impl<'a> XmlReader<'a> {
             ));
         }
         let mut b = Element::builder(start.name, start.ns.as_ref());
-        for a in RawAttrs::new(start.attrs) {
+        for a in start.pairs() {
             let (key, value) = a?;
             if key == "xmlns" || key.starts_with("xmlns:") {
                 continue;
