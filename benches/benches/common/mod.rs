@@ -429,13 +429,19 @@ fn lower_debug<T: std::fmt::Debug>(v: &T) -> String {
 fn names(payloads: &[Element]) -> String {
     let mut v: Vec<String> = payloads
         .iter()
-        .map(
-            |e| match e.attr("id").filter(|_| e.ns() == "urn:xmpp:chat-markers:0") {
+        .map(|e| {
+            let ns = e.ns();
+            match (ns.as_str(), e.attr("id")) {
                 // A marker's id is information: compared too.
-                Some(id) => format!("{{{}}}{}#{id}", e.ns(), e.name()),
-                None => format!("{{{}}}{}", e.ns(), e.name()),
-            },
-        )
+                ("urn:xmpp:chat-markers:0", Some(id)) => format!("{{{ns}}}{}#{id}", e.name()),
+                ("urn:xmpp:mam:tmp", Some(id)) => format!(
+                    "{{{ns}}}{}#{id}@{}",
+                    e.name(),
+                    e.attr("by").unwrap_or_default()
+                ),
+                _ => format!("{{{ns}}}{}", e.name()),
+            }
+        })
         .collect();
     v.sort();
     v.join(",")
@@ -462,7 +468,8 @@ fn summary_message_ours(m: &Message) -> String {
         body_texts_ours(m),
         m.subject,
     );
-    for sid in &m.stanza_ids {
+    // ejabberd's legacy `<archived>` is typed here and a plain payload for xmpp-parsers.
+    for sid in m.stanza_ids.iter().filter(|sid| !sid.legacy) {
         s += &format!(" sid={}@{}", sid.id, sid.by);
     }
     s += &format!(
@@ -506,6 +513,12 @@ fn summary_message_ours(m: &Message) -> String {
         if set {
             names.push(format!("{{urn:xmpp:hints}}{name}"));
         }
+    }
+    for sid in m.stanza_ids.iter().filter(|sid| sid.legacy) {
+        names.push(format!(
+            "{{urn:xmpp:mam:tmp}}archived#{}@{}",
+            sid.id, sid.by
+        ));
     }
     if let Some(marker) = &m.marker {
         names.push(format!(

@@ -297,7 +297,11 @@ fn plain_message() -> impl Strategy<Value = Message> {
             let (sids, origin, occupant, delay) = ids;
             m.stanza_ids = sids
                 .into_iter()
-                .map(|(id, by)| StanzaId { id, by })
+                .map(|(id, by)| StanzaId {
+                    id,
+                    by,
+                    legacy: false,
+                })
                 .collect();
             m.origin_id = origin;
             m.occupant_id = occupant;

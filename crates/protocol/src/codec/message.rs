@@ -266,9 +266,10 @@ impl Message {
 
     /// The stanza-id assigned by `by` (for a group message, the room's bare JID).
     pub fn stanza_id_by(&self, by: &str) -> Option<&str> {
-        self.stanza_ids
-            .iter()
-            .find(|s| s.by == by)
+        let by_it = || self.stanza_ids.iter().filter(|s| s.by == by);
+        by_it()
+            .find(|s| !s.legacy)
+            .or_else(|| by_it().next())
             .map(|s| s.id.as_str())
     }
 
@@ -313,7 +314,10 @@ impl Message {
             w.text_element("thread", t);
         }
         for s in &self.stanza_ids {
-            w.open_ns("stanza-id", sid::NS);
+            match s.legacy {
+                true => w.open_ns("archived", sid::ARCHIVED_NS),
+                false => w.open_ns("stanza-id", sid::NS),
+            }
             w.attr("id", &s.id);
             w.attr("by", &s.by);
             w.close_empty();
@@ -483,6 +487,18 @@ pub(crate) fn decode(r: &mut XmlReader<'_>, start: &Start<'_>) -> Result<Message
                 m.stanza_ids.push(StanzaId {
                     id: s.req("id")?.into_owned(),
                     by: s.req("by")?.into_owned(),
+                    legacy: false,
+                });
+                r.skip(&s)?;
+            }
+            (sid::ARCHIVED_NS, "archived") => {
+                // Typed rather than kept as a tree: ejabberd adds one to every archived
+                // message.
+                m.stanza_ids.reserve_exact(1);
+                m.stanza_ids.push(StanzaId {
+                    id: s.req("id")?.into_owned(),
+                    by: s.req("by")?.into_owned(),
+                    legacy: true,
                 });
                 r.skip(&s)?;
             }
