@@ -13,7 +13,7 @@ use groupchat_sdk::{
 use groupchat_test_support::{ServerKind, TestServer};
 
 mod support;
-use support::{expect, jid, quick_reconnect, raw_client};
+use support::{expect, jid, quick_reconnect, raw_client, raw_join};
 
 /// A 1×1 PNG.
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\x9cc\xf8\xcf\xc0\xf0\x1f\0\x05\0\x01\xff\x89\x99=\x1d\0\0\0\0IEND\xaeB`\x82";
@@ -809,9 +809,7 @@ on_both_servers!(restart: groups_are_rejoined_after_a_server_restart_on_prosody,
 /// speaks raw XMPP through the transport crate.
 async fn forgeries_are_ignored(kind: ServerKind) {
     use groupchat_protocol::codec::ext::notice::{Notice, NoticeKind};
-    use groupchat_protocol::codec::xep::{direct_invite, muc};
-
-    use groupchat_transport::TransportEvent;
+    use groupchat_protocol::codec::xep::direct_invite;
 
     let Some(server) = TestServer::start(kind) else {
         return;
@@ -835,21 +833,7 @@ async fn forgeries_are_ignored(kind: ServerKind) {
     let open = format!("open-{}", std::process::id());
     let open_room = alice.group_jid(&open).unwrap();
     for room in [&g, &open_room] {
-        raw.send(muc::join(room.as_str(), "carol@localhost", "j", true))
-            .await
-            .unwrap();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let ev = tokio::time::timeout_at(deadline, raw.next_event())
-                .await
-                .expect("carol joins");
-            if let Some(TransportEvent::Stanza(groupchat_protocol::codec::Stanza::Presence(p))) = ev
-                && p.from.as_ref().is_some_and(|f| f.to_bare() == **room)
-                && p.muc_user.as_ref().is_some_and(|u| u.has_status(110))
-            {
-                break;
-            }
-        }
+        raw_join(&mut raw, room, "carol@localhost").await;
     }
     // Forged admin notices to the group, and an invitation to the open room.
     let to: jid::Jid = g.clone().into();
@@ -989,9 +973,7 @@ on_both_servers!(calls_that_change_nothing: calls_that_change_nothing_announce_n
 /// XMPP client): bob, who reads French first, gets the French body and the other two; alice,
 /// who named no language, gets the message's default-language body and the other two.
 async fn body_languages(kind: ServerKind) {
-    use groupchat_protocol::codec::xep::muc;
     use groupchat_sdk::{Bodies, GroupMessage};
-    use groupchat_transport::TransportEvent;
 
     let Some(server) = TestServer::start(kind) else {
         return;
@@ -1015,22 +997,7 @@ async fn body_languages(kind: ServerKind) {
     )
     .await;
     let mut carol = raw_client(&server, "carol").await;
-    carol
-        .send(muc::join(g.as_str(), "carol@localhost", "j", true))
-        .await
-        .unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let ev = tokio::time::timeout_at(deadline, carol.next_event())
-            .await
-            .expect("carol joins");
-        if let Some(TransportEvent::Stanza(groupchat_protocol::codec::Stanza::Presence(p))) = ev
-            && p.from.as_ref().is_some_and(|f| f.to_bare() == *g)
-            && p.muc_user.as_ref().is_some_and(|u| u.has_status(110))
-        {
-            break;
-        }
-    }
+    raw_join(&mut carol, &g, "carol@localhost").await;
     carol
         .send(
             format!(

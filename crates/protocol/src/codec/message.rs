@@ -428,6 +428,15 @@ pub(crate) fn write_payloads(w: &mut Writer, payloads: &[Element]) {
     }
 }
 
+/// A `stanza-id` (or legacy `archived`) start tag's id and assigner.
+fn stanza_id(s: &Start<'_>, legacy: bool) -> Result<StanzaId, DecodeError> {
+    Ok(StanzaId {
+        id: s.req("id")?.into_owned(),
+        by: s.req("by")?.into_owned(),
+        legacy,
+    })
+}
+
 fn write_body(w: &mut Writer, lang: Option<&str>, text: &str) {
     w.open("body");
     w.attr_opt("xml:lang", lang);
@@ -482,24 +491,18 @@ pub(crate) fn decode(r: &mut XmlReader<'_>, start: &Start<'_>) -> Result<Message
             (ns::CLIENT, "thread") => m.thread = Some(r.text(&s)?.into_owned()),
             (ns::CLIENT, "error") => m.error = Some(Box::new(stanza_error::decode(r, &s)?)),
             (sid::NS, "stanza-id") => {
+                let id = stanza_id(&s, false)?;
                 // Usually one or two: exact capacity, not Vec's default of four (held memory).
                 m.stanza_ids.reserve_exact(1);
-                m.stanza_ids.push(StanzaId {
-                    id: s.req("id")?.into_owned(),
-                    by: s.req("by")?.into_owned(),
-                    legacy: false,
-                });
+                m.stanza_ids.push(id);
                 r.skip(&s)?;
             }
             (sid::ARCHIVED_NS, "archived") => {
                 // Typed rather than kept as a tree: ejabberd adds one to every archived
                 // message.
+                let id = stanza_id(&s, true)?;
                 m.stanza_ids.reserve_exact(1);
-                m.stanza_ids.push(StanzaId {
-                    id: s.req("id")?.into_owned(),
-                    by: s.req("by")?.into_owned(),
-                    legacy: true,
-                });
+                m.stanza_ids.push(id);
                 r.skip(&s)?;
             }
             (sid::NS, "origin-id") => {

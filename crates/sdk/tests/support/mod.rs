@@ -79,6 +79,34 @@ pub(crate) async fn raw_client(server: &TestServer, user: &str) -> groupchat_tra
     raw
 }
 
+/// Makes the raw client enter `room` as `nick` (without history) and waits for its own
+/// presence (status 110).
+#[allow(dead_code)] // Not every test file that includes this module uses it.
+pub(crate) async fn raw_join(raw: &mut groupchat_transport::Client, room: &BareJid, nick: &str) {
+    use groupchat_protocol::codec::Stanza;
+    use groupchat_transport::TransportEvent;
+    raw.send(groupchat_protocol::codec::xep::muc::join(
+        room.as_str(),
+        nick,
+        "j",
+        true,
+    ))
+    .await
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let ev = tokio::time::timeout_at(deadline, raw.next_event())
+            .await
+            .unwrap_or_else(|_| panic!("{nick} did not enter {room}"));
+        if let Some(TransportEvent::Stanza(Stanza::Presence(p))) = ev
+            && p.from.as_ref().is_some_and(|f| f.to_bare() == *room)
+            && p.muc_user.as_ref().is_some_and(|u| u.has_status(110))
+        {
+            return;
+        }
+    }
+}
+
 /// Reads events until one matches and returns it with every event before it; panics after
 /// 30 s.
 pub(crate) async fn until(
