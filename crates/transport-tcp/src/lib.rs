@@ -19,13 +19,14 @@
 mod resolve;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use groupchat_protocol::{Framing, Tls};
-use groupchat_transport::{Connector, Link, PlaintextProblem, ResolveProblem, TransportError};
+use groupchat_transport::{
+    Cause, Connector, Link, PlaintextProblem, ResolveProblem, TransportError,
+};
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -172,7 +173,7 @@ impl TcpConnector {
                     Err(e) => {
                         last = TransportError::Resolve {
                             host: t.host.clone(),
-                            reason: ResolveProblem::Lookup(Arc::new(e)),
+                            reason: ResolveProblem::Lookup(Cause::new(e)),
                         };
                         continue;
                     }

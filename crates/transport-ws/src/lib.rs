@@ -20,7 +20,6 @@
 mod host_meta;
 mod url;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -29,7 +28,8 @@ use futures::{SinkExt, StreamExt};
 use groupchat_protocol::{Framing, Tls};
 use groupchat_transport::tls::{TlsOptions, map_tls_error, server_name};
 use groupchat_transport::{
-    Connector, Link, PlaintextProblem, ResolveProblem, TlsFailure, TransportError, WebSocketFailure,
+    Cause, Connector, Link, PlaintextProblem, ResolveProblem, TlsFailure, TransportError,
+    WebSocketFailure,
 };
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -135,7 +135,7 @@ impl WsConnector {
                 .await
                 .map_err(|e| TransportError::Resolve {
                     host: self.url.host.clone(),
-                    reason: ResolveProblem::Lookup(Arc::new(e)),
+                    reason: ResolveProblem::Lookup(Cause::new(e)),
                 })?
                 .collect();
         let mut last = TransportError::Resolve {
@@ -171,7 +171,7 @@ impl WsConnector {
         let mut request = self.url.to_string().into_client_request().map_err(|e| {
             WebSocketFailure::Handshake {
                 url: self.url.to_string(),
-                error: Arc::new(e),
+                error: Cause::new(e),
             }
         })?;
         request.headers_mut().insert(
@@ -185,7 +185,7 @@ impl WsConnector {
                     Error::Io(io) => map_tls_error(io),
                     other => WebSocketFailure::Handshake {
                         url: self.url.to_string(),
-                        error: Arc::new(other),
+                        error: Cause::new(other),
                     }
                     .into(),
                 })?;
@@ -238,7 +238,7 @@ struct WsLink {
 fn ws_error(e: Error) -> TransportError {
     match e {
         Error::Io(io) => map_tls_error(io),
-        other => WebSocketFailure::Protocol(Arc::new(other)).into(),
+        other => WebSocketFailure::Protocol(Cause::new(other)).into(),
     }
 }
 

@@ -47,7 +47,7 @@ pub enum CertificateProblem {
 }
 
 /// Why the TLS configuration could not be built.
-#[derive(Clone, Debug, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TlsConfigProblem {
     /// `Roots::Native` was asked for and the system store holds no certificate.
@@ -59,7 +59,7 @@ pub enum TlsConfigProblem {
         /// The file.
         path: PathBuf,
         /// Why (I/O or PEM syntax).
-        error: Arc<rustls_pki_types::pem::Error>,
+        error: Cause,
     },
     /// A certificate in the CA file was refused as a trust anchor.
     #[error("a certificate in {} cannot be trusted: {error}", path.display())]
@@ -83,35 +83,6 @@ pub enum TlsConfigProblem {
     Rustls(rustls::Error),
 }
 
-impl PartialEq for TlsConfigProblem {
-    /// Variant by variant (errors that have no equality compare by their text).
-    fn eq(&self, other: &Self) -> bool {
-        match (self, other) {
-            (Self::NoSystemCertificates, Self::NoSystemCertificates) => true,
-            (
-                Self::CaFileUnreadable { path, error },
-                Self::CaFileUnreadable {
-                    path: p2,
-                    error: e2,
-                },
-            ) => path == p2 && error.to_string() == e2.to_string(),
-            (
-                Self::CaCertificateRefused { path, error },
-                Self::CaCertificateRefused {
-                    path: p2,
-                    error: e2,
-                },
-            ) => path == p2 && error == e2,
-            (Self::NoCertificateInFile { path }, Self::NoCertificateInFile { path: p2 }) => {
-                path == p2
-            }
-            (Self::InvalidServerName(a), Self::InvalidServerName(b)) => a == b,
-            (Self::Rustls(a), Self::Rustls(b)) => a == b,
-            _ => false,
-        }
-    }
-}
-
 /// Why TLS failed.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[non_exhaustive]
@@ -133,12 +104,12 @@ pub enum TlsFailure {
 }
 
 /// Why a name could not be resolved to an address.
-#[derive(Clone, Debug, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ResolveProblem {
     /// The lookup failed (the system resolver's or the DNS client's error).
     #[error("{0}")]
-    Lookup(Arc<dyn std::error::Error + Send + Sync>),
+    Lookup(Cause),
     /// The lookup found no address.
     #[error("no address")]
     NoAddress,
@@ -150,21 +121,8 @@ pub enum ResolveProblem {
     NoWebSocketEndpoint,
 }
 
-impl PartialEq for ResolveProblem {
-    /// Variant by variant; lookup errors compare by their text.
-    fn eq(&self, other: &Self) -> bool {
-        match (self, other) {
-            (Self::Lookup(a), Self::Lookup(b)) => a.to_string() == b.to_string(),
-            (Self::NoAddress, Self::NoAddress)
-            | (Self::InvalidAuthority, Self::InvalidAuthority)
-            | (Self::NoWebSocketEndpoint, Self::NoWebSocketEndpoint) => true,
-            _ => false,
-        }
-    }
-}
-
 /// What went wrong in the WebSocket layer.
-#[derive(Clone, Debug, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum WebSocketFailure {
     /// The endpoint is not a usable `ws://` / `wss://` URL.
@@ -181,7 +139,7 @@ pub enum WebSocketFailure {
         /// The endpoint.
         url: String,
         /// The WebSocket library's error.
-        error: Arc<dyn std::error::Error + Send + Sync>,
+        error: Cause,
     },
     /// The server did not agree to the `xmpp` subprotocol (RFC 7395 §3.2).
     #[error("the server did not accept the 'xmpp' subprotocol")]
@@ -191,29 +149,7 @@ pub enum WebSocketFailure {
     NotUtf8,
     /// The WebSocket protocol was broken after the handshake.
     #[error("{0}")]
-    Protocol(Arc<dyn std::error::Error + Send + Sync>),
-}
-
-impl PartialEq for WebSocketFailure {
-    /// Variant by variant; library errors compare by their text.
-    fn eq(&self, other: &Self) -> bool {
-        match (self, other) {
-            (
-                Self::InvalidUrl { url, problem },
-                Self::InvalidUrl {
-                    url: u2,
-                    problem: p2,
-                },
-            ) => url == u2 && problem == p2,
-            (Self::Handshake { url, error }, Self::Handshake { url: u2, error: e2 }) => {
-                url == u2 && error.to_string() == e2.to_string()
-            }
-            (Self::SubprotocolRefused, Self::SubprotocolRefused)
-            | (Self::NotUtf8, Self::NotUtf8) => true,
-            (Self::Protocol(a), Self::Protocol(b)) => a.to_string() == b.to_string(),
-            _ => false,
-        }
-    }
+    Protocol(Cause),
 }
 
 /// What is wrong with a URL.
@@ -297,6 +233,30 @@ pub enum TransportError {
     /// stanza, or bytes the session would not accept from the server either).
     #[error("refused to send: {0}")]
     Usage(UsageError),
+}
+
+/// A library's error, shared (errors are cloned into events); two are equal when they say
+/// the same (the libraries' errors have no equality of their own).
+#[derive(Clone, Debug)]
+pub struct Cause(pub Arc<dyn std::error::Error + Send + Sync>);
+
+impl Cause {
+    /// Wraps `e`.
+    pub fn new(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self(Arc::new(e))
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl PartialEq for Cause {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
 }
 
 /// A shared `std::io::Error` (errors are cloned into events); equal when their kinds are.

@@ -4,14 +4,13 @@
 //! allowed it, and then only to loopback addresses (test servers hand out such URLs);
 //! redirects are followed a bounded number of times and each hop is held to the same rule.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use reqwest::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use url::{Host, Url};
 
-use crate::error::UrlProblem;
+use crate::error::{Cause, UrlProblem};
 use crate::tls::{TlsOptions, tls_failure};
 use crate::{TlsFailure, TransportError};
 
@@ -38,7 +37,7 @@ impl Default for HttpOptions {
 }
 
 /// Why an HTTP request failed.
-#[derive(Clone, Debug, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum HttpError {
     /// The URL is not an absolute `https://` (or allowed `http://`) URL with a host.
@@ -104,36 +103,8 @@ pub enum HttpError {
         /// The URL.
         url: String,
         /// reqwest's error (connection refused, reset, a malformed response...).
-        error: Arc<reqwest::Error>,
+        error: Cause,
     },
-}
-
-impl PartialEq for HttpError {
-    /// Variant by variant; reqwest's errors compare by their text.
-    fn eq(&self, other: &Self) -> bool {
-        match (self, other) {
-            (Self::InvalidUrl { url, problem }, Self::InvalidUrl { url: u, problem: p }) => {
-                url == u && problem == p
-            }
-            (Self::PlaintextRefused { url }, Self::PlaintextRefused { url: u })
-            | (Self::Timeout { url }, Self::Timeout { url: u })
-            | (Self::TooManyRedirects { url }, Self::TooManyRedirects { url: u })
-            | (Self::InvalidHeader { name: url }, Self::InvalidHeader { name: u }) => url == u,
-            (Self::Status { url, status }, Self::Status { url: u, status: s }) => {
-                url == u && status == s
-            }
-            (Self::TooLarge { size, limit }, Self::TooLarge { size: s, limit: l }) => {
-                size == s && limit == l
-            }
-            (Self::Tls { url, failure }, Self::Tls { url: u, failure: f }) => {
-                url == u && failure == f
-            }
-            (Self::Unreachable { url, error }, Self::Unreachable { url: u, error: e }) => {
-                url == u && error.to_string() == e.to_string()
-            }
-            _ => false,
-        }
-    }
 }
 
 /// A fetched body.
@@ -158,10 +129,9 @@ pub struct HttpClient {
 enum RedirectRefused {
     #[error("too many redirects")]
     TooMany,
-    #[error("redirect to {0}: plain http is refused")]
-    Plaintext(Url),
-    #[error("redirect to {0}: not an http(s) URL with a host")]
-    Invalid(Url),
+    /// The target is not allowed (the same check as a URL given directly).
+    #[error("{0}")]
+    Target(HttpError),
 }
 
 impl HttpClient {
@@ -171,22 +141,12 @@ impl HttpClient {
         let plain = options.allow_loopback_plain;
         let max = options.max_redirects;
         let policy = reqwest::redirect::Policy::custom(move |attempt| {
-            let refused = if attempt.previous().len() > max {
-                Some(RedirectRefused::TooMany)
-            } else {
-                match check(attempt.url(), plain) {
-                    Ok(()) => None,
-                    Err(UrlVerdict::Plaintext) => {
-                        Some(RedirectRefused::Plaintext(attempt.url().clone()))
-                    }
-                    Err(UrlVerdict::Invalid(_)) => {
-                        Some(RedirectRefused::Invalid(attempt.url().clone()))
-                    }
-                }
-            };
-            match refused {
-                Some(r) => attempt.error(r),
-                None => attempt.follow(),
+            if attempt.previous().len() > max {
+                return attempt.error(RedirectRefused::TooMany);
+            }
+            match allowed(attempt.url(), attempt.url().as_str(), plain) {
+                Ok(()) => attempt.follow(),
+                Err(e) => attempt.error(RedirectRefused::Target(e)),
             }
         });
         let client = reqwest::Client::builder()
@@ -271,39 +231,33 @@ impl HttpClient {
             url: url.to_owned(),
             problem: UrlProblem::Syntax(e),
         })?;
-        match check(&parsed, self.allow_loopback_plain) {
-            Ok(()) => Ok(parsed),
-            Err(UrlVerdict::Plaintext) => Err(HttpError::PlaintextRefused {
-                url: url.to_owned(),
-            }),
-            Err(UrlVerdict::Invalid(problem)) => Err(HttpError::InvalidUrl {
-                url: url.to_owned(),
-                problem,
-            }),
-        }
+        allowed(&parsed, url, self.allow_loopback_plain).map(|()| parsed)
     }
 }
 
-enum UrlVerdict {
-    Plaintext,
-    Invalid(UrlProblem),
-}
-
-/// Whether the client may fetch `url`.
-fn check(url: &Url, allow_loopback_plain: bool) -> Result<(), UrlVerdict> {
+/// Whether the client may fetch `url` (`text` as given, for the error).
+fn allowed(url: &Url, text: &str, allow_loopback_plain: bool) -> Result<(), HttpError> {
+    let invalid = |problem| {
+        Err(HttpError::InvalidUrl {
+            url: text.to_owned(),
+            problem,
+        })
+    };
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(UrlVerdict::Invalid(UrlProblem::Credentials));
+        return invalid(UrlProblem::Credentials);
     }
     let Some(host) = url.host() else {
-        return Err(UrlVerdict::Invalid(UrlProblem::NoHost));
+        return invalid(UrlProblem::NoHost);
     };
     match url.scheme() {
         "https" => Ok(()),
         "http" if allow_loopback_plain && is_loopback(&host) => Ok(()),
-        "http" => Err(UrlVerdict::Plaintext),
-        _ => Err(UrlVerdict::Invalid(UrlProblem::Scheme {
+        "http" => Err(HttpError::PlaintextRefused {
+            url: text.to_owned(),
+        }),
+        _ => invalid(UrlProblem::Scheme {
             expected: "https:// (or http:// to loopback when allowed)",
-        })),
+        }),
     }
 }
 
@@ -331,7 +285,7 @@ fn status(url: &str, response: &reqwest::Response) -> Result<(), HttpError> {
 fn unreachable(url: &str, e: reqwest::Error) -> HttpError {
     HttpError::Unreachable {
         url: url.to_owned(),
-        error: Arc::new(e),
+        error: Cause::new(e),
     }
 }
 
@@ -344,15 +298,7 @@ fn error(url: &str, e: reqwest::Error) -> HttpError {
                 RedirectRefused::TooMany => HttpError::TooManyRedirects {
                     url: url.to_owned(),
                 },
-                RedirectRefused::Plaintext(to) => HttpError::PlaintextRefused {
-                    url: to.to_string(),
-                },
-                RedirectRefused::Invalid(to) => HttpError::InvalidUrl {
-                    url: to.to_string(),
-                    problem: UrlProblem::Scheme {
-                        expected: "https:// (or http:// to loopback when allowed)",
-                    },
-                },
+                RedirectRefused::Target(e) => e.clone(),
             };
         }
         if let Some(tls) = s.downcast_ref::<rustls::Error>() {
@@ -381,9 +327,9 @@ mod tests {
     use super::*;
 
     fn verdict(url: &str, plain: bool) -> Result<(), String> {
-        check(&Url::parse(url).unwrap(), plain).map_err(|v| match v {
-            UrlVerdict::Plaintext => "plaintext".to_owned(),
-            UrlVerdict::Invalid(p) => p.to_string(),
+        allowed(&Url::parse(url).unwrap(), url, plain).map_err(|e| match e {
+            HttpError::PlaintextRefused { .. } => "plaintext".to_owned(),
+            other => other.to_string(),
         })
     }
 

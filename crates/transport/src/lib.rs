@@ -37,8 +37,8 @@ use groupchat_protocol::{DropReason, Framing, Limits, Mechanism, Password, SendI
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub use error::{
-    CertificateProblem, IoError, PlaintextProblem, ResolveProblem, TlsConfigProblem, TlsFailure,
-    TransportError, UrlProblem, WebSocketFailure,
+    Cause, CertificateProblem, IoError, PlaintextProblem, ResolveProblem, TlsConfigProblem,
+    TlsFailure, TransportError, UrlProblem, WebSocketFailure,
 };
 pub use http::{HttpClient, HttpError, HttpOptions};
 pub use tls::{Roots, TlsOptions};

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::{CertificateProblem, TlsConfigProblem, TlsFailure, TransportError};
+use crate::{Cause, CertificateProblem, TlsConfigProblem, TlsFailure, TransportError};
 use rustls::RootCertStore;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
@@ -91,7 +91,7 @@ impl TlsOptions {
                     Roots::CaFile(path) => {
                         let unreadable = |e| TlsConfigProblem::CaFileUnreadable {
                             path: path.clone(),
-                            error: Arc::new(e),
+                            error: Cause::new(e),
                         };
                         for c in CertificateDer::pem_file_iter(path).map_err(unreadable)? {
                             store.add(c.map_err(unreadable)?).map_err(|error| {

@@ -124,6 +124,15 @@ enum AttrPairs<'a> {
     Scan(RawAttrs<'a>),
 }
 
+impl<'a> AttrPairs<'a> {
+    fn new(spans: Option<AttrSpans>, attrs: &'a str) -> Self {
+        match spans {
+            Some(spans) => Self::Spans(spans, attrs, 0),
+            None => Self::Scan(RawAttrs::new(attrs)),
+        }
+    }
+}
+
 impl<'a> Iterator for AttrPairs<'a> {
     type Item = Result<(&'a str, &'a str), DecodeError>;
 
@@ -146,10 +155,7 @@ impl<'a> Start<'a> {
 
     /// Every attribute, without scanning the tag again when its positions were kept.
     fn pairs(&self) -> AttrPairs<'a> {
-        match self.spans {
-            Some(spans) => AttrPairs::Spans(spans, self.attrs, 0),
-            None => AttrPairs::Scan(RawAttrs::new(self.attrs)),
-        }
+        AttrPairs::new(self.spans, self.attrs)
     }
 
     /// An unprefixed attribute's unescaped value.
@@ -592,11 +598,7 @@ impl<'a> XmlReader<'a> {
             Some(sp) => sp.names(attrs).any(|n| n.starts_with(b"xmlns")),
             None => attrs.contains("xmlns"),
         };
-        let pairs = match spans {
-            Some(sp) => AttrPairs::Spans(sp, attrs, 0),
-            None => AttrPairs::Scan(RawAttrs::new(attrs)),
-        };
-        for a in pairs.filter(|_| declares) {
+        for a in AttrPairs::new(spans, attrs).filter(|_| declares) {
             let (key, value) = a?;
             let prefix = if key == "xmlns" {
                 None
