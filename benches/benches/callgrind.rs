@@ -45,9 +45,9 @@ fn main() {
     if which.starts_with('-') {
         return;
     }
-    // One corpus per run: `GROUPCHAT_CORPUS=traffic` (default: the first, `group`).
-    let name = std::env::var("GROUPCHAT_CORPUS").unwrap_or_else(|_| "group".to_owned());
-    let corpus = Corpus::named(&name);
+    // One corpus per run: `GROUPCHAT_CORPUS=traffic` (default: the first, `group`), all of it
+    // or the part `GROUPCHAT_SUBSET` names.
+    let (_, corpus) = Corpus::from_env();
     let ctx = NsContext::client();
     let rt = common::runtime();
     let base_input = common::baseline_input(&corpus);

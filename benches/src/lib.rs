@@ -122,6 +122,93 @@ impl Corpus {
     }
 }
 
+/// The parts of a corpus the per-kind figures are given for: the server a recorded stanza
+/// came from, or the kind of stanza. `GROUPCHAT_SUBSET=NAME` makes the benches measure only
+/// that part (see [`Corpus::subset`]).
+pub const SUBSETS: [&str; 7] = [
+    "prosody",
+    "ejabberd",
+    "live-message",
+    "archived-message",
+    "message-without-body",
+    "presence",
+    "iq",
+];
+
+/// The kind of a top-level stanza, as [`SUBSETS`] names it: a message with a body received
+/// live, a MAM result (an archived message forwarded in a `<result/>`), any other message
+/// (chat states, markers, reactions, subjects...), a presence or an IQ.
+pub fn stanza_kind(stanza: &[u8]) -> &'static str {
+    let has = |needle: &[u8]| find(stanza, needle).is_some();
+    if stanza.starts_with(b"<presence") {
+        "presence"
+    } else if stanza.starts_with(b"<iq") {
+        "iq"
+    } else if has(b"urn:xmpp:mam:2") && has(b"<result") {
+        "archived-message"
+    } else if has(b"<body") {
+        "live-message"
+    } else {
+        "message-without-body"
+    }
+}
+
+impl Corpus {
+    /// The same stream with only the stanzas of `subset` (one of [`SUBSETS`]). The server
+    /// subsets hold for the recorded corpus, which `record_corpus` writes as Prosody's
+    /// stanzas (the first half, rounded up) followed by ejabberd's.
+    ///
+    /// # Panics
+    ///
+    /// If `subset` is not one of [`SUBSETS`], or leaves no stanza.
+    pub fn subset(&self, subset: &str) -> Self {
+        assert!(SUBSETS.contains(&subset), "no subset named {subset}");
+        let first_half = self.stanzas.len() - self.stanzas.len() / 2;
+        let kept: Vec<Vec<u8>> = self
+            .stanzas
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| match subset {
+                "prosody" => *i < first_half,
+                "ejabberd" => *i >= first_half,
+                kind => stanza_kind(s) == kind,
+            })
+            .map(|(_, s)| s.clone())
+            .collect();
+        assert!(!kept.is_empty(), "no stanza in subset {subset}");
+        let mut bytes = self.header().to_vec();
+        let header_end = bytes.len();
+        for s in &kept {
+            bytes.extend_from_slice(s);
+        }
+        let body_end = bytes.len();
+        bytes.extend_from_slice(&self.bytes[self.body_end..]);
+        Self {
+            bytes,
+            header_end,
+            body_end,
+            stanzas: kept,
+        }
+    }
+
+    /// The corpus `GROUPCHAT_CORPUS` names (default `group`), cut to `GROUPCHAT_SUBSET` when
+    /// that is set: what a bench that measures one corpus per run reads.
+    ///
+    /// # Panics
+    ///
+    /// As [`Corpus::named`] and [`Corpus::subset`].
+    pub fn from_env() -> (String, Self) {
+        let name = std::env::var("GROUPCHAT_CORPUS").unwrap_or_else(|_| "group".to_owned());
+        let corpus = Self::named(&name);
+        match std::env::var("GROUPCHAT_SUBSET") {
+            Ok(subset) if !subset.is_empty() => {
+                (format!("{name}/{subset}"), corpus.subset(&subset))
+            }
+            _ => (name, corpus),
+        }
+    }
+}
+
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }

@@ -577,6 +577,28 @@ fn bad_attributes_are_refused_at_any_depth() {
     assert!(decode_stanza(nine.as_bytes(), &NsContext::client()).is_ok());
 }
 
+/// XML 1.0 §2.2: a control character or U+FFFE / U+FFFF is refused wherever it stands in the
+/// stanza (the reader checks the stanza in blocks; the offending character is tried at every
+/// offset across several blocks, and straddling a block's end), and the text around it,
+/// with tabs, newlines and other U+FFxx characters, is accepted.
+#[test]
+fn a_forbidden_character_is_refused_at_every_offset() {
+    let in_body = |t: &str| format!("<message xmlns='jabber:client'><body>{t}</body></message>");
+    // Near the stanza's end too, where the last, partial block is.
+    let at_end = |t: &str| format!("<message xmlns='jabber:client'>{t}</message>");
+    for len in 0..80 {
+        let pad: String = "\tab\r\n\u{FFFD}".chars().cycle().take(len).collect();
+        for stanza in [in_body, at_end] {
+            assert!(decode_stanza(stanza(&pad).as_bytes(), &NsContext::client()).is_ok());
+            for bad in ["\u{1}", "\u{1f}", "\u{FFFE}", "\u{FFFF}"] {
+                let xml = stanza(&format!("{pad}{bad}"));
+                let r = decode_stanza(xml.as_bytes(), &NsContext::client());
+                assert!(r.is_err(), "accepted {bad:?} after {len} characters: {xml}");
+            }
+        }
+    }
+}
+
 fn decode_message(xml: &str, ctx: &NsContext) -> Message {
     match decode_stanza(xml.as_bytes(), ctx).unwrap() {
         Stanza::Message(m) => *m,

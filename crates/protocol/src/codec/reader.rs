@@ -444,8 +444,8 @@ impl<'a> XmlReader<'a> {
     /// A reader over `input`, which must be UTF-8 made of XML characters (checked here
     /// once for the whole element, so that its pieces need no checks of their own).
     pub(crate) fn new(input: &'a [u8], ctx: &'a NsContext) -> Result<Self, DecodeError> {
-        let text =
-            std::str::from_utf8(input).map_err(|_| DecodeError::xml("input is not UTF-8"))?;
+        let text = simdutf8::basic::from_utf8(input)
+            .map_err(|_| DecodeError::xml("input is not UTF-8"))?;
         check_chars(input)?;
         let mut r = Reader::from_reader(input);
         let c = r.config_mut();
@@ -557,20 +557,22 @@ impl<'a> XmlReader<'a> {
                 .map(|s| Ev::Text(Cow::Owned(s.to_owned())))
                 .map_err(|_| DecodeError::xml("CDATA is not UTF-8")),
             Event::GeneralRef(r) => {
-                let c = match r
+                // The five predefined entities (what servers write) need no allocation.
+                let predefined = match r.as_ref() {
+                    b"amp" => Some("&"),
+                    b"lt" => Some("<"),
+                    b"gt" => Some(">"),
+                    b"quot" => Some("\""),
+                    b"apos" => Some("'"),
+                    _ => None,
+                };
+                if let Some(s) = predefined {
+                    return Ok(Ev::Text(Cow::Borrowed(s)));
+                }
+                let c = r
                     .resolve_char_ref()
                     .map_err(|e| DecodeError::xml(e.to_string()))?
-                {
-                    Some(c) => c,
-                    None => match r.as_ref() {
-                        b"amp" => '&',
-                        b"lt" => '<',
-                        b"gt" => '>',
-                        b"quot" => '"',
-                        b"apos" => '\'',
-                        _ => return Err(DecodeError::xml("undefined entity")),
-                    },
-                };
+                    .ok_or_else(|| DecodeError::xml("undefined entity"))?;
                 if !is_xml_char(c) {
                     return Err(DecodeError::xml(
                         "character reference to a non-XML character",
@@ -658,8 +660,10 @@ impl<'a> XmlReader<'a> {
             .resolve(prefix)
             .cloned()
             .ok_or_else(|| DecodeError::xml("unbound namespace prefix"))?;
-        let name = std::str::from_utf8(self.input_slice(local).unwrap_or_default())
-            .map_err(|_| DecodeError::xml("element name is not UTF-8"))?;
+        // The whole input is known to be UTF-8, and a name ends at an ASCII delimiter.
+        let name = self
+            .input_str(local)
+            .ok_or_else(|| DecodeError::xml("element name is not UTF-8"))?;
         Ok(Start {
             ns,
             name,
@@ -724,17 +728,6 @@ impl<'a> XmlReader<'a> {
         self.text.get(p..p.checked_add(s.len())?)
     }
 
-    /// Re-borrows a slice of a tag as a slice of the input (same bytes, input lifetime).
-    fn input_slice(&self, s: &[u8]) -> Option<&'a [u8]> {
-        let base = self.input.as_ptr() as usize;
-        let p = s.as_ptr() as usize;
-        if p >= base && p + s.len() <= base + self.input.len() {
-            Some(&self.input[p - base..p - base + s.len()])
-        } else {
-            None
-        }
-    }
-
     fn end_element(&mut self) {
         while self.bindings.last().is_some_and(|b| b.depth == self.depth) {
             self.bindings.pop();
@@ -751,13 +744,31 @@ impl<'a> XmlReader<'a> {
             match self.next()? {
                 Ev::Text(t) => match &mut out {
                     None => out = Some(t),
-                    Some(o) => o.to_mut().push_str(&t),
+                    Some(o) => {
+                        if let Cow::Borrowed(first) = o {
+                            // Text split by references: one allocation for all of it (the
+                            // bytes up to the next tag bound what is left).
+                            let left = first.len() + t.len() + self.text_left();
+                            let mut all = String::with_capacity(left);
+                            all.push_str(first);
+                            *o = Cow::Owned(all);
+                        }
+                        o.to_mut().push_str(&t);
+                    }
                 },
                 Ev::Start(s) => self.skip(&s)?,
                 Ev::End => return Ok(out.unwrap_or(Cow::Borrowed(""))),
                 Ev::Eof => return Err(DecodeError::xml("unexpected end of input")),
             }
         }
+    }
+
+    /// Bytes from the reader's position to the next `<`: an upper bound on the text that
+    /// follows (references only shrink it).
+    fn text_left(&self) -> usize {
+        let pos = usize::try_from(self.r.buffer_position()).unwrap_or(usize::MAX);
+        let rest = self.input.get(pos..).unwrap_or_default();
+        memchr::memchr(b'<', rest).unwrap_or(rest.len())
     }
 
     /// Skips the rest of the element just started.
@@ -850,24 +861,20 @@ pub(crate) fn is_xml_char(c: char) -> bool {
 /// XML 1.0 §2.2: no control characters (other than tab, newline, carriage return) and no
 /// U+FFFE / U+FFFF, in text and attribute values.
 fn check_chars(b: &[u8]) -> Result<(), DecodeError> {
-    // Eight bytes at a time (SWAR): a word with no byte below 0x20 and no 0xEF (the lead byte
-    // of U+FFFE / U+FFFF) is clean; only flagged words are looked at byte by byte.
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let mut i = 0;
-    while i + 8 <= b.len() {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(&b[i..i + 8]);
-        let w = u64::from_le_bytes(word);
-        let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
-        let x = w ^ (ONES * 0xEF);
-        let ef = x.wrapping_sub(ONES) & !x & HIGH;
-        if below_space | ef != 0 {
-            check_bytes(b, i, i + 8)?;
+    // 16 bytes at a time, without an early exit, so the compiler turns the inner loop into
+    // vector compares: a chunk with no byte below 0x20 and no 0xEF (the lead byte of U+FFFE /
+    // U+FFFF) is clean; only flagged chunks are looked at byte by byte.
+    const CHUNK: usize = 16;
+    let mut chunks = b.chunks_exact(CHUNK);
+    for (n, chunk) in chunks.by_ref().enumerate() {
+        let flagged = chunk
+            .iter()
+            .fold(0u8, |f, &c| f | u8::from(c < 0x20) | u8::from(c == 0xEF));
+        if flagged != 0 {
+            check_bytes(b, n * CHUNK, n * CHUNK + CHUNK)?;
         }
-        i += 8;
     }
-    check_bytes(b, i, b.len())
+    check_bytes(b, b.len() - chunks.remainder().len(), b.len())
 }
 
 /// The byte-by-byte check of `b[from..to]` (looking past `to` for a U+FFFE/U+FFFF sequence).
