@@ -75,6 +75,8 @@ pub(crate) struct Inner {
     pub(crate) invitations: InvitationPolicy,
     /// The user's languages, most wanted first (`ClientBuilder::languages`).
     pub(crate) languages: Vec<String>,
+    /// How long an uncleared "typing" stands (`ClientBuilder::typing_timeout`).
+    pub(crate) typing_timeout: Duration,
     pub(crate) http: crate::http::LazyHttp,
     id_prefix: String,
     next_id: AtomicU64,
@@ -154,6 +156,7 @@ impl Client {
             connect_timeout: b.connect_timeout,
             invitations: b.invitations,
             languages: b.languages.clone(),
+            typing_timeout: b.typing_timeout,
             http,
             id_prefix: prefix.iter().take(2).map(|b| format!("{b:02x}")).collect(),
             next_id: AtomicU64::new(1),

@@ -43,6 +43,7 @@ pub struct ClientBuilder {
     pub(crate) keepalive: Option<(Duration, Duration)>,
     pub(crate) resource: Option<String>,
     pub(crate) languages: Vec<String>,
+    pub(crate) typing_timeout: Duration,
     pub(crate) invitations: InvitationPolicy,
     pub(crate) http_tls: TlsOptions,
     pub(crate) http_loopback_plain: bool,
@@ -75,6 +76,7 @@ impl ClientBuilder {
             keepalive: None,
             resource: None,
             languages: Vec::new(),
+            typing_timeout: crate::typing::TYPING_TIMEOUT,
             invitations: InvitationPolicy::default(),
             http_tls: TlsOptions::default(),
             http_loopback_plain: false,
@@ -133,6 +135,14 @@ impl ClientBuilder {
     /// random one.
     pub fn resource(mut self, device: impl Into<String>) -> Self {
         self.resource = Some(device.into());
+        self
+    }
+
+    /// How long someone's "typing" stands when nothing clears it (default 30 s): then an
+    /// [`Event::Typing`](crate::Event::Typing) with
+    /// [`TypingState::Expired`](crate::TypingState::Expired) ends it.
+    pub fn typing_timeout(mut self, d: Duration) -> Self {
+        self.typing_timeout = d;
         self
     }
 

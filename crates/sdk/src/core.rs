@@ -166,6 +166,10 @@ pub(crate) struct Core {
     /// Group messages waiting for the room's reflection (its stanza-id) or error.
     pub(crate) pending_msg: HashMap<String, (BareJid, oneshot::Sender<Reflection>)>,
     pub(crate) joins: HashMap<BareJid, Vec<JoinWaiter>>,
+    /// History queries waiting for their results and end, by IQ id.
+    pub(crate) pending_pages: HashMap<String, crate::history::PendingPage>,
+    /// Who is typing where, since their last "composing".
+    pub(crate) typing: HashMap<crate::typing::TypingKey, Instant>,
     /// Stanzas a failed resumption left unacknowledged: sent again once the groups are
     /// joined again (a groupchat message sent before would be refused by the room).
     pub(crate) replay: Vec<Vec<u8>>,
@@ -198,6 +202,8 @@ impl Core {
             pending_iq: HashMap::new(),
             pending_msg: HashMap::new(),
             joins: HashMap::new(),
+            pending_pages: HashMap::new(),
+            typing: HashMap::new(),
             replay: Vec::new(),
             held: Vec::new(),
             rooms_away: false,
@@ -439,9 +445,18 @@ impl Core {
         self.pending_iq.clear();
         self.pending_msg.clear();
         self.joins.clear();
+        self.pending_pages.clear();
     }
 
     fn on_stanza(&mut self, stanza: Stanza) {
+        let stanza = if self.pending_pages.is_empty() {
+            stanza
+        } else {
+            match self.collect_history(stanza) {
+                Some(s) => s,
+                None => return,
+            }
+        };
         match &stanza {
             Stanza::Iq(iq) => {
                 self.on_iq(iq);
@@ -530,6 +545,13 @@ impl Core {
         if !matches!(m.kind, MessageType::Chat | MessageType::Normal) || m.muc_user.is_some() {
             return;
         }
+        if let (Some(from), Some(state), None) = (&m.from, m.chat_state, &m.body)
+            && !self.tracker.services().is_group(from)
+        {
+            let from = from.to_bare();
+            self.on_typing(from.clone(), false, Some(from), None, state);
+            return;
+        }
         if let (Some(from), Some(body)) = (&m.from, &m.body) {
             if self.tracker.services().is_group(from) {
                 return;
@@ -590,6 +612,12 @@ impl Core {
                 if let Some(sid) = &gm.stanza_id {
                     record.last_stanza_id = Some(sid.clone());
                 }
+                // A message ends its sender's typing (no event: the message says it).
+                let who = gm.sender.jid.as_ref().map(|j| j.to_string());
+                self.typing.remove(&(
+                    gm.group.clone(),
+                    who.unwrap_or_else(|| gm.sender.nick.clone()),
+                ));
                 match m.and_then(|m| Notice::find(&m.payloads)) {
                     Some(n) => self.on_notice(&gm, n),
                     None => self.emit(Event::GroupMessage(gm)),
@@ -646,6 +674,11 @@ impl Core {
                 }
             }
             GroupEvent::ProfileChanged { group } => self.profile_changed_without_notice(group),
+            GroupEvent::Typing {
+                group,
+                occupant,
+                state,
+            } => self.on_typing(group, true, occupant.jid, Some(occupant.nick), state),
             _ => {}
         }
     }

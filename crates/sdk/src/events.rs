@@ -226,6 +226,19 @@ pub enum Event {
     },
     /// A message in a group.
     GroupMessage(GroupMessage),
+    /// Someone is typing in a group or a 1:1 chat, stopped, or their typing expired.
+    Typing {
+        /// The group, or for a 1:1 chat the other user.
+        conversation: BareJid,
+        /// `conversation` is a group.
+        is_group: bool,
+        /// Who (their real JID; in a group, when the room tells).
+        from: Option<BareJid>,
+        /// Their nickname, in a group.
+        nick: Option<String>,
+        /// Typing, stopped, or expired.
+        state: crate::TypingState,
+    },
     /// A 1:1 chat message.
     ChatMessage {
         /// The sender's bare JID.
@@ -252,6 +265,11 @@ impl Event {
             | Self::GroupDeleted { group, .. }
             | Self::RemovedFromGroup { group, .. } => Some(group),
             Self::GroupMessage(m) => Some(&m.group),
+            Self::Typing {
+                conversation,
+                is_group,
+                ..
+            } => is_group.then_some(conversation),
             Self::Connection(_)
             | Self::ChatMessage { .. }
             | Self::GroupsJoined { .. }

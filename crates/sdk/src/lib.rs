@@ -52,8 +52,10 @@ mod events;
 mod group;
 mod group_handle;
 mod groups;
+mod history;
 mod http;
 mod to_jid;
+mod typing;
 
 pub use client::{Client, Services};
 pub use config::{ClientBuilder, InvitationPolicy};
@@ -65,7 +67,11 @@ pub use events::{
 pub use group::{Group, GroupImage, GroupProfile, MAX_IMAGE_BYTES, Participant, ParticipantRole};
 pub use group_handle::GroupHandle;
 pub use groups::SentMessage;
+pub use history::{
+    DEFAULT_HISTORY_LIMIT, Direction, History, HistoryMessage, HistoryRequest, MAX_HISTORY_LIMIT,
+};
 pub use to_jid::ToJid;
+pub use typing::TypingState;
 
 pub use groupchat_protocol::DropReason;
 pub use groupchat_protocol::codec::xep::muc_user::Affiliation;

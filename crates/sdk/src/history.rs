@@ -1,0 +1,405 @@
+//! A group's history from its archive (XEP-0313 message archive, paged with XEP-0059): the
+//! seed's "get chat messages" with its position (`up` / `down`), last row id and limit.
+//!
+//! The archive holds more than messages: markers, retractions, chat states a client asked to
+//! store, the notices by which SDK clients announce who changed a group (reported live as
+//! events, and left out of history). A page asks the archive for `limit` rows and, when some of them are not messages
+//! (or are retracted), asks again from where it stopped, so that the application gets
+//! `limit` messages per page unless the archive ends first.
+
+use groupchat_protocol::codec::ext::notice::Notice;
+use groupchat_protocol::codec::xep::media::Media;
+use groupchat_protocol::codec::xep::stanza_error::{ErrorType, StanzaError};
+use groupchat_protocol::codec::{Bodies, Message};
+use groupchat_protocol::jid::{BareJid, Jid};
+use groupchat_protocol::pagination::{
+    ArchivedMessage, Collected, HistoryFilter, HistoryPage, HistoryQuery, MAX_LIMIT, PageCollector,
+};
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use crate::client::{Client, Inner};
+use crate::core::Core;
+use crate::error::RequestError;
+use crate::to_jid::ToJid;
+
+pub use groupchat_protocol::pagination::Direction;
+
+/// The page size when the caller gives none.
+pub const DEFAULT_HISTORY_LIMIT: u32 = 20;
+/// The largest page: the servers cap theirs too (Prosody at 50 by default), and the SDK
+/// fills a page from several archive queries when they do.
+pub const MAX_HISTORY_LIMIT: u32 = MAX_LIMIT;
+
+/// Which page of history: the seed's `POSITION`, `LAST_ROW_ID` and `LIMIT`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryRequest {
+    /// `Up` (older than the row) or `Down` (newer); `None` is the latest page.
+    pub position: Option<Direction>,
+    /// The archive row id (a message's `row_id`, a page's `first_row_id` or `last_row_id`)
+    /// to page from. Without one, `Up` starts at the newest message and `Down` at the oldest.
+    pub last_row_id: Option<String>,
+    /// How many messages, 1 to [`MAX_HISTORY_LIMIT`].
+    pub limit: u32,
+}
+
+impl Default for HistoryRequest {
+    fn default() -> Self {
+        Self::latest(DEFAULT_HISTORY_LIMIT)
+    }
+}
+
+impl HistoryRequest {
+    /// The newest `limit` messages.
+    pub fn latest(limit: u32) -> Self {
+        Self {
+            position: None,
+            last_row_id: None,
+            limit,
+        }
+    }
+
+    /// The `limit` messages just older than row `row_id` (the seed's `up`).
+    pub fn older_than(row_id: impl Into<String>, limit: u32) -> Self {
+        Self {
+            position: Some(Direction::Up),
+            last_row_id: Some(row_id.into()),
+            limit,
+        }
+    }
+
+    /// The `limit` messages just newer than row `row_id` (the seed's `down`).
+    pub fn newer_than(row_id: impl Into<String>, limit: u32) -> Self {
+        Self {
+            position: Some(Direction::Down),
+            last_row_id: Some(row_id.into()),
+            limit,
+        }
+    }
+
+    /// The oldest `limit` messages.
+    pub fn oldest(limit: u32) -> Self {
+        Self {
+            position: Some(Direction::Down),
+            last_row_id: None,
+            limit,
+        }
+    }
+}
+
+/// One page of a group's history.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct History {
+    /// The messages, oldest first.
+    pub messages: Vec<HistoryMessage>,
+    /// Where the next page up (older) starts: the oldest archive row this page read.
+    pub first_row_id: Option<String>,
+    /// Where the next page down (newer) starts: the newest archive row this page read.
+    pub last_row_id: Option<String>,
+    /// No more messages in the direction of the request (for the latest page: nothing
+    /// older).
+    pub complete: bool,
+}
+
+impl History {
+    /// The request for the next page in `direction` from this one, or `None` when this page
+    /// reached the end that way.
+    pub fn next(&self, direction: Direction, limit: u32) -> Option<HistoryRequest> {
+        let row = match direction {
+            Direction::Up => self.first_row_id.clone()?,
+            Direction::Down => self.last_row_id.clone()?,
+        };
+        Some(HistoryRequest {
+            position: Some(direction),
+            last_row_id: Some(row),
+            limit,
+        })
+    }
+}
+
+/// A message read from a group's archive.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct HistoryMessage {
+    /// The archive's id for it (the room's stanza-id): the row id to page from, and what
+    /// markers and deletions refer to.
+    pub row_id: String,
+    /// The group.
+    pub group: BareJid,
+    /// The sender's nickname in the group.
+    pub nick: Option<String>,
+    /// The sender's real JID, as the archive recorded it (groups are non-anonymous).
+    pub from: Option<BareJid>,
+    /// The sender's message id.
+    pub id: Option<String>,
+    /// The sender's XEP-0359 origin-id (what `send_text` returns as the message id).
+    pub origin_id: Option<String>,
+    /// When the archive stored it (XEP-0203 timestamp, UTC).
+    pub timestamp: Option<String>,
+    /// Text, in the reader's preferred language when the message has several.
+    pub body: Option<String>,
+    /// The other languages of a message in several.
+    pub bodies: Option<Box<Bodies>>,
+    /// Attachment.
+    pub media: Option<Box<Media>>,
+}
+
+impl HistoryMessage {
+    fn from_archived(group: &BareJid, a: ArchivedMessage, languages: &[String]) -> Self {
+        let ArchivedMessage {
+            row_id,
+            stamp,
+            message: m,
+            ..
+        } = a;
+        let Message {
+            from,
+            id,
+            origin_id,
+            delay,
+            mut body,
+            mut bodies,
+            media,
+            muc_user,
+            ..
+        } = m;
+        if let (Some(b), Some(body)) = (bodies.as_deref_mut(), body.as_mut()) {
+            b.prefer(body, languages);
+        }
+        let nick = from
+            .as_ref()
+            .and_then(Jid::resource)
+            .map(|r| r.as_str().to_owned());
+        let real = muc_user
+            .as_ref()
+            .and_then(|u| u.items.iter().find_map(|i| i.jid.as_deref()))
+            .and_then(|j| j.parse::<Jid>().ok())
+            .map(Jid::into_bare);
+        Self {
+            row_id,
+            group: group.clone(),
+            nick,
+            from: real,
+            id,
+            origin_id,
+            timestamp: stamp.or_else(|| delay.map(|d| d.stamp)),
+            body,
+            bodies,
+            media,
+        }
+    }
+}
+
+impl Client {
+    /// A page of a group's history, oldest message first (the seed's "get chat messages").
+    ///
+    /// `request.position`: `None` for the latest page, `Up` for older messages than
+    /// `last_row_id`, `Down` for newer ones. Markers, retractions and messages deleted for
+    /// everyone are left out; the page is filled from further archive rows so that it holds
+    /// `limit` messages unless the archive ends first (`complete`). Errors: 400 for a limit
+    /// of 0 or above [`MAX_HISTORY_LIMIT`] or a JID that is not a group, 404 for an unknown
+    /// group or row id, 403 when the group keeps no archive.
+    #[tracing::instrument(level = "debug", skip_all, fields(group = tracing::field::Empty))]
+    pub async fn history(
+        &self,
+        group: impl ToJid,
+        request: HistoryRequest,
+    ) -> Result<History, RequestError> {
+        let jid = group.to_jid()?;
+        if !self.is_group(&jid) {
+            return Err(RequestError::BadRequest(format!(
+                "{jid} is not a group on this server's group service"
+            )));
+        }
+        let group = jid.into_bare();
+        tracing::Span::current().record("group", tracing::field::display(&group));
+        if request.limit == 0 || request.limit > MAX_HISTORY_LIMIT {
+            return Err(RequestError::BadRequest(format!(
+                "the limit must be between 1 and {MAX_HISTORY_LIMIT}, not {}",
+                request.limit
+            )));
+        }
+        let direction = request.position.unwrap_or(Direction::Up);
+        // A latest page is an `up` page from the newest end.
+        let mut cursor = match request.position {
+            None => None,
+            Some(_) => request.last_row_id.clone(),
+        };
+        let want = request.limit as usize;
+        let mut filter = HistoryFilter::new(None);
+        let mut messages: Vec<HistoryMessage> = Vec::with_capacity(want);
+        let (mut first, mut last) = (None::<String>, None::<String>);
+        let complete = loop {
+            let query = HistoryQuery {
+                group: group.to_string(),
+                direction,
+                last_row_id: cursor.clone(),
+                limit: u32::try_from(want - messages.len()).unwrap_or(MAX_LIMIT),
+            };
+            let mut page = self.inner.history_page(query).await?;
+            // The rows read, kept as cursors even when none of them is a message.
+            if direction == Direction::Up || first.is_none() {
+                first = page.first.clone().or(first);
+            }
+            if direction == Direction::Down || last.is_none() {
+                last = page.last.clone().or(last);
+            }
+            filter.apply(&mut page);
+            let read: Vec<HistoryMessage> = page
+                .messages
+                .into_iter()
+                .filter(|a| a.message.body.is_some() || a.message.media.is_some())
+                // The SDK's notices ("alice added bob") are events, not messages.
+                .filter(|a| Notice::find(&a.message.payloads).is_none())
+                .map(|a| HistoryMessage::from_archived(&group, a, &self.inner.languages))
+                .collect();
+            match direction {
+                // Older rows go before what we have.
+                Direction::Up => {
+                    messages.splice(0..0, read);
+                }
+                Direction::Down => messages.extend(read),
+            }
+            if page.complete {
+                break true;
+            }
+            if messages.len() >= want {
+                break false;
+            }
+            cursor = match direction {
+                Direction::Up => first.clone(),
+                Direction::Down => last.clone(),
+            };
+            if cursor.is_none() {
+                break true;
+            }
+        };
+        Ok(History {
+            messages,
+            first_row_id: first,
+            last_row_id: last,
+            complete,
+        })
+    }
+}
+
+/// Waiting history queries: the collector of each, by its IQ id (also its query id).
+pub(crate) type PendingPage = (
+    PageCollector,
+    oneshot::Sender<Result<HistoryPage, StanzaError>>,
+);
+
+impl Core {
+    /// Offers `stanza` to the waiting history queries: their results and their end are
+    /// theirs (and not events); anything else comes back.
+    pub(crate) fn collect_history(
+        &mut self,
+        stanza: groupchat_protocol::codec::Stanza,
+    ) -> Option<groupchat_protocol::codec::Stanza> {
+        use groupchat_protocol::codec::Stanza;
+        let key = match &stanza {
+            Stanza::Message(m) => m.mam_result.as_ref().and_then(|r| r.query_id.clone()),
+            Stanza::Iq(iq) => Some(iq.id.clone()),
+            _ => None,
+        };
+        let Some(key) = key.filter(|k| self.pending_pages.contains_key(k)) else {
+            return Some(stanza);
+        };
+        let Some((collector, _)) = self.pending_pages.get_mut(&key) else {
+            return Some(stanza);
+        };
+        match collector.feed(stanza) {
+            Ok(Collected::NotMine(s)) => Some(s),
+            Ok(Collected::Done(page)) => {
+                if let Some((_, tx)) = self.pending_pages.remove(&key) {
+                    let _ = tx.send(Ok(page));
+                }
+                None
+            }
+            Ok(Collected::Failed(e)) => {
+                if let Some((_, tx)) = self.pending_pages.remove(&key) {
+                    let _ = tx.send(Err(e));
+                }
+                None
+            }
+            // A result, kept.
+            Ok(_) => None,
+            Err(e) => {
+                // An end of query we cannot read: the query fails, the session carries on.
+                tracing::debug!(error = %e, "unreadable end of a history query");
+                if let Some((_, tx)) = self.pending_pages.remove(&key) {
+                    let _ = tx.send(Err(StanzaError::new(
+                        ErrorType::Cancel,
+                        "undefined-condition",
+                        Some(format!("the end of the query could not be read: {e}")),
+                    )));
+                }
+                None
+            }
+        }
+    }
+}
+
+impl Inner {
+    /// Runs one archive query and collects its page.
+    pub(crate) async fn history_page(
+        &self,
+        query: HistoryQuery,
+    ) -> Result<HistoryPage, RequestError> {
+        let id = self.new_id();
+        let bytes = query.encode(&id);
+        let (tx, rx) = oneshot::channel();
+        {
+            let (id, c) = (id.clone(), PageCollector::new(query, id.clone()));
+            self.tell(move |core| {
+                core.pending_pages.insert(id, (c, tx));
+            });
+        }
+        let forget = || {
+            let id = id.clone();
+            self.tell(move |core| {
+                core.pending_pages.remove(&id);
+            });
+        };
+        let deadline = tokio::time::Instant::now() + self.request_timeout;
+        match tokio::time::timeout_at(deadline, self.send(bytes)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                forget();
+                return Err(e);
+            }
+            Err(_) => {
+                forget();
+                return Err(RequestError::Timeout);
+            }
+        }
+        match tokio::time::timeout_at(deadline, rx).await {
+            Ok(Ok(Ok(page))) => Ok(page),
+            Ok(Ok(Err(e))) => Err(history_refused(e)),
+            // The session ended before the query did.
+            Ok(Err(_)) => Err(RequestError::NotConnected),
+            Err(_) => {
+                forget();
+                Err(RequestError::Timeout)
+            }
+        }
+    }
+}
+
+/// A refused archive query: no archive is 403 (the seed's "feature unavailable"), an unknown
+/// row id 404, the rest as for any group action.
+fn history_refused(e: StanzaError) -> RequestError {
+    match e.condition.as_str() {
+        "feature-not-implemented" | "service-unavailable" => {
+            RequestError::FeatureUnavailable("message history (the group keeps no archive)".into())
+        }
+        "item-not-found" if e.text.is_none() => {
+            RequestError::NotFound("no such group or archive row".into())
+        }
+        _ => RequestError::refused_group_action(e),
+    }
+}

@@ -1,0 +1,326 @@
+//! Messaging on real servers: messages reach every member once and in order, the archive
+//! pages the same way on Prosody and ejabberd (over TCP and WebSocket), typing comes and
+//! goes. Each user is a separate client.
+
+use std::time::Duration;
+
+use groupchat_sdk::jid::BareJid;
+use groupchat_sdk::transport_ws::WsConnector;
+use groupchat_sdk::{
+    Client, Direction, Event, EventStream, History, HistoryRequest, RequestError, TypingState,
+};
+use groupchat_test_support::{ServerKind, TestServer};
+
+mod support;
+use support::{expect, quick_reconnect};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Via {
+    Tcp,
+    WebSocket,
+}
+
+async fn login(server: &TestServer, user: &str, via: Via) -> (Client, EventStream) {
+    let builder = match via {
+        Via::Tcp => support::tcp_builder(server, user),
+        Via::WebSocket => {
+            let account = server.account(user);
+            Client::builder(account.jid.as_str(), account.password.as_str())
+                .request_timeout(Duration::from_secs(20))
+                .reconnect(quick_reconnect())
+                .websocket(
+                    WsConnector::builder(server.websocket_url())
+                        .allow_insecure_loopback()
+                        .build()
+                        .unwrap(),
+                )
+        }
+    };
+    let client = builder
+        .typing_timeout(Duration::from_secs(2))
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("{}: {user} cannot connect: {e}", server.kind()));
+    let events = client.events();
+    (client, events)
+}
+
+/// The bodies of a page, in order.
+fn bodies(h: &History) -> Vec<String> {
+    h.messages
+        .iter()
+        .map(|m| m.body.clone().unwrap_or_default())
+        .collect()
+}
+
+fn row_ids(h: &History) -> Vec<String> {
+    h.messages.iter().map(|m| m.row_id.clone()).collect()
+}
+
+/// Waits for `n` group messages in `group` and returns their bodies in arrival order.
+async fn receive(events: &mut EventStream, group: &BareJid, n: usize, who: &str) -> Vec<String> {
+    let mut got = Vec::with_capacity(n);
+    while got.len() < n {
+        match tokio::time::timeout(Duration::from_secs(30), events.next()).await {
+            Ok(Some(Event::GroupMessage(m))) if m.group == *group => {
+                got.push(m.body.clone().unwrap_or_default());
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("{who}: events ended after {} messages", got.len()),
+            Err(_) => panic!("{who}: only {} of {n} messages arrived: {got:?}", got.len()),
+        }
+    }
+    got
+}
+
+/// alice sends 50 messages; bob and carol each get all 50 exactly once and in order; the
+/// archive pages up by 20 through all of them and back down with the same row ids; the limit's
+/// edges (0, 1, more than the archive, above the maximum) behave the same on both servers.
+async fn messages_and_history(kind: ServerKind, via: Via) {
+    let Some(server) = TestServer::start(kind) else {
+        return;
+    };
+    let (alice, _alice_ev) = login(&server, "alice", via).await;
+    let (bob, mut bob_ev) = login(&server, "bob", via).await;
+    let (_carol, mut carol_ev) = login(&server, "carol", via).await;
+    let g = alice
+        .create_group("History", &["bob@localhost", "carol@localhost"], None)
+        .await
+        .unwrap()
+        .jid;
+    for ev in [&mut bob_ev, &mut carol_ev] {
+        expect(
+            ev,
+            "added",
+            |e| matches!(e, Event::AddedToGroup { group, .. } if *group == g),
+        )
+        .await;
+    }
+    let sent_texts: Vec<String> = (1..=50).map(|i| format!("message {i:02}")).collect();
+    let mut sent = Vec::new();
+    for t in &sent_texts {
+        let s = alice.send_text(&g, t).await.unwrap();
+        assert!(
+            s.stanza_id.is_some(),
+            "{kind}/{via:?}: the room's archive id"
+        );
+        sent.push(s);
+    }
+    assert_eq!(
+        receive(&mut bob_ev, &g, 50, "bob").await,
+        sent_texts,
+        "{kind}/{via:?}"
+    );
+    assert_eq!(
+        receive(&mut carol_ev, &g, 50, "carol").await,
+        sent_texts,
+        "{kind}/{via:?}"
+    );
+    // Nothing arrives twice.
+    for e in support::pending(&mut bob_ev).await {
+        assert!(
+            !matches!(&e, Event::GroupMessage(m) if m.group == g),
+            "{kind}/{via:?}: a message arrived twice: {e:?}"
+        );
+    }
+
+    // Up from the newest: 20, 20, 10 (complete), oldest first within each page.
+    let mut pages = Vec::new();
+    let mut req = HistoryRequest::latest(20);
+    loop {
+        let page = bob.history(&g, req.clone()).await.unwrap();
+        let done = page.complete;
+        let next = page.next(Direction::Up, 20);
+        pages.push(page);
+        if done {
+            break;
+        }
+        req = next.expect("a cursor for the next page");
+        assert!(pages.len() < 5, "{kind}/{via:?}: paging up does not end");
+    }
+    let sizes: Vec<usize> = pages.iter().map(|p| p.messages.len()).collect();
+    assert_eq!(sizes, [20, 20, 10], "{kind}/{via:?}");
+    let mut up: Vec<String> = Vec::new();
+    for p in pages.iter().rev() {
+        up.extend(bodies(p));
+    }
+    assert_eq!(
+        up, sent_texts,
+        "{kind}/{via:?}: the whole archive, in order"
+    );
+    let up_ids: Vec<String> = pages.iter().rev().flat_map(row_ids).collect();
+    let sent_ids: Vec<String> = sent.iter().filter_map(|s| s.stanza_id.clone()).collect();
+    assert_eq!(
+        up_ids, sent_ids,
+        "{kind}/{via:?}: row ids are the archive ids send_text returned"
+    );
+    let m = &pages[0].messages[19];
+    assert_eq!(
+        m.from.as_ref().map(ToString::to_string).as_deref(),
+        Some("alice@localhost"),
+        "{kind}"
+    );
+    assert_eq!(m.origin_id.as_deref(), Some(sent[49].id.as_str()), "{kind}");
+    assert!(m.timestamp.is_some(), "{kind}: the archive's time");
+
+    // Down from the oldest: the same rows, 20, 20, 10.
+    let mut down_ids = Vec::new();
+    let mut req = HistoryRequest::oldest(20);
+    let mut down_sizes = Vec::new();
+    loop {
+        let page = bob.history(&g, req.clone()).await.unwrap();
+        down_sizes.push(page.messages.len());
+        down_ids.extend(row_ids(&page));
+        if page.complete {
+            break;
+        }
+        req = page.next(Direction::Down, 20).unwrap();
+        assert!(
+            down_sizes.len() < 5,
+            "{kind}/{via:?}: paging down does not end"
+        );
+    }
+    assert_eq!(down_sizes, [20, 20, 10], "{kind}/{via:?}");
+    assert_eq!(
+        down_ids, up_ids,
+        "{kind}/{via:?}: down gives the rows up gave"
+    );
+
+    // From a row in the middle, both ways.
+    let mid = &sent_ids[24];
+    let older = bob
+        .history(&g, HistoryRequest::older_than(mid, 5))
+        .await
+        .unwrap();
+    assert_eq!(bodies(&older), sent_texts[19..24], "{kind}/{via:?}");
+    assert!(!older.complete, "{kind}/{via:?}");
+    let newer = bob
+        .history(&g, HistoryRequest::newer_than(mid, 5))
+        .await
+        .unwrap();
+    assert_eq!(bodies(&newer), sent_texts[25..30], "{kind}/{via:?}");
+    assert!(!newer.complete, "{kind}/{via:?}");
+
+    // The edges.
+    let one = bob.history(&g, HistoryRequest::latest(1)).await.unwrap();
+    assert_eq!(bodies(&one), ["message 50"], "{kind}/{via:?}");
+    assert!(!one.complete, "{kind}/{via:?}: 49 older remain");
+    let all = bob.history(&g, HistoryRequest::latest(100)).await.unwrap();
+    assert_eq!(
+        bodies(&all),
+        sent_texts,
+        "{kind}/{via:?}: a limit larger than the archive"
+    );
+    assert!(all.complete, "{kind}/{via:?}");
+    let before_first = bob
+        .history(&g, HistoryRequest::older_than(&sent_ids[0], 10))
+        .await
+        .unwrap();
+    assert!(before_first.messages.is_empty(), "{kind}/{via:?}");
+    assert!(before_first.complete, "{kind}/{via:?}");
+    let after_last = bob
+        .history(&g, HistoryRequest::newer_than(&sent_ids[49], 10))
+        .await
+        .unwrap();
+    assert!(after_last.messages.is_empty(), "{kind}/{via:?}");
+    assert!(after_last.complete, "{kind}/{via:?}");
+    let last_two = bob
+        .history(&g, HistoryRequest::newer_than(&sent_ids[47], 10))
+        .await
+        .unwrap();
+    assert_eq!(bodies(&last_two), sent_texts[48..], "{kind}/{via:?}");
+    assert!(last_two.complete, "{kind}/{via:?}");
+    for bad in [0, 101] {
+        let r = bob.history(&g, HistoryRequest::latest(bad)).await;
+        assert!(
+            matches!(r, Err(RequestError::BadRequest(_))),
+            "{kind}/{via:?}: limit {bad}: {r:?}"
+        );
+    }
+    let not_group = bob
+        .history("alice@localhost", HistoryRequest::latest(5))
+        .await;
+    assert_eq!(
+        not_group.map(|_| ()).unwrap_err().status_code(),
+        400,
+        "{kind}"
+    );
+}
+
+async fn over_tcp(kind: ServerKind) {
+    messages_and_history(kind, Via::Tcp).await;
+}
+
+async fn over_websocket(kind: ServerKind) {
+    messages_and_history(kind, Via::WebSocket).await;
+}
+
+on_both_servers!(over_tcp: fifty_messages_arrive_once_in_order_and_history_pages_both_ways_on_prosody, fifty_messages_arrive_once_in_order_and_history_pages_both_ways_on_ejabberd);
+on_both_servers!(over_websocket: fifty_messages_and_history_over_websocket_on_prosody, fifty_messages_and_history_over_websocket_on_ejabberd);
+
+/// alice types in a group: bob and carol see her composing, then paused when she says
+/// "gone"; a composing state never cleared expires after the typing timeout, with an event.
+async fn typing(kind: ServerKind) {
+    let Some(server) = TestServer::start(kind) else {
+        return;
+    };
+    let (alice, _alice_ev) = login(&server, "alice", Via::Tcp).await;
+    let (_bob, mut bob_ev) = login(&server, "bob", Via::Tcp).await;
+    let (_carol, mut carol_ev) = login(&server, "carol", Via::Tcp).await;
+    let g = alice
+        .create_group("Typing", &["bob@localhost", "carol@localhost"], None)
+        .await
+        .unwrap()
+        .jid;
+    for ev in [&mut bob_ev, &mut carol_ev] {
+        expect(
+            ev,
+            "added",
+            |e| matches!(e, Event::AddedToGroup { group, .. } if *group == g),
+        )
+        .await;
+    }
+    let alice_jid: BareJid = "alice@localhost".parse().unwrap();
+    let typing_is = |state: TypingState| {
+        let (g, alice_jid) = (g.clone(), alice_jid.clone());
+        move |e: &Event| {
+            matches!(e, Event::Typing { conversation, from, state: s, .. }
+                if *conversation == g && from.as_ref() == Some(&alice_jid) && *s == state)
+        }
+    };
+    alice.send_typing(&g).await.unwrap();
+    for ev in [&mut bob_ev, &mut carol_ev] {
+        expect(ev, "composing", typing_is(TypingState::Composing)).await;
+    }
+    alice.send_typing_gone(&g).await.unwrap();
+    for ev in [&mut bob_ev, &mut carol_ev] {
+        expect(ev, "gone", typing_is(TypingState::Paused)).await;
+    }
+    // Composing, never cleared: expires (the test clients' timeout is 2 s).
+    alice.send_typing(&g).await.unwrap();
+    expect(
+        &mut bob_ev,
+        "composing again",
+        typing_is(TypingState::Composing),
+    )
+    .await;
+    let started = tokio::time::Instant::now();
+    expect(&mut bob_ev, "expired", typing_is(TypingState::Expired)).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "{kind}: expired too early ({:?})",
+        started.elapsed()
+    );
+    // Typing is not archived: the history holds no message.
+    let h = alice.history(&g, HistoryRequest::latest(10)).await.unwrap();
+    assert!(h.messages.is_empty(), "{kind}: {h:?}");
+    // 1:1 too.
+    alice.send_typing("bob@localhost").await.unwrap();
+    expect(&mut bob_ev, "composing in a chat", |e| {
+        matches!(e, Event::Typing { conversation, state: TypingState::Composing, .. }
+            if conversation.as_str() == "alice@localhost")
+    })
+    .await;
+}
+
+on_both_servers!(typing: typing_reaches_members_gone_clears_it_and_an_uncleared_one_expires_on_prosody, typing_reaches_members_gone_clears_it_and_an_uncleared_one_expires_on_ejabberd);
