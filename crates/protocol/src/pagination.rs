@@ -22,12 +22,17 @@ pub enum Direction {
     Down,
 }
 
-/// One history request: a page of a group's archive next to a row id.
+/// One history request: a page of an archive next to a row id — a group's (the room's
+/// archive), or a 1:1 chat's (our own archive, with `with` set to the other user).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryQuery {
-    /// The group (room) whose archive is queried.
+    /// The archive queried: the group (room), or our own bare JID for a 1:1 chat.
     pub group: String,
+    /// Only messages exchanged with this JID (XEP-0313 `with`): the other user of a 1:1
+    /// chat in our own archive.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub with: Option<String>,
     /// Older or newer.
     pub direction: Direction,
     /// The cursor: the archive id of the row to page from; `None` = from the newest (up)
@@ -45,9 +50,18 @@ impl HistoryQuery {
     pub fn latest(group: impl Into<String>, limit: u32) -> Self {
         Self {
             group: group.into(),
+            with: None,
             direction: Direction::Up,
             last_row_id: None,
             limit,
+        }
+    }
+
+    /// The newest `limit` messages exchanged with `peer`, from our own archive (`me`).
+    pub fn latest_with(me: impl Into<String>, peer: impl Into<String>, limit: u32) -> Self {
+        Self {
+            with: Some(peer.into()),
+            ..Self::latest(me, limit)
         }
     }
 
@@ -62,6 +76,22 @@ impl HistoryQuery {
         w.open_ns("query", mam::NS);
         w.attr("queryid", id);
         w.close_start();
+        if let Some(with) = &self.with {
+            w.open_ns("x", crate::codec::xep::muc_owner::DATA_NS);
+            w.attr("type", "submit");
+            w.close_start();
+            for (var, value, hidden) in [("FORM_TYPE", mam::NS, true), ("with", with, false)] {
+                w.open("field");
+                w.attr("var", var);
+                if hidden {
+                    w.attr("type", "hidden");
+                }
+                w.close_start();
+                w.text_element("value", value);
+                w.end("field");
+            }
+            w.end("x");
+        }
         w.open_ns("set", mam::RSM_NS);
         w.close_start();
         w.text_element("max", &self.limit.clamp(1, MAX_LIMIT).to_string());
@@ -107,7 +137,18 @@ impl HistoryQuery {
         } else {
             (Direction::Down, None)
         };
+        let with = q
+            .get_child("x", crate::codec::xep::muc_owner::DATA_NS)
+            .into_iter()
+            .flat_map(|x| x.children())
+            .find(|f| {
+                f.is("field", crate::codec::xep::muc_owner::DATA_NS)
+                    && f.attr("var") == Some("with")
+            })
+            .and_then(|f| f.get_child("value", crate::codec::xep::muc_owner::DATA_NS))
+            .map(|v| v.text());
         Ok(Self {
+            with,
             group: iq
                 .to
                 .as_ref()
@@ -354,6 +395,7 @@ impl Gap {
     pub fn query(&self, limit: u32) -> HistoryQuery {
         HistoryQuery {
             group: self.group.clone(),
+            with: None,
             direction: Direction::Down,
             last_row_id: self.after.clone(),
             limit,
@@ -418,6 +460,7 @@ impl MediaGallery {
         }
         Some(HistoryQuery {
             group: self.group.clone(),
+            with: None,
             direction: Direction::Up,
             last_row_id: self.before.clone(),
             limit: GALLERY_SCAN,

@@ -217,6 +217,9 @@ pub enum Event {
         jid: FullJid,
         /// True when a previous session was resumed (XEP-0198) rather than started fresh.
         resumed: bool,
+        /// The server acknowledges what we send (XEP-0198 asked for): [`Event::Acked`]
+        /// follows each stanza it has.
+        acked: bool,
     },
     /// A stanza (`message`, `presence` or `iq`) arrived.
     Stanza(Stanza),
@@ -1011,6 +1014,7 @@ impl Session {
         self.event(Event::Connected {
             jid,
             resumed: false,
+            acked: self.sm.enabled,
         });
     }
 
@@ -1075,6 +1079,7 @@ impl Session {
                 self.event(Event::Connected {
                     jid: self.jid.clone().expect("set above"),
                     resumed: true,
+                    acked: true,
                 });
             }
             ("failed", Phase::Resume) => {

@@ -209,9 +209,11 @@ proptest! {
         up in any::<bool>(),
         cursor in proptest::option::of("[a-zA-Z0-9<&'-]{1,12}"),
         limit in 1u32..=100,
+        with in proptest::option::of("[a-z]{1,8}@localhost"),
     ) {
         let q = HistoryQuery {
             group: ROOM.to_owned(),
+            with,
             direction: if up { Direction::Up } else { Direction::Down },
             last_row_id: cursor,
             limit,

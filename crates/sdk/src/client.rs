@@ -343,6 +343,31 @@ impl Inner {
             .map_err(send_error)
     }
 
+    /// Sends a stanza and waits until the server has it: its XEP-0198 acknowledgement (at
+    /// once when the server does not acknowledge). 504 [`RequestError::Unconfirmed`] when
+    /// no acknowledgement comes in time: the stanza stays queued and may still be delivered.
+    pub(crate) async fn send_acknowledged(
+        &self,
+        bytes: Vec<u8>,
+        id: &str,
+    ) -> Result<(), RequestError> {
+        let deadline = tokio::time::Instant::now() + self.request_timeout;
+        let unconfirmed = || RequestError::Unconfirmed { id: id.to_owned() };
+        let sent = match tokio::time::timeout_at(deadline, self.handle.send(bytes)).await {
+            Ok(Ok(sent)) => sent,
+            Ok(Err(e)) => return Err(send_error(e)),
+            Err(_) => return Err(unconfirmed()),
+        };
+        let (tx, rx) = oneshot::channel();
+        self.tell(move |c| c.wait_for_ack(sent, tx));
+        match tokio::time::timeout_at(deadline, rx).await {
+            Ok(Ok(())) => Ok(()),
+            // A fresh session replaced the one it was sent on: it may or may not have
+            // reached the server (the SDK sends it again after the rejoin).
+            Ok(Err(_)) | Err(_) => Err(unconfirmed()),
+        }
+    }
+
     /// Sends a groupchat message and waits for the room's reflection (its room stanza-id)
     /// or its error.
     pub(crate) async fn send_to_group(&self, m: &Message) -> Result<Option<String>, RequestError> {

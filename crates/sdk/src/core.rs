@@ -168,6 +168,10 @@ pub(crate) struct Core {
     pub(crate) joins: HashMap<BareJid, Vec<JoinWaiter>>,
     /// History queries waiting for their results and end, by IQ id.
     pub(crate) pending_pages: HashMap<String, crate::history::PendingPage>,
+    /// Sends waiting for the server's acknowledgement, by the stanza's place in the session.
+    pub(crate) pending_acks: Vec<(groupchat_protocol::SendId, oneshot::Sender<()>)>,
+    /// The server acknowledges our stanzas in this session, and has up to this one.
+    acks: Option<Option<groupchat_protocol::SendId>>,
     /// Who is typing where, since their last "composing".
     pub(crate) typing: HashMap<crate::typing::TypingKey, Instant>,
     /// Stanzas a failed resumption left unacknowledged: sent again once the groups are
@@ -204,6 +208,8 @@ impl Core {
             joins: HashMap::new(),
             pending_pages: HashMap::new(),
             typing: HashMap::new(),
+            pending_acks: Vec::new(),
+            acks: None,
             replay: Vec::new(),
             held: Vec::new(),
             rooms_away: false,
@@ -323,7 +329,21 @@ impl Core {
                     self.start(|inner| Box::pin(async move { drop(inner.setup(false).await) }));
                 }
                 match &s {
-                    ConnectionState::Connected { resumed, .. } => {
+                    ConnectionState::Connected { resumed, acked, .. } => {
+                        if !*resumed {
+                            // Places count anew in a fresh session: waits from the old one
+                            // end unconfirmed.
+                            self.pending_acks.clear();
+                            self.acks = None;
+                        }
+                        if *acked {
+                            self.acks.get_or_insert(None);
+                        } else {
+                            // Nothing will be acknowledged: the link took them.
+                            for (_, tx) in self.pending_acks.drain(..) {
+                                let _ = tx.send(());
+                            }
+                        }
                         self.connected_once = true;
                         if *resumed {
                             self.rooms_back();
@@ -345,6 +365,17 @@ impl Core {
             TransportEvent::Dropped { reason, envelope } => {
                 self.last_received_ms = unix_ms();
                 self.on_dropped(reason, envelope);
+            }
+            TransportEvent::Acked { up_to } => {
+                self.acks = Some(Some(up_to));
+                let (done, waiting): (Vec<_>, Vec<_>) = self
+                    .pending_acks
+                    .drain(..)
+                    .partition(|(id, _)| *id <= up_to);
+                self.pending_acks = waiting;
+                for (_, tx) in done {
+                    let _ = tx.send(());
+                }
             }
             TransportEvent::Unacknowledged { stanzas } => {
                 // At-least-once: requests and messages the old session may have lost are
@@ -438,6 +469,22 @@ impl Core {
                 }
             })
         });
+    }
+
+    /// Resolves `tx` once the server acknowledged stanza `id` (at once when it already did,
+    /// or when this session has no acknowledgements).
+    pub(crate) fn wait_for_ack(&mut self, id: groupchat_protocol::SendId, tx: oneshot::Sender<()>) {
+        match self.acks {
+            Some(Some(up_to)) if id <= up_to => {
+                let _ = tx.send(());
+            }
+            Some(_) => self.pending_acks.push((id, tx)),
+            None if self.connected_once && !self.rooms_away => {
+                let _ = tx.send(());
+            }
+            // Not connected yet: the next session says.
+            None => self.pending_acks.push((id, tx)),
+        }
     }
 
     fn fail_pending(&mut self) {
@@ -559,6 +606,9 @@ impl Core {
             self.emit(Event::ChatMessage {
                 from: from.to_bare(),
                 id: m.id.clone(),
+                origin_id: m.origin_id.clone(),
+                stanza_id: m.stanza_id_by(self.inner.me.as_str()).map(str::to_owned),
+                timestamp: m.delay.as_ref().map(|d| d.stamp.clone()),
                 body: body.clone(),
             });
         }

@@ -65,7 +65,7 @@ impl From<&ConnectionState> for Connection {
     fn from(s: &ConnectionState) -> Self {
         match s {
             ConnectionState::Connecting { .. } => Self::Connecting,
-            ConnectionState::Connected { jid, resumed } => Self::Connected {
+            ConnectionState::Connected { jid, resumed, .. } => Self::Connected {
                 jid: jid.clone(),
                 resumed: *resumed,
             },
@@ -245,6 +245,13 @@ pub enum Event {
         from: BareJid,
         /// The message id.
         id: Option<String>,
+        /// The sender's XEP-0359 origin-id.
+        origin_id: Option<String>,
+        /// Our archive's id for it (XEP-0359 stanza-id by our own account): the row id
+        /// [`Client::history`](crate::Client::history) pages from.
+        stanza_id: Option<String>,
+        /// When it was sent, for a message the server kept while we were away (XEP-0203).
+        timestamp: Option<String>,
         /// The text.
         body: String,
     },

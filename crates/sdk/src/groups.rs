@@ -795,7 +795,11 @@ impl Client {
     }
 
     /// Sends a text message: to a group (type groupchat; waits for the room to take it, so
-    /// that a refusal surfaces as 403) or to a user (type chat).
+    /// that a refusal surfaces as 403, and returns the room's archive id) or to a user
+    /// (type chat; waits for the server's XEP-0198 acknowledgement). Either way 504
+    /// [`RequestError::Unconfirmed`] when the server does not confirm in time: the message
+    /// stays queued and may still be delivered. Every message carries an origin-id (the
+    /// returned id) and asks for markers.
     #[tracing::instrument(level = "debug", skip_all, fields(to = tracing::field::Empty))]
     pub async fn send_text(&self, to: impl ToJid, body: &str) -> Result<SentMessage, RequestError> {
         let jid = to.to_jid()?;
@@ -811,7 +815,7 @@ impl Client {
             Ok(SentMessage { id, stanza_id })
         } else {
             let m = Message::text(jid, MessageType::Chat, &id, body);
-            self.inner.send(m.encode()).await?;
+            self.inner.send_acknowledged(m.encode(), &id).await?;
             Ok(SentMessage {
                 id,
                 stanza_id: None,

@@ -1,5 +1,7 @@
-//! A group's history from its archive (XEP-0313 message archive, paged with XEP-0059): the
-//! seed's "get chat messages" with its position (`up` / `down`), last row id and limit.
+//! A conversation's history from the server's archive (XEP-0313 message archive, paged with
+//! XEP-0059): the seed's "get chat messages" with its position (`up` / `down`), last row id
+//! and limit. A group's history is the room's archive; a 1:1 chat's is our own archive,
+//! filtered to the other user.
 //!
 //! The archive holds more than messages: markers, retractions, chat states a client asked to
 //! store, the notices by which SDK clients announce who changed a group (reported live as
@@ -88,7 +90,7 @@ impl HistoryRequest {
     }
 }
 
-/// One page of a group's history.
+/// One page of a conversation's history.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
@@ -120,19 +122,20 @@ impl History {
     }
 }
 
-/// A message read from a group's archive.
+/// A message read from an archive.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct HistoryMessage {
-    /// The archive's id for it (the room's stanza-id): the row id to page from, and what
-    /// markers and deletions refer to.
+    /// The archive's id for it (in a group the room's stanza-id, in a 1:1 chat our own
+    /// archive's): the row id to page from, and what markers and deletions refer to.
     pub row_id: String,
-    /// The group.
-    pub group: BareJid,
-    /// The sender's nickname in the group.
+    /// The group, or for a 1:1 chat the other user.
+    pub conversation: BareJid,
+    /// The sender's nickname, in a group.
     pub nick: Option<String>,
-    /// The sender's real JID, as the archive recorded it (groups are non-anonymous).
+    /// The sender's real JID (in a group, as the archive recorded it: groups are
+    /// non-anonymous).
     pub from: Option<BareJid>,
     /// The sender's message id.
     pub id: Option<String>,
@@ -149,7 +152,12 @@ pub struct HistoryMessage {
 }
 
 impl HistoryMessage {
-    fn from_archived(group: &BareJid, a: ArchivedMessage, languages: &[String]) -> Self {
+    fn from_archived(
+        conversation: &BareJid,
+        is_group: bool,
+        a: ArchivedMessage,
+        languages: &[String],
+    ) -> Self {
         let ArchivedMessage {
             row_id,
             stamp,
@@ -170,18 +178,23 @@ impl HistoryMessage {
         if let (Some(b), Some(body)) = (bodies.as_deref_mut(), body.as_mut()) {
             b.prefer(body, languages);
         }
-        let nick = from
-            .as_ref()
-            .and_then(Jid::resource)
-            .map(|r| r.as_str().to_owned());
-        let real = muc_user
-            .as_ref()
-            .and_then(|u| u.items.iter().find_map(|i| i.jid.as_deref()))
-            .and_then(|j| j.parse::<Jid>().ok())
-            .map(Jid::into_bare);
+        let (nick, real) = if is_group {
+            let nick = from
+                .as_ref()
+                .and_then(Jid::resource)
+                .map(|r| r.as_str().to_owned());
+            let real = muc_user
+                .as_ref()
+                .and_then(|u| u.items.iter().find_map(|i| i.jid.as_deref()))
+                .and_then(|j| j.parse::<Jid>().ok())
+                .map(Jid::into_bare);
+            (nick, real)
+        } else {
+            (None, from.map(Jid::into_bare))
+        };
         Self {
             row_id,
-            group: group.clone(),
+            conversation: conversation.clone(),
             nick,
             from: real,
             id,
@@ -195,28 +208,36 @@ impl HistoryMessage {
 }
 
 impl Client {
-    /// A page of a group's history, oldest message first (the seed's "get chat messages").
+    /// A page of a group's or a 1:1 chat's history, oldest message first (the seed's "get
+    /// chat messages"; a user's JID gives the 1:1 chat with that user, from our own archive).
     ///
     /// `request.position`: `None` for the latest page, `Up` for older messages than
     /// `last_row_id`, `Down` for newer ones. Markers, retractions and messages deleted for
     /// everyone are left out; the page is filled from further archive rows so that it holds
     /// `limit` messages unless the archive ends first (`complete`). Errors: 400 for a limit
-    /// of 0 or above [`MAX_HISTORY_LIMIT`] or a JID that is not a group, 404 for an unknown
-    /// group or row id, 403 when the group keeps no archive.
-    #[tracing::instrument(level = "debug", skip_all, fields(group = tracing::field::Empty))]
+    /// of 0 or above [`MAX_HISTORY_LIMIT`] or a JID that is neither a group nor a user, 404
+    /// for an unknown group or row id, 403 when the group or server keeps no archive.
+    #[tracing::instrument(level = "debug", skip_all, fields(with = tracing::field::Empty))]
     pub async fn history(
         &self,
-        group: impl ToJid,
+        conversation: impl ToJid,
         request: HistoryRequest,
     ) -> Result<History, RequestError> {
-        let jid = group.to_jid()?;
-        if !self.is_group(&jid) {
+        let jid = conversation.to_jid()?;
+        let is_group = self.is_group(&jid);
+        if !is_group && jid.node().is_none() {
             return Err(RequestError::BadRequest(format!(
-                "{jid} is not a group on this server's group service"
+                "{jid} is neither a group nor a user"
             )));
         }
-        let group = jid.into_bare();
-        tracing::Span::current().record("group", tracing::field::display(&group));
+        let conversation = jid.into_bare();
+        tracing::Span::current().record("with", tracing::field::display(&conversation));
+        // A group's archive is the room's; a 1:1 chat's is ours, filtered to the other user.
+        let (archive, with) = if is_group {
+            (conversation.to_string(), None)
+        } else {
+            (self.inner.me.to_string(), Some(conversation.to_string()))
+        };
         if request.limit == 0 || request.limit > MAX_HISTORY_LIMIT {
             return Err(RequestError::BadRequest(format!(
                 "the limit must be between 1 and {MAX_HISTORY_LIMIT}, not {}",
@@ -235,7 +256,8 @@ impl Client {
         let (mut first, mut last) = (None::<String>, None::<String>);
         let complete = loop {
             let query = HistoryQuery {
-                group: group.to_string(),
+                group: archive.clone(),
+                with: with.clone(),
                 direction,
                 last_row_id: cursor.clone(),
                 limit: u32::try_from(want - messages.len()).unwrap_or(MAX_LIMIT),
@@ -255,7 +277,9 @@ impl Client {
                 .filter(|a| a.message.body.is_some() || a.message.media.is_some())
                 // The SDK's notices ("alice added bob") are events, not messages.
                 .filter(|a| Notice::find(&a.message.payloads).is_none())
-                .map(|a| HistoryMessage::from_archived(&group, a, &self.inner.languages))
+                .map(|a| {
+                    HistoryMessage::from_archived(&conversation, is_group, a, &self.inner.languages)
+                })
                 .collect();
             match direction {
                 // Older rows go before what we have.

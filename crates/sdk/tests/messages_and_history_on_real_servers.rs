@@ -237,11 +237,10 @@ async fn messages_and_history(kind: ServerKind, via: Via) {
             "{kind}/{via:?}: limit {bad}: {r:?}"
         );
     }
-    let not_group = bob
-        .history("alice@localhost", HistoryRequest::latest(5))
-        .await;
+    // A server is neither a group nor a user.
+    let server_jid = bob.history("localhost", HistoryRequest::latest(5)).await;
     assert_eq!(
-        not_group.map(|_| ()).unwrap_err().status_code(),
+        server_jid.map(|_| ()).unwrap_err().status_code(),
         400,
         "{kind}"
     );
@@ -324,3 +323,70 @@ async fn typing(kind: ServerKind) {
 }
 
 on_both_servers!(typing: typing_reaches_members_gone_clears_it_and_an_uncleared_one_expires_on_prosody, typing_reaches_members_gone_clears_it_and_an_uncleared_one_expires_on_ejabberd);
+
+/// 1:1: alice sends bob chat messages with the same call as to a group; bob receives them
+/// with ids; both see them in the 1:1 history (each from their own archive), in order.
+async fn one_to_one(kind: ServerKind) {
+    let Some(server) = TestServer::start(kind) else {
+        return;
+    };
+    let (alice, _alice_ev) = login(&server, "alice", Via::Tcp).await;
+    let (bob, mut bob_ev) = login(&server, "bob", Via::Tcp).await;
+    let texts: Vec<String> = (1..=3).map(|i| format!("hello bob {i}")).collect();
+    let mut ids = Vec::new();
+    for t in &texts {
+        let sent = alice.send_text("bob@localhost", t).await.unwrap();
+        assert_eq!(sent.stanza_id, None, "{kind}: no room archive for a chat");
+        ids.push(sent.id);
+    }
+    let mut got = Vec::new();
+    while got.len() < texts.len() {
+        let e = expect(
+            &mut bob_ev,
+            "a chat message",
+            |e| matches!(e, Event::ChatMessage { from, .. } if from.as_str() == "alice@localhost"),
+        )
+        .await;
+        let Event::ChatMessage {
+            body,
+            origin_id,
+            stanza_id,
+            ..
+        } = e
+        else {
+            unreachable!()
+        };
+        assert!(stanza_id.is_some(), "{kind}: bob's archive id");
+        got.push((body, origin_id));
+    }
+    let expected: Vec<(String, Option<String>)> = texts
+        .iter()
+        .cloned()
+        .zip(ids.iter().cloned().map(Some))
+        .collect();
+    assert_eq!(got, expected, "{kind}: in order, with alice's ids");
+    for (me, peer) in [(&alice, "bob@localhost"), (&bob, "alice@localhost")] {
+        let h = me.history(peer, HistoryRequest::latest(10)).await.unwrap();
+        assert_eq!(bodies(&h), texts, "{kind}: {} sees the chat", me.jid());
+        assert!(h.complete, "{kind}");
+        assert!(
+            h.messages
+                .iter()
+                .all(|m| m.from.as_ref().map(|j| j.as_str()) == Some("alice@localhost")),
+            "{kind}: {h:?}"
+        );
+        let older = me
+            .history(peer, HistoryRequest::older_than(&h.messages[2].row_id, 10))
+            .await
+            .unwrap();
+        assert_eq!(bodies(&older), texts[..2], "{kind}");
+    }
+    // A chat with someone else is not this one.
+    let other = alice
+        .history("carol@localhost", HistoryRequest::latest(10))
+        .await
+        .unwrap();
+    assert!(other.messages.is_empty(), "{kind}: {other:?}");
+}
+
+on_both_servers!(one_to_one: a_chat_message_goes_with_the_same_call_and_both_see_it_in_history_on_prosody, a_chat_message_goes_with_the_same_call_and_both_see_it_in_history_on_ejabberd);

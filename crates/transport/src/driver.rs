@@ -340,11 +340,19 @@ impl Driver {
         link_error: &mut Option<TransportError>,
     ) -> Option<End> {
         match ev {
-            Event::Connected { jid, resumed } => {
+            Event::Connected {
+                jid,
+                resumed,
+                acked,
+            } => {
                 debug!(%jid, resumed, outbox = self.outbox.len(), "logged in");
                 *bound = Some(Instant::now());
-                self.set_state(ConnectionState::Connected { jid, resumed })
-                    .await;
+                self.set_state(ConnectionState::Connected {
+                    jid,
+                    resumed,
+                    acked,
+                })
+                .await;
                 // What the application sent while we were away goes out now, in order.
                 while let Some(p) = self.outbox.pop_front() {
                     let r = self.send_now(session, p.bytes);

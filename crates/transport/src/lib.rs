@@ -182,6 +182,9 @@ pub enum ConnectionState {
         jid: FullJid,
         /// A previous session was resumed: nothing was lost.
         resumed: bool,
+        /// The server acknowledges what we send (XEP-0198): [`TransportEvent::Acked`]
+        /// follows each stanza it has.
+        acked: bool,
     },
     /// The link was lost; a reconnection follows.
     Disconnected {

@@ -49,7 +49,7 @@ fn scram_sha256_is_preferred_and_logs_in() {
             &["PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256"],
         );
         assert!(
-            matches!(&p.events[0], Event::Connected { jid, resumed: false } if jid.to_string() == "alice@localhost/r1")
+            matches!(&p.events[0], Event::Connected { jid, resumed: false, .. } if jid.to_string() == "alice@localhost/r1")
         );
         assert_eq!(p.session.jid().unwrap().to_string(), "alice@localhost/r1");
         assert!(p.session.is_connected());

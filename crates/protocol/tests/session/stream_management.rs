@@ -96,7 +96,7 @@ fn resume_replays_exactly_the_unacked_stanzas() {
         let ev = q.take_events();
         assert!(matches!(ev[0], Event::Acked { up_to: SendId(1) }), "{ev:?}");
         assert!(
-            matches!(&ev[1], Event::Connected { resumed: true, jid } if jid.to_string() == "alice@localhost/r1")
+            matches!(&ev[1], Event::Connected { resumed: true, jid, .. } if jid.to_string() == "alice@localhost/r1")
         );
         // New stanzas continue the id sequence; inbound counting continues from 1.
         assert_eq!(q.session.send(q.now, &message(9)).unwrap(), SendId(4));
