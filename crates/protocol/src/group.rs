@@ -106,11 +106,37 @@ pub struct GroupMessage {
     pub media: Option<Box<Media>>,
     /// The sender asks for markers (XEP-0333).
     pub markable: bool,
+    /// Read from the group's archive (catch-up after a time offline), not received live.
+    pub archived: bool,
 }
 
 impl GroupMessage {
+    /// A message of `group` read from its archive (a MAM result): the sender's nickname from
+    /// the archived `from`, the real JID from the muc#user item the archive keeps, the row
+    /// id as the stanza-id and the archive's time as the timestamp.
+    pub fn from_archived(group: BareJid, a: &crate::pagination::ArchivedMessage) -> Self {
+        let m = &a.message;
+        let mut sender = Occupant::default();
+        if let Some(nick) = m.from.as_ref().and_then(jid::Jid::resource) {
+            sender.nick = nick.as_str().to_owned();
+        }
+        sender.jid = m
+            .muc_user
+            .as_ref()
+            .and_then(|u| u.items.iter().find_map(|i| i.jid.as_deref()))
+            .and_then(|j| j.parse::<jid::Jid>().ok())
+            .map(jid::Jid::into_bare);
+        sender.occupant_id = m.occupant_id.clone();
+        let mut gm = Self::from_message(group, sender, m);
+        gm.stanza_id = Some(a.row_id.clone());
+        gm.timestamp = a.stamp.clone().or(gm.timestamp);
+        gm.archived = true;
+        gm
+    }
+
     fn from_message(group: BareJid, sender: Occupant, m: &Message) -> Self {
         Self {
+            archived: false,
             stanza_id: m.stanza_id_by(group.as_str()).map(str::to_owned),
             group,
             sender,

@@ -1096,6 +1096,11 @@ impl Session {
                 };
                 self.sm.ack_requested_at = None;
                 self.acknowledge(h);
+                // Stanzas sent while that request was out are not covered yet: ask again,
+                // so that every burst is acknowledged without waiting for the keepalive.
+                if !self.sm.unacked.is_empty() && matches!(self.phase, Phase::Established) {
+                    self.request_ack_now();
+                }
             }
             _ => self.drop_stanza(DropReason::UnexpectedSm(name.to_owned()), None),
         }

@@ -77,6 +77,8 @@ pub(crate) struct Inner {
     pub(crate) languages: Vec<String>,
     /// How long an uncleared "typing" stands (`ClientBuilder::typing_timeout`).
     pub(crate) typing_timeout: Duration,
+    /// Where the positions in each conversation are kept (`ClientBuilder::positions`).
+    pub(crate) positions: Arc<dyn crate::PositionStore>,
     pub(crate) http: crate::http::LazyHttp,
     id_prefix: String,
     next_id: AtomicU64,
@@ -157,6 +159,7 @@ impl Client {
             invitations: b.invitations,
             languages: b.languages.clone(),
             typing_timeout: b.typing_timeout,
+            positions: b.positions.clone(),
             http,
             id_prefix: prefix.iter().take(2).map(|b| format!("{b:02x}")).collect(),
             next_id: AtomicU64::new(1),
@@ -507,14 +510,29 @@ impl Inner {
         if first {
             self.load_bookmarks().await?;
         }
+        // Each group's live messages wait from before its join until its archive has been
+        // read (catch-up), so that the application gets them in archive order.
         let groups: Vec<BareJid> = self
-            .with(|c| c.listed().map(|(g, _)| g.clone()).collect())
+            .with(|c| {
+                let groups: Vec<BareJid> = c.listed().map(|(g, _)| g.clone()).collect();
+                for g in &groups {
+                    c.begin_catch_up(g);
+                }
+                groups
+            })
             .await?;
         futures::future::join_all(groups.iter().map(|g| self.rejoin(g))).await;
         self.with(move |c| {
-            let joined: Vec<BareJid> = groups.into_iter().filter(|g| c.in_room(g)).collect();
-            c.emit(Event::GroupsJoined { groups: joined });
+            let (joined, out): (Vec<BareJid>, Vec<BareJid>) =
+                groups.into_iter().partition(|g| c.in_room(g));
+            for g in &out {
+                c.end_catch_up(g);
+            }
+            c.emit(Event::GroupsJoined {
+                groups: joined.clone(),
+            });
             c.rooms_back();
+            c.start(move |inner| Box::pin(async move { inner.catch_up_all(joined).await }));
         })
         .await?;
         // Presence last: invitations kept offline arrive after it, when the list is known.
@@ -622,14 +640,26 @@ impl Inner {
         by: Option<BareJid>,
         ticket: Option<Ticket>,
     ) -> Result<(), RequestError> {
+        let g = group.clone();
+        self.tell(move |c| c.begin_catch_up(&g));
         let (event, result) = match self.join_and_list(group, by).await {
             Ok((event, listed)) => (event, listed),
             Err(e) => (None, Err(e)),
         };
+        // A group joined for the first time: its newest page, after the event.
+        let g = group.clone();
+        let first_time = event.is_some();
         // The event (or, when there is none, the end of the place held for it).
-        self.tell(move |c| match ticket {
-            Some(t) => c.fill(t, event),
-            None => event.into_iter().for_each(|e| c.emit(e)),
+        self.tell(move |c| {
+            match ticket {
+                Some(t) => c.fill(t, event),
+                None => event.into_iter().for_each(|e| c.emit(e)),
+            }
+            if first_time {
+                c.start(move |inner| Box::pin(async move { inner.catch_up(&g).await }));
+            } else {
+                c.end_catch_up(&g);
+            }
         });
         result
     }

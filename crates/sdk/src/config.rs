@@ -44,6 +44,7 @@ pub struct ClientBuilder {
     pub(crate) resource: Option<String>,
     pub(crate) languages: Vec<String>,
     pub(crate) typing_timeout: Duration,
+    pub(crate) positions: Arc<dyn crate::PositionStore>,
     pub(crate) invitations: InvitationPolicy,
     pub(crate) http_tls: TlsOptions,
     pub(crate) http_loopback_plain: bool,
@@ -77,6 +78,7 @@ impl ClientBuilder {
             resource: None,
             languages: Vec::new(),
             typing_timeout: crate::typing::TYPING_TIMEOUT,
+            positions: Arc::new(crate::MemoryStore::default()),
             invitations: InvitationPolicy::default(),
             http_tls: TlsOptions::default(),
             http_loopback_plain: false,
@@ -135,6 +137,15 @@ impl ClientBuilder {
     /// random one.
     pub fn resource(mut self, device: impl Into<String>) -> Self {
         self.resource = Some(device.into());
+        self
+    }
+
+    /// Where the positions in each conversation (the last message the application got) are
+    /// kept: in memory by default ([`MemoryStore`](crate::MemoryStore)); a
+    /// [`FileStore`](crate::FileStore) lets a restarted application catch up from where it
+    /// stopped instead of from each group's newest page.
+    pub fn positions(mut self, store: Arc<dyn crate::PositionStore>) -> Self {
+        self.positions = store;
         self
     }
 

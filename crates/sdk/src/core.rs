@@ -33,7 +33,7 @@ use tokio::time::Instant;
 use crate::client::Inner;
 use crate::config::InvitationPolicy;
 use crate::error::RequestError;
-use crate::events::{Event, MissedMessages};
+use crate::events::Event;
 
 /// How long a deletion notice names the actor of the room's destruction.
 pub(crate) const DELETION_NOTICE_VALIDITY: Duration = Duration::from_secs(30);
@@ -42,6 +42,8 @@ pub(crate) const DELETION_NOTICE_VALIDITY: Duration = Duration::from_secs(30);
 pub(crate) const NOTICE_GRACE: Duration = Duration::from_secs(5);
 /// How long our own configuration submissions explain the status 104 that follows them.
 pub(crate) const OWN_CHANGE_WINDOW: Duration = Duration::from_secs(10);
+/// How often at most the positions are saved while messages flow.
+const POSITION_SAVE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A command: a closure the owner runs on its state.
 pub(crate) type Command = Box<dyn FnOnce(&mut Core) + Send>;
@@ -79,33 +81,48 @@ const SEEN_PER_GROUP: usize = 512;
 
 /// The last [`SEEN_PER_GROUP`] messages of a group, by sender and id: a message the
 /// server delivers twice (XEP-0198 gives at-least-once: a client that resumes replays what
-/// the server had not acknowledged, and ejabberd may route both copies) is reported once.
-/// Keyed by the sender's real JID with its origin-id (the same on every copy), else the
-/// room's stanza-id: a member reusing someone else's id cannot hide that one's messages.
+/// the server had not acknowledged, and ejabberd may route both copies), or that arrives
+/// live and again from the archive during a catch-up, is reported once. Keyed by the
+/// sender's real JID with its origin-id (the same on every copy) — a member reusing someone
+/// else's id cannot hide that one's messages — and by the room's stanza-id, which only the
+/// room assigns (what the archive gives when it did not keep the sender's JID).
 #[derive(Debug, Default)]
 pub(crate) struct SeenMessages {
-    order: VecDeque<(Option<BareJid>, String)>,
-    set: std::collections::HashSet<(Option<BareJid>, String)>,
+    order: VecDeque<[Option<SeenKey>; 2]>,
+    set: std::collections::HashSet<SeenKey>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum SeenKey {
+    Origin(Option<BareJid>, String),
+    Room(String),
 }
 
 impl SeenMessages {
     /// Remembers `m`; false when it was seen already. Messages without any id are never
     /// taken for copies.
     fn first_time(&mut self, m: &GroupMessage) -> bool {
-        let Some(id) = m.origin_id.as_ref().or(m.stanza_id.as_ref()) else {
-            return true;
-        };
-        let key = (m.sender.jid.clone(), id.clone());
-        if self.set.contains(&key) {
+        let keys = [
+            m.origin_id
+                .as_ref()
+                .map(|id| SeenKey::Origin(m.sender.jid.clone(), id.clone())),
+            m.stanza_id.as_ref().map(|id| SeenKey::Room(id.clone())),
+        ];
+        if keys.iter().flatten().any(|k| self.set.contains(k)) {
             return false;
+        }
+        if keys.iter().all(Option::is_none) {
+            return true;
         }
         if self.order.len() == SEEN_PER_GROUP
             && let Some(old) = self.order.pop_front()
         {
-            self.set.remove(&old);
+            for k in old.into_iter().flatten() {
+                self.set.remove(&k);
+            }
         }
-        self.order.push_back(key.clone());
-        self.set.insert(key);
+        self.set.extend(keys.iter().flatten().cloned());
+        self.order.push_back(keys);
         true
     }
 }
@@ -172,6 +189,12 @@ pub(crate) struct Core {
     pub(crate) pending_acks: Vec<(groupchat_protocol::SendId, oneshot::Sender<()>)>,
     /// The server acknowledges our stanzas in this session, and has up to this one.
     acks: Option<Option<groupchat_protocol::SendId>>,
+    /// Groups whose archive is being read (catch-up): their live messages, waiting.
+    pub(crate) catching_up: HashMap<BareJid, Vec<(GroupMessage, Option<Notice>)>>,
+    /// Where each group and 1:1 chat was left (archive id of the last message reported).
+    pub(crate) positions: BTreeMap<BareJid, String>,
+    positions_dirty: bool,
+    positions_saved: Instant,
     /// Who is typing where, since their last "composing".
     pub(crate) typing: HashMap<crate::typing::TypingKey, Instant>,
     /// Stanzas a failed resumption left unacknowledged: sent again once the groups are
@@ -187,6 +210,8 @@ pub(crate) struct Core {
     /// When the last stanza arrived (milliseconds since the Unix epoch): where a gap after
     /// a lost session begins.
     last_received_ms: u64,
+    /// When the last stanza before the latest fresh session arrived.
+    pub(crate) gap_since_ms: u64,
     connected_once: bool,
     events: Sequencer,
     /// Follow-ups started while handling the last input; the run loop takes them over.
@@ -197,6 +222,7 @@ pub(crate) struct Core {
 
 impl Core {
     pub(crate) fn new(inner: Arc<Inner>) -> Self {
+        let positions = inner.positions.load();
         Self {
             inner,
             tracker: GroupTracker::default(),
@@ -208,12 +234,17 @@ impl Core {
             joins: HashMap::new(),
             pending_pages: HashMap::new(),
             typing: HashMap::new(),
+            catching_up: HashMap::new(),
+            positions,
+            positions_dirty: false,
+            positions_saved: Instant::now(),
             pending_acks: Vec::new(),
             acks: None,
             replay: Vec::new(),
             held: Vec::new(),
             rooms_away: false,
             last_received_ms: unix_ms(),
+            gap_since_ms: 0,
             connected_once: false,
             events: Sequencer::default(),
             started: Vec::new(),
@@ -301,6 +332,7 @@ impl Core {
     /// Hands the events of this turn to the application together (one wake-up of its
     /// reader per turn, not one per event).
     pub(crate) fn flush_events(&mut self) {
+        self.save_positions(false);
         if !self.outgoing.is_empty() {
             self.inner.events.emit(std::mem::take(&mut self.outgoing));
         }
@@ -325,6 +357,8 @@ impl Core {
                 let fresh = matches!(s, ConnectionState::Connected { resumed: false, .. })
                     && self.connected_once;
                 if fresh {
+                    // Where a gap begins, for a catch-up that fails.
+                    self.gap_since_ms = self.last_received_ms;
                     tracing::debug!("not resumed: joining every group again");
                     self.start(|inner| Box::pin(async move { drop(inner.setup(false).await) }));
                 }
@@ -350,13 +384,13 @@ impl Core {
                         }
                     }
                     ConnectionState::Disconnected { .. } => self.rooms_away = true,
-                    ConnectionState::Ended { .. } => self.fail_pending(),
+                    ConnectionState::Ended { .. } => {
+                        self.save_positions(true);
+                        self.fail_pending();
+                    }
                     _ => {}
                 }
                 self.emit(Event::Connection((&s).into()));
-                if fresh {
-                    self.report_gap();
-                }
             }
             TransportEvent::Stanza(stanza) => {
                 self.last_received_ms = unix_ms();
@@ -437,22 +471,6 @@ impl Core {
 
     /// After a session that could not be resumed: the server discarded what it had not
     /// delivered, so every group may have missed messages since the last stanza we got.
-    fn report_gap(&mut self) {
-        let since_ms = self.last_received_ms;
-        let groups: Vec<MissedMessages> = self
-            .listed()
-            .map(|(g, r)| MissedMessages {
-                group: g.clone(),
-                after: r.last_stanza_id.clone(),
-                since_ms,
-            })
-            .collect();
-        if !groups.is_empty() {
-            tracing::debug!(groups = groups.len(), since_ms, "messages may be missing");
-            self.emit(Event::MessagesMayBeMissing { groups });
-        }
-    }
-
     /// The rooms are ours again: the group messages held meanwhile go out, after what a
     /// failed resumption left unacknowledged.
     pub(crate) fn rooms_back(&mut self) {
@@ -603,11 +621,16 @@ impl Core {
             if self.tracker.services().is_group(from) {
                 return;
             }
+            let stanza_id = m.stanza_id_by(self.inner.me.as_str()).map(str::to_owned);
+            if let Some(sid) = &stanza_id {
+                self.positions.insert(from.to_bare(), sid.clone());
+                self.positions_dirty = true;
+            }
             self.emit(Event::ChatMessage {
                 from: from.to_bare(),
                 id: m.id.clone(),
                 origin_id: m.origin_id.clone(),
-                stanza_id: m.stanza_id_by(self.inner.me.as_str()).map(str::to_owned),
+                stanza_id,
                 timestamp: m.delay.as_ref().map(|d| d.stamp.clone()),
                 body: body.clone(),
             });
@@ -649,29 +672,15 @@ impl Core {
         match e {
             GroupEvent::Joined { group, created, .. } => self.resolve_join(&group, Ok(created)),
             GroupEvent::JoinFailed { group, error } => self.resolve_join(&group, Err(error)),
-            GroupEvent::Message(mut gm) => {
-                // A message in several languages: the reader's own as the body.
-                if let (Some(bodies), Some(body)) = (gm.bodies.as_deref_mut(), gm.body.as_mut()) {
-                    bodies.prefer(body, &self.inner.languages);
-                }
-                let record = self.record(&gm.group);
-                if !record.seen.first_time(&gm) {
-                    tracing::debug!(group = %gm.group, id = ?gm.origin_id, "a second copy of a message: not reported");
+            GroupEvent::Message(gm) => {
+                let notice = m.and_then(|m| Notice::find(&m.payloads));
+                // While the group's archive is read, its live messages (and the notices
+                // among them, to keep their order) wait behind it.
+                if let Some(waiting) = self.catching_up.get_mut(&gm.group) {
+                    waiting.push((gm, notice));
                     return;
                 }
-                if let Some(sid) = &gm.stanza_id {
-                    record.last_stanza_id = Some(sid.clone());
-                }
-                // A message ends its sender's typing (no event: the message says it).
-                let who = gm.sender.jid.as_ref().map(|j| j.to_string());
-                self.typing.remove(&(
-                    gm.group.clone(),
-                    who.unwrap_or_else(|| gm.sender.nick.clone()),
-                ));
-                match m.and_then(|m| Notice::find(&m.payloads)) {
-                    Some(n) => self.on_notice(&gm, n),
-                    None => self.emit(Event::GroupMessage(gm)),
-                }
+                self.deliver_with(gm, notice);
             }
             GroupEvent::Removed {
                 group,
@@ -730,6 +739,54 @@ impl Core {
                 state,
             } => self.on_typing(group, true, occupant.jid, Some(occupant.nick), state),
             _ => {}
+        }
+    }
+
+    /// Reports a group message (live or from the archive) unless it was reported already,
+    /// and moves the group's position to it.
+    pub(crate) fn deliver(&mut self, gm: GroupMessage) {
+        self.deliver_with(gm, None);
+    }
+
+    pub(crate) fn deliver_with(&mut self, mut gm: GroupMessage, notice: Option<Notice>) {
+        // A message in several languages: the reader's own as the body.
+        if let (Some(bodies), Some(body)) = (gm.bodies.as_deref_mut(), gm.body.as_mut()) {
+            bodies.prefer(body, &self.inner.languages);
+        }
+        let record = self.record(&gm.group);
+        if !record.seen.first_time(&gm) {
+            tracing::debug!(group = %gm.group, id = ?gm.origin_id, archived = gm.archived, "a second copy of a message: not reported");
+            return;
+        }
+        if let Some(sid) = &gm.stanza_id {
+            record.last_stanza_id = Some(sid.clone());
+            self.positions.insert(gm.group.clone(), sid.clone());
+            self.positions_dirty = true;
+        }
+        // A message ends its sender's typing (no event: the message says it).
+        let who = gm.sender.jid.as_ref().map(|j| j.to_string());
+        self.typing.remove(&(
+            gm.group.clone(),
+            who.unwrap_or_else(|| gm.sender.nick.clone()),
+        ));
+        match notice {
+            Some(n) => self.on_notice(&gm, n),
+            None => self.emit(Event::GroupMessage(gm)),
+        }
+    }
+
+    /// Keeps the positions when they changed, at most once a second (or now, `force`).
+    pub(crate) fn save_positions(&mut self, force: bool) {
+        if !self.positions_dirty
+            || (!force && self.positions_saved.elapsed() < POSITION_SAVE_INTERVAL)
+        {
+            return;
+        }
+        self.positions_dirty = false;
+        self.positions_saved = Instant::now();
+        if let Err(e) = self.inner.positions.save(&self.positions) {
+            tracing::warn!(error = %e, "positions not saved");
+            self.positions_dirty = true;
         }
     }
 

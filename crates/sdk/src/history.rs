@@ -13,6 +13,7 @@ use groupchat_protocol::codec::ext::notice::Notice;
 use groupchat_protocol::codec::xep::media::Media;
 use groupchat_protocol::codec::xep::stanza_error::{ErrorType, StanzaError};
 use groupchat_protocol::codec::{Bodies, Message};
+use groupchat_protocol::group::GroupMessage;
 use groupchat_protocol::jid::{BareJid, Jid};
 use groupchat_protocol::pagination::{
     ArchivedMessage, Collected, HistoryFilter, HistoryPage, HistoryQuery, MAX_LIMIT, PageCollector,
@@ -158,6 +159,12 @@ impl HistoryMessage {
         a: ArchivedMessage,
         languages: &[String],
     ) -> Self {
+        let (nick, from) = if is_group {
+            let sender = GroupMessage::from_archived(conversation.clone(), &a).sender;
+            (Some(sender.nick).filter(|n| !n.is_empty()), sender.jid)
+        } else {
+            (None, a.message.from.clone().map(Jid::into_bare))
+        };
         let ArchivedMessage {
             row_id,
             stamp,
@@ -165,38 +172,22 @@ impl HistoryMessage {
             ..
         } = a;
         let Message {
-            from,
             id,
             origin_id,
             delay,
             mut body,
             mut bodies,
             media,
-            muc_user,
             ..
         } = m;
         if let (Some(b), Some(body)) = (bodies.as_deref_mut(), body.as_mut()) {
             b.prefer(body, languages);
         }
-        let (nick, real) = if is_group {
-            let nick = from
-                .as_ref()
-                .and_then(Jid::resource)
-                .map(|r| r.as_str().to_owned());
-            let real = muc_user
-                .as_ref()
-                .and_then(|u| u.items.iter().find_map(|i| i.jid.as_deref()))
-                .and_then(|j| j.parse::<Jid>().ok())
-                .map(Jid::into_bare);
-            (nick, real)
-        } else {
-            (None, from.map(Jid::into_bare))
-        };
         Self {
             row_id,
             conversation: conversation.clone(),
             nick,
-            from: real,
+            from,
             id,
             origin_id,
             timestamp: stamp.or_else(|| delay.map(|d| d.stamp)),

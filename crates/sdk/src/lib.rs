@@ -44,6 +44,7 @@
 //! [`transport_tcp`] and [`transport_ws`]) with the sans-IO `groupchat-protocol`; see
 //! `docs/ARCHITECTURE.md` and `docs/sdk.md` for how each call maps to XMPP.
 
+mod catch_up;
 mod client;
 mod config;
 mod core;
@@ -57,6 +58,7 @@ mod http;
 mod to_jid;
 mod typing;
 
+pub use catch_up::{FIRST_CATCH_UP, FileStore, MemoryStore, PositionStore};
 pub use client::{Client, Services};
 pub use config::{ClientBuilder, InvitationPolicy};
 pub use error::{ConnectError, RequestError, Response, status_of};

@@ -1,13 +1,15 @@
 //! Messaging on real servers: messages reach every member once and in order, the archive
 //! pages the same way on Prosody and ejabberd (over TCP and WebSocket), typing comes and
-//! goes. Each user is a separate client.
+//! goes, 1:1 chats, catch-up after a time offline. Each user is a separate client.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use groupchat_sdk::jid::BareJid;
 use groupchat_sdk::transport_ws::WsConnector;
 use groupchat_sdk::{
-    Client, Direction, Event, EventStream, History, HistoryRequest, RequestError, TypingState,
+    Client, Connection, Direction, Event, EventStream, FileStore, History, HistoryRequest,
+    PositionStore, RequestError, TypingState,
 };
 use groupchat_test_support::{ServerKind, TestServer};
 
@@ -390,3 +392,122 @@ async fn one_to_one(kind: ServerKind) {
 }
 
 on_both_servers!(one_to_one: a_chat_message_goes_with_the_same_call_and_both_see_it_in_history_on_prosody, a_chat_message_goes_with_the_same_call_and_both_see_it_in_history_on_ejabberd);
+
+/// The group messages that arrive until none has come for `quiet`, as (body, archived).
+async fn group_messages_until_quiet(
+    events: &mut EventStream,
+    group: &BareJid,
+    quiet: Duration,
+) -> Vec<(String, bool)> {
+    let mut got = Vec::new();
+    while let Ok(Some(e)) = tokio::time::timeout(quiet, events.next()).await {
+        if let Event::GroupMessage(m) = e
+            && m.group == *group
+        {
+            got.push((m.body.clone().unwrap_or_default(), m.archived));
+        }
+    }
+    got
+}
+
+/// Logs bob in with `store`, as a new process would.
+async fn bob_with(server: &TestServer, store: Arc<dyn PositionStore>) -> (Client, EventStream) {
+    let client = support::tcp_builder(server, "bob")
+        .positions(store)
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("{}: bob cannot connect: {e}", server.kind()));
+    let events = client.events();
+    (client, events)
+}
+
+async fn close(client: Client, mut events: EventStream) {
+    client.close();
+    expect(&mut events, "the session's end", |e| {
+        matches!(e, Event::Connection(Connection::Ended { .. }))
+    })
+    .await;
+}
+
+/// bob is offline while alice sends 30: his next login (a new client with the same position
+/// file) delivers exactly those 30 from the archive, in order, marked archived, and none of
+/// what he had seen; a login after that delivers nothing; a login with no position (memory
+/// store) delivers the group's newest page only.
+async fn catch_up(kind: ServerKind) {
+    let Some(server) = TestServer::start(kind) else {
+        return;
+    };
+    let file = std::env::temp_dir().join(format!(
+        "groupchat-positions-{}-{kind}.json",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&file);
+    let (alice, _alice_ev) = login(&server, "alice", Via::Tcp).await;
+    let (bob, mut bob_ev) = bob_with(&server, Arc::new(FileStore::new(&file))).await;
+    let g = alice
+        .create_group("Catch-up", &["bob@localhost"], None)
+        .await
+        .unwrap()
+        .jid;
+    expect(
+        &mut bob_ev,
+        "added",
+        |e| matches!(e, Event::AddedToGroup { group, .. } if *group == g),
+    )
+    .await;
+    for i in 1..=3 {
+        alice.send_text(&g, &format!("seen {i}")).await.unwrap();
+    }
+    let seen = receive(&mut bob_ev, &g, 3, "bob").await;
+    assert_eq!(seen, ["seen 1", "seen 2", "seen 3"], "{kind}");
+    close(bob, bob_ev).await;
+    let missed: Vec<String> = (1..=30).map(|i| format!("missed {i:02}")).collect();
+    for t in &missed {
+        alice.send_text(&g, t).await.unwrap();
+    }
+
+    let (bob, mut bob_ev) = bob_with(&server, Arc::new(FileStore::new(&file))).await;
+    // A live message during the catch-up comes after the archived ones, once.
+    alice.send_text(&g, "live after login").await.unwrap();
+    let got = group_messages_until_quiet(&mut bob_ev, &g, Duration::from_secs(3)).await;
+    let mut expected: Vec<(String, bool)> = missed.iter().map(|t| (t.clone(), true)).collect();
+    let live_at = got.iter().position(|(b, _)| b == "live after login");
+    assert!(
+        live_at.is_some(),
+        "{kind}: the live message arrived: {got:?}"
+    );
+    // The live message may also have been archived before the catch-up read that far:
+    // either way it is reported once, after the 30.
+    expected.push(("live after login".to_owned(), got[live_at.unwrap()].1));
+    assert_eq!(
+        got, expected,
+        "{kind}: the 30 missed, in order, once, then the live one"
+    );
+    close(bob, bob_ev).await;
+
+    // Nothing new: nothing fetched again.
+    let (bob, mut bob_ev) = bob_with(&server, Arc::new(FileStore::new(&file))).await;
+    let again = group_messages_until_quiet(&mut bob_ev, &g, Duration::from_secs(2)).await;
+    assert!(again.is_empty(), "{kind}: refetched {again:?}");
+    close(bob, bob_ev).await;
+
+    // A corrupt file is no position: the newest page, no failure.
+    std::fs::write(&file, b"{not json").unwrap();
+    let (bob, mut bob_ev) = bob_with(&server, Arc::new(FileStore::new(&file))).await;
+    let newest = group_messages_until_quiet(&mut bob_ev, &g, Duration::from_secs(2)).await;
+    assert_eq!(
+        newest.len(),
+        groupchat_sdk::FIRST_CATCH_UP as usize,
+        "{kind}: {newest:?}"
+    );
+    assert_eq!(
+        newest.last().map(|(b, _)| b.as_str()),
+        Some("live after login"),
+        "{kind}"
+    );
+    assert!(newest.iter().all(|(_, archived)| *archived), "{kind}");
+    close(bob, bob_ev).await;
+    let _ = std::fs::remove_file(&file);
+}
+
+on_both_servers!(catch_up: messages_sent_while_offline_arrive_once_in_order_at_the_next_login_on_prosody, messages_sent_while_offline_arrive_once_in_order_at_the_next_login_on_ejabberd);

@@ -44,15 +44,43 @@ async fn logged_in() -> (Client, MemoryServer, ServerConn) {
     (client, server, conn)
 }
 
-/// Plays the server through the SDK's set-up: services, bookmarks, the join, presence.
+/// Plays the server through the SDK's set-up: services, bookmarks, the join, presence, and
+/// the group's catch-up (an archive with nothing new).
 async fn serve_login(conn: &mut ServerConn) {
-    loop {
+    serve_login_with(conn, |conn, id| {
+        conn.send(fin(id));
+    })
+    .await;
+}
+
+/// The end of archive query `id`: nothing more.
+fn fin(id: &str) -> String {
+    format!(
+        "<iq type='result' id='{id}' from='{GROUP}'><fin xmlns='urn:xmpp:mam:2' complete='true'/></iq>"
+    )
+}
+
+/// An archived message of the group from bob, as a result of query `query`.
+fn archived(query: &str, row: &str, body: &str) -> String {
+    format!(
+        "<message to='{ME}/mem' from='{GROUP}'><result xmlns='urn:xmpp:mam:2' queryid='{query}' id='{row}'><forwarded xmlns='urn:xmpp:forward:0'><delay xmlns='urn:xmpp:delay' stamp='2026-12-01T10:00:00Z'/><message xmlns='jabber:client' type='groupchat' from='{GROUP}/{BOB}'><body>{body}</body><x xmlns='http://jabber.org/protocol/muc#user'><item jid='{BOB}'/></x></message></forwarded></result></message>"
+    )
+}
+
+/// [`serve_login`], with the catch-up query answered by `catch_up(conn, query id)`.
+async fn serve_login_with(conn: &mut ServerConn, catch_up: impl Fn(&ServerConn, &str)) {
+    let (mut presence, mut caught_up) = (false, false);
+    while !(presence && caught_up) {
         let s = conn
             .recv()
             .await
             .expect("the client went away during set-up");
         match s.name() {
-            "presence" if s.attr("to").is_none() => return, // initial presence: done
+            "presence" if s.attr("to").is_none() => presence = true,
+            "iq" if s.has("urn:xmpp:mam:2") => {
+                catch_up(conn, s.attr("id").unwrap());
+                caught_up = true;
+            }
             "presence" => {
                 let to = s.attr("to").unwrap().to_owned();
                 conn.send(format!(
@@ -397,5 +425,57 @@ async fn a_message_delivered_twice_is_reported_once_but_another_senders_same_id_
     assert_eq!(
         kinds(&got),
         ["message once", "message carol's", "message next"]
+    );
+}
+
+/// At login the group's archive is read while the room already sends live messages: the
+/// archived ones come out first, in archive order, then the live ones; a live message that
+/// the archive also returned is reported once; each archived one is marked as such.
+#[tokio::test(start_paused = true)]
+async fn a_catch_up_comes_out_before_the_live_messages_that_arrive_during_it_each_once() {
+    let (connector, server) = memory_server(ME);
+    let connect = tokio::spawn(
+        Client::builder(ME, "secret")
+            .connector(connector)
+            .request_timeout(REQUEST_TIMEOUT)
+            .connect(),
+    );
+    let mut conn = server.accept().await;
+    serve_login_with(&mut conn, |conn, query| {
+        // Live, before the archive answers: one new, one the archive also holds.
+        conn.send(from_bob("live-new", "live new", ""));
+        conn.send(from_bob("both", "in both", ""));
+        conn.send(archived(query, "s-old1", "old 1"));
+        conn.send(archived(query, "s-old2", "old 2"));
+        conn.send(archived(query, "s-both", "in both"));
+        conn.send(fin(query));
+    })
+    .await;
+    let client = connect.await.unwrap().expect("login");
+    let mut events = client.events();
+    conn.send(from_bob("after", "after", ""));
+    let mut got = Vec::new();
+    while got.len() < 5 {
+        if let Event::GroupMessage(m) =
+            until(&mut events, |e| matches!(e, Event::GroupMessage(_))).await
+        {
+            got.push((m.body.clone().unwrap_or_default(), m.archived));
+        }
+    }
+    let expected = [
+        ("old 1", true),
+        ("old 2", true),
+        ("in both", true),
+        ("live new", false),
+        ("after", false),
+    ]
+    .map(|(b, a)| (b.to_owned(), a));
+    assert_eq!(got, expected);
+    assert!(
+        group_events_within(&mut events, Duration::from_secs(5))
+            .await
+            .iter()
+            .all(|e| !matches!(e, Event::GroupMessage(_))),
+        "a copy reported twice"
     );
 }

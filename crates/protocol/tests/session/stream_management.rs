@@ -36,6 +36,36 @@ fn outbound_stanzas_are_queued_until_acked() {
     }
 }
 
+/// A stanza sent while an ack request is out is not covered by its answer: the answer is
+/// followed by a new request at once (not at the next keepalive, a minute later), so that a
+/// caller waiting for its stanza's acknowledgement gets it.
+#[test]
+fn stanzas_sent_while_an_ack_request_is_out_get_a_request_of_their_own() {
+    let r = "<r xmlns='urn:xmpp:sm:3'/>";
+    for f in FRAMINGS {
+        let mut p = logged_in(f, true);
+        p.session.send(p.now, &message(0)).unwrap();
+        p.drain();
+        let later = p.session.send(p.now, &message(1)).unwrap();
+        p.drain();
+        assert_eq!(p.sent.iter().filter(|s| s.as_str() == r).count(), 1);
+        p.feed("<a xmlns='urn:xmpp:sm:3' h='1'/>");
+        assert_eq!(
+            p.last_sent(),
+            r,
+            "asked again for the stanza sent meanwhile"
+        );
+        p.feed("<a xmlns='urn:xmpp:sm:3' h='2'/>");
+        assert!(
+            p.take_events()
+                .iter()
+                .any(|e| matches!(e, Event::Acked { up_to } if *up_to == later))
+        );
+        // Everything acknowledged: no further request.
+        assert_eq!(p.sent.iter().filter(|s| s.as_str() == r).count(), 2);
+    }
+}
+
 #[test]
 fn inbound_stanzas_are_counted_for_the_server() {
     for f in FRAMINGS {

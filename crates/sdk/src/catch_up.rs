@@ -1,0 +1,230 @@
+//! Catch-up: what a group said while we were away, read from its archive after a login or a
+//! reconnection that could not resume, merged with what arrives live meanwhile so that the
+//! application sees every message once, in archive order.
+//!
+//! The position (the archive id of the last message the application got) of every group
+//! and 1:1 chat is kept by a [`PositionStore`]: in memory by default ([`MemoryStore`]), or in
+//! a file ([`FileStore`]) so that a restarted application does not fetch again what it has
+//! seen.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt as _;
+
+use groupchat_protocol::codec::ext::notice::Notice;
+use groupchat_protocol::group::GroupMessage;
+use groupchat_protocol::jid::BareJid;
+use groupchat_protocol::pagination::{Direction, HistoryFilter, HistoryQuery};
+
+use crate::client::Inner;
+use crate::core::Core;
+use crate::events::{Event, MissedMessages};
+
+/// Archive rows asked for per catch-up query.
+const CATCH_UP_PAGE: u32 = 50;
+/// Messages delivered for a group with no known position (one joined for the first time,
+/// or any group after a restart with a [`MemoryStore`]): its newest page, not its archive.
+pub const FIRST_CATCH_UP: u32 = 20;
+
+/// Where each conversation was left: the archive id of the last message the application
+/// got, by group (or 1:1 chat). The SDK loads it once when the client is built and saves the
+/// whole map when it changed (at most once a second, and when the client closes).
+pub trait PositionStore: Send + Sync + std::fmt::Debug {
+    /// The positions saved last (empty when there are none, or they cannot be read).
+    fn load(&self) -> BTreeMap<BareJid, String>;
+    /// Keeps `positions` (the whole map).
+    ///
+    /// # Errors
+    ///
+    /// When they cannot be kept; the SDK logs it and tries again at the next change.
+    fn save(&self, positions: &BTreeMap<BareJid, String>) -> io::Result<()>;
+}
+
+/// Positions in memory: lost when the process ends (the default).
+#[derive(Debug, Default)]
+pub struct MemoryStore(Mutex<BTreeMap<BareJid, String>>);
+
+impl PositionStore for MemoryStore {
+    fn load(&self) -> BTreeMap<BareJid, String> {
+        self.0.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    fn save(&self, positions: &BTreeMap<BareJid, String>) -> io::Result<()> {
+        if let Ok(mut m) = self.0.lock() {
+            m.clone_from(positions);
+        }
+        Ok(())
+    }
+}
+
+/// Positions in a JSON file (`{"group@conference.example.org": "row id", ...}`), written to
+/// a temporary file and renamed over the old one, so a crash leaves the old file or the new
+/// one, never half of one. A missing, unreadable or corrupt file reads as no positions: the
+/// next catch-up of each group is its newest page, never a failure.
+#[derive(Debug)]
+pub struct FileStore {
+    path: PathBuf,
+}
+
+impl FileStore {
+    /// A store in `path` (created at the first save; its directory must exist).
+    pub fn new(path: impl AsRef<Path>) -> Self {
+        Self {
+            path: path.as_ref().to_owned(),
+        }
+    }
+}
+
+impl PositionStore for FileStore {
+    fn load(&self) -> BTreeMap<BareJid, String> {
+        let Ok(bytes) = std::fs::read(&self.path) else {
+            return BTreeMap::new();
+        };
+        match serde_json::from_slice::<BTreeMap<String, String>>(&bytes) {
+            Ok(raw) => raw
+                .into_iter()
+                .filter_map(|(k, v)| Some((k.parse().ok()?, v)))
+                .collect(),
+            Err(e) => {
+                tracing::warn!(path = %self.path.display(), error = %e, "position file unreadable: starting from each group's newest page");
+                BTreeMap::new()
+            }
+        }
+    }
+
+    fn save(&self, positions: &BTreeMap<BareJid, String>) -> io::Result<()> {
+        let raw: BTreeMap<&str, &str> = positions
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let json = serde_json::to_vec(&raw).map_err(io::Error::other)?;
+        let mut tmp = self.path.clone().into_os_string();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&json)?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, &self.path)
+    }
+}
+
+impl Core {
+    /// From now until [`end_catch_up`](Self::end_catch_up), `group`'s live messages wait, so
+    /// that the archived ones before them go out first.
+    pub(crate) fn begin_catch_up(&mut self, group: &BareJid) {
+        self.catching_up.entry(group.clone()).or_default();
+    }
+
+    /// Delivers messages read from `group`'s archive (in archive order), each once.
+    pub(crate) fn deliver_archived(&mut self, group: &BareJid, messages: Vec<GroupMessage>) {
+        for gm in messages {
+            self.deliver(gm);
+        }
+        let _ = group;
+    }
+
+    /// The catch-up of `group` is over: the live messages that waited go out (those the
+    /// archive already gave are recognised and dropped).
+    pub(crate) fn end_catch_up(&mut self, group: &BareJid) {
+        for (gm, notice) in self.catching_up.remove(group).unwrap_or_default() {
+            self.deliver_with(gm, notice);
+        }
+    }
+}
+
+/// Groups caught up at the same time.
+const CATCH_UP_CONCURRENCY: usize = 4;
+
+impl Inner {
+    /// Catches up on `groups`, a few at a time.
+    pub(crate) async fn catch_up_all(self: Arc<Self>, groups: Vec<BareJid>) {
+        futures::stream::iter(groups)
+            .for_each_concurrent(CATCH_UP_CONCURRENCY, |g| {
+                let inner = self.clone();
+                async move { inner.catch_up(&g).await }
+            })
+            .await;
+    }
+
+    /// Catches up on `group` from where the application left it (or its newest page when
+    /// that is unknown), then lets its live messages through. A failed catch-up reports
+    /// [`Event::MessagesMayBeMissing`] for the group, from where it was left.
+    pub(crate) async fn catch_up(&self, group: &BareJid) {
+        let g = group.clone();
+        let Ok(after) = self.with(move |c| c.positions.get(&g).cloned()).await else {
+            return;
+        };
+        let result = match &after {
+            Some(row) => self.fetch_after(group, row).await,
+            None => self.fetch_newest(group).await,
+        };
+        let g = group.clone();
+        let _ = self
+            .with(move |c| {
+                if let Err(e) = result {
+                    tracing::debug!(group = %g, error = %e, "catch-up failed");
+                    c.emit(Event::MessagesMayBeMissing {
+                        groups: vec![MissedMessages {
+                            group: g.clone(),
+                            after,
+                            since_ms: c.gap_since_ms,
+                        }],
+                    });
+                }
+                c.end_catch_up(&g);
+            })
+            .await;
+    }
+
+    /// Every page newer than `row`, delivered page by page (never all held at once).
+    async fn fetch_after(&self, group: &BareJid, row: &str) -> Result<(), crate::RequestError> {
+        let mut cursor = row.to_owned();
+        let mut filter = HistoryFilter::new(None);
+        loop {
+            let query = HistoryQuery {
+                group: group.to_string(),
+                with: None,
+                direction: Direction::Down,
+                last_row_id: Some(cursor.clone()),
+                limit: CATCH_UP_PAGE,
+            };
+            let mut page = self.history_page(query).await?;
+            let next = page.last.clone();
+            filter.apply(&mut page);
+            self.deliver_page(group, page.messages).await?;
+            match next {
+                Some(n) if !page.complete && n != cursor => cursor = n,
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    /// The newest page.
+    async fn fetch_newest(&self, group: &BareJid) -> Result<(), crate::RequestError> {
+        let mut page = self
+            .history_page(HistoryQuery::latest(group.to_string(), FIRST_CATCH_UP))
+            .await?;
+        HistoryFilter::new(None).apply(&mut page);
+        self.deliver_page(group, page.messages).await
+    }
+
+    async fn deliver_page(
+        &self,
+        group: &BareJid,
+        rows: Vec<groupchat_protocol::pagination::ArchivedMessage>,
+    ) -> Result<(), crate::RequestError> {
+        let messages: Vec<GroupMessage> = rows
+            .iter()
+            .filter(|a| a.message.body.is_some() || a.message.media.is_some())
+            .filter(|a| Notice::find(&a.message.payloads).is_none())
+            .map(|a| GroupMessage::from_archived(group.clone(), a))
+            .collect();
+        let g = group.clone();
+        self.with(move |c| c.deliver_archived(&g, messages)).await
+    }
+}
