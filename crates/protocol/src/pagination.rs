@@ -260,6 +260,23 @@ pub struct HistoryPage {
 }
 
 impl HistoryPage {
+    /// A page of `messages` (oldest first) read for `query`.
+    pub fn new(
+        query: HistoryQuery,
+        messages: Vec<ArchivedMessage>,
+        first: Option<String>,
+        last: Option<String>,
+        complete: bool,
+    ) -> Self {
+        Self {
+            query,
+            messages,
+            first,
+            last,
+            complete,
+        }
+    }
+
     /// The query for the following page in the same direction, or `None` at the end.
     pub fn next_query(&self) -> Option<HistoryQuery> {
         if self.complete {

@@ -14,7 +14,6 @@ use std::sync::{Arc, Mutex};
 
 use futures::StreamExt as _;
 
-use groupchat_protocol::codec::ext::notice::Notice;
 use groupchat_protocol::group::GroupMessage;
 use groupchat_protocol::jid::BareJid;
 use groupchat_protocol::pagination::{Direction, HistoryFilter, HistoryQuery};
@@ -204,12 +203,11 @@ impl Inner {
         }
     }
 
-    /// The newest page.
+    /// The newest [`FIRST_CATCH_UP`] messages.
     async fn fetch_newest(&self, group: &BareJid) -> Result<(), crate::RequestError> {
-        let mut page = self
-            .history_page(HistoryQuery::latest(group.to_string(), FIRST_CATCH_UP))
+        let page = self
+            .read_messages(HistoryQuery::latest(group.to_string(), FIRST_CATCH_UP))
             .await?;
-        HistoryFilter::new(None).apply(&mut page);
         self.deliver_page(group, page.messages).await
     }
 
@@ -220,8 +218,7 @@ impl Inner {
     ) -> Result<(), crate::RequestError> {
         let messages: Vec<GroupMessage> = rows
             .iter()
-            .filter(|a| a.message.body.is_some() || a.message.media.is_some())
-            .filter(|a| Notice::find(&a.message.payloads).is_none())
+            .filter(|a| crate::history::is_message(a))
             .map(|a| GroupMessage::from_archived(group.clone(), a))
             .collect();
         let g = group.clone();

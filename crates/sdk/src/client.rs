@@ -77,6 +77,8 @@ pub(crate) struct Inner {
     pub(crate) languages: Vec<String>,
     /// How long an uncleared "typing" stands (`ClientBuilder::typing_timeout`).
     pub(crate) typing_timeout: Duration,
+    /// Mark received group messages (`ClientBuilder::send_received_markers`).
+    pub(crate) send_received_markers: bool,
     /// Where the positions in each conversation are kept (`ClientBuilder::positions`).
     pub(crate) positions: Arc<dyn crate::PositionStore>,
     pub(crate) http: crate::http::LazyHttp,
@@ -159,6 +161,7 @@ impl Client {
             invitations: b.invitations,
             languages: b.languages.clone(),
             typing_timeout: b.typing_timeout,
+            send_received_markers: b.send_received_markers,
             positions: b.positions.clone(),
             http,
             id_prefix: prefix.iter().take(2).map(|b| format!("{b:02x}")).collect(),

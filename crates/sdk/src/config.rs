@@ -44,6 +44,7 @@ pub struct ClientBuilder {
     pub(crate) resource: Option<String>,
     pub(crate) languages: Vec<String>,
     pub(crate) typing_timeout: Duration,
+    pub(crate) send_received_markers: bool,
     pub(crate) positions: Arc<dyn crate::PositionStore>,
     pub(crate) invitations: InvitationPolicy,
     pub(crate) http_tls: TlsOptions,
@@ -78,6 +79,7 @@ impl ClientBuilder {
             resource: None,
             languages: Vec::new(),
             typing_timeout: crate::typing::TYPING_TIMEOUT,
+            send_received_markers: true,
             positions: Arc::new(crate::MemoryStore::default()),
             invitations: InvitationPolicy::default(),
             http_tls: TlsOptions::default(),
@@ -146,6 +148,15 @@ impl ClientBuilder {
     /// stopped instead of from each group's newest page.
     pub fn positions(mut self, store: Arc<dyn crate::PositionStore>) -> Self {
         self.positions = store;
+        self
+    }
+
+    /// Whether the client tells each group that its messages reached this device (an
+    /// XEP-0333 `received` marker for the newest message of each read, on by default): what
+    /// other members' [`Client::message_info`](crate::Client::message_info) counts as
+    /// received.
+    pub fn send_received_markers(mut self, on: bool) -> Self {
+        self.send_received_markers = on;
         self
     }
 

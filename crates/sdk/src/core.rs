@@ -189,6 +189,8 @@ pub(crate) struct Core {
     pub(crate) pending_acks: Vec<(groupchat_protocol::SendId, oneshot::Sender<()>)>,
     /// The server acknowledges our stanzas in this session, and has up to this one.
     acks: Option<Option<groupchat_protocol::SendId>>,
+    /// Per group: the order of recent messages, our own with who received and saw them.
+    pub(crate) receipts: HashMap<BareJid, crate::message_info::Receipts>,
     /// Groups whose archive is being read (catch-up): their live messages, waiting.
     pub(crate) catching_up: HashMap<BareJid, Vec<(GroupMessage, Option<Notice>)>>,
     /// Where each group and 1:1 chat was left (archive id of the last message reported).
@@ -235,6 +237,7 @@ impl Core {
             pending_pages: HashMap::new(),
             typing: HashMap::new(),
             catching_up: HashMap::new(),
+            receipts: HashMap::new(),
             positions,
             positions_dirty: false,
             positions_saved: Instant::now(),
@@ -332,6 +335,7 @@ impl Core {
     /// Hands the events of this turn to the application together (one wake-up of its
     /// reader per turn, not one per event).
     pub(crate) fn flush_events(&mut self) {
+        self.send_received_markers();
         self.save_positions(false);
         if !self.outgoing.is_empty() {
             self.inner.events.emit(std::mem::take(&mut self.outgoing));
@@ -738,6 +742,12 @@ impl Core {
                 occupant,
                 state,
             } => self.on_typing(group, true, occupant.jid, Some(occupant.nick), state),
+            GroupEvent::Marker {
+                group,
+                occupant,
+                kind,
+                id,
+            } => self.on_marker(group, occupant.jid, kind, &id),
             _ => {}
         }
     }
@@ -771,7 +781,10 @@ impl Core {
         ));
         match notice {
             Some(n) => self.on_notice(&gm, n),
-            None => self.emit(Event::GroupMessage(gm)),
+            None => {
+                self.note_message(&gm);
+                self.emit(Event::GroupMessage(gm));
+            }
         }
     }
 

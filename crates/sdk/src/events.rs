@@ -239,6 +239,20 @@ pub enum Event {
         /// Typing, stopped, or expired.
         state: crate::TypingState,
     },
+    /// Who received or saw one of our recent group messages changed (the seed's
+    /// `groupMsgInfoListener`): the counts so far, from the markers seen live since we
+    /// sent it. [`Client::message_info`](crate::Client::message_info) gives the names, the
+    /// times and the number of members.
+    MessageInfo {
+        /// The group.
+        group: BareJid,
+        /// The message (its row id: the room's stanza-id).
+        row_id: String,
+        /// How many members received it.
+        received: usize,
+        /// How many members saw it.
+        seen: usize,
+    },
     /// A 1:1 chat message.
     ChatMessage {
         /// The sender's bare JID.
@@ -272,6 +286,7 @@ impl Event {
             | Self::GroupDeleted { group, .. }
             | Self::RemovedFromGroup { group, .. } => Some(group),
             Self::GroupMessage(m) => Some(&m.group),
+            Self::MessageInfo { group, .. } => Some(group),
             Self::Typing {
                 conversation,
                 is_group,

@@ -237,23 +237,59 @@ impl Client {
         }
         let direction = request.position.unwrap_or(Direction::Up);
         // A latest page is an `up` page from the newest end.
-        let mut cursor = match request.position {
+        let cursor = match request.position {
             None => None,
             Some(_) => request.last_row_id.clone(),
         };
-        let want = request.limit as usize;
-        let mut filter = HistoryFilter::new(None);
-        let mut messages: Vec<HistoryMessage> = Vec::with_capacity(want);
-        let (mut first, mut last) = (None::<String>, None::<String>);
-        let complete = loop {
-            let query = HistoryQuery {
-                group: archive.clone(),
-                with: with.clone(),
+        let rows = self
+            .inner
+            .read_messages(HistoryQuery {
+                group: archive,
+                with,
                 direction,
-                last_row_id: cursor.clone(),
-                limit: u32::try_from(want - messages.len()).unwrap_or(MAX_LIMIT),
-            };
-            let mut page = self.inner.history_page(query).await?;
+                last_row_id: cursor,
+                limit: request.limit,
+            })
+            .await?;
+        Ok(History {
+            messages: rows
+                .messages
+                .into_iter()
+                .map(|a| {
+                    HistoryMessage::from_archived(&conversation, is_group, a, &self.inner.languages)
+                })
+                .collect(),
+            first_row_id: rows.first,
+            last_row_id: rows.last,
+            complete: rows.complete,
+        })
+    }
+}
+
+/// Whether an archive row is a message the application sees: a body or media, and not one
+/// of the SDK's notices ("alice added bob"), which are events.
+pub(crate) fn is_message(a: &ArchivedMessage) -> bool {
+    (a.message.body.is_some() || a.message.media.is_some())
+        && Notice::find(&a.message.payloads).is_none()
+}
+
+impl Inner {
+    /// `query.limit` messages from `query`'s cursor in its direction, reading further rows
+    /// while some are not messages (markers, retractions, notices) or are retracted. The
+    /// page's `first` / `last` are the oldest and newest rows read (the cursors onward).
+    pub(crate) async fn read_messages(
+        &self,
+        mut query: HistoryQuery,
+    ) -> Result<HistoryPage, RequestError> {
+        let want = query.limit as usize;
+        let direction = query.direction;
+        let mut filter = HistoryFilter::new(None);
+        let mut messages: Vec<ArchivedMessage> = Vec::with_capacity(want);
+        let (mut first, mut last) = (None::<String>, None::<String>);
+        let template = query.clone();
+        let complete = loop {
+            query.limit = u32::try_from(want - messages.len()).unwrap_or(MAX_LIMIT);
+            let mut page = self.history_page(query.clone()).await?;
             // The rows read, kept as cursors even when none of them is a message.
             if direction == Direction::Up || first.is_none() {
                 first = page.first.clone().or(first);
@@ -262,16 +298,7 @@ impl Client {
                 last = page.last.clone().or(last);
             }
             filter.apply(&mut page);
-            let read: Vec<HistoryMessage> = page
-                .messages
-                .into_iter()
-                .filter(|a| a.message.body.is_some() || a.message.media.is_some())
-                // The SDK's notices ("alice added bob") are events, not messages.
-                .filter(|a| Notice::find(&a.message.payloads).is_none())
-                .map(|a| {
-                    HistoryMessage::from_archived(&conversation, is_group, a, &self.inner.languages)
-                })
-                .collect();
+            let read = page.messages.into_iter().filter(is_message);
             match direction {
                 // Older rows go before what we have.
                 Direction::Up => {
@@ -285,20 +312,15 @@ impl Client {
             if messages.len() >= want {
                 break false;
             }
-            cursor = match direction {
+            query.last_row_id = match direction {
                 Direction::Up => first.clone(),
                 Direction::Down => last.clone(),
             };
-            if cursor.is_none() {
+            if query.last_row_id.is_none() {
                 break true;
             }
         };
-        Ok(History {
-            messages,
-            first_row_id: first,
-            last_row_id: last,
-            complete,
-        })
+        Ok(HistoryPage::new(template, messages, first, last, complete))
     }
 }
 

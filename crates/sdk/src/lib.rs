@@ -55,6 +55,7 @@ mod group_handle;
 mod groups;
 mod history;
 mod http;
+mod message_info;
 mod to_jid;
 mod typing;
 
@@ -72,6 +73,7 @@ pub use groups::SentMessage;
 pub use history::{
     DEFAULT_HISTORY_LIMIT, Direction, History, HistoryMessage, HistoryRequest, MAX_HISTORY_LIMIT,
 };
+pub use message_info::{MessageInfo, Receipt};
 pub use to_jid::ToJid;
 pub use typing::TypingState;
 

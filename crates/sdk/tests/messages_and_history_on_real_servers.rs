@@ -511,3 +511,141 @@ async fn catch_up(kind: ServerKind) {
 }
 
 on_both_servers!(catch_up: messages_sent_while_offline_arrive_once_in_order_at_the_next_login_on_prosody, messages_sent_while_offline_arrive_once_in_order_at_the_next_login_on_ejabberd);
+
+/// bob and carol receive alice's message (their SDKs mark it received) and see it
+/// (`mark_seen`): alice's `message_info` counts 2 received and 2 seen out of 2 members, also
+/// from a new session; alice gets `MessageInfo` events as the counts change. A message from
+/// an independent client that marks each message itself (raw stanzas) is counted the same
+/// way, and a message nobody saw yet counts 2 received, 0 seen.
+async fn message_info(kind: ServerKind) {
+    use groupchat_sdk::MessageInfo;
+
+    let Some(server) = TestServer::start(kind) else {
+        return;
+    };
+    let (alice, mut alice_ev) = login(&server, "alice", Via::Tcp).await;
+    let (bob, mut bob_ev) = login(&server, "bob", Via::Tcp).await;
+    let g = alice
+        .create_group(
+            "Receipts",
+            &["bob@localhost", "carol@localhost", "dave@localhost"],
+            None,
+        )
+        .await
+        .unwrap()
+        .jid;
+    expect(
+        &mut bob_ev,
+        "added",
+        |e| matches!(e, Event::AddedToGroup { group, .. } if *group == g),
+    )
+    .await;
+    // carol speaks raw XMPP: she marks received and displayed herself, like other clients.
+    let mut carol = support::raw_client(&server, "carol").await;
+    support::raw_join(&mut carol, &g, "carol@localhost").await;
+    let sent = alice.send_text(&g, "did you get this?").await.unwrap();
+    let row = sent.stanza_id.clone().unwrap();
+    for (kind_, id) in [("received", &row), ("displayed", &row)] {
+        carol
+            .send(
+                format!(
+                    "<message xmlns='jabber:client' to='{g}' type='groupchat'><{kind_} xmlns='urn:xmpp:chat-markers:0' id='{id}'/><store xmlns='urn:xmpp:hints'/></message>"
+                )
+                .into_bytes(),
+            )
+            .await
+            .unwrap();
+    }
+    expect(
+        &mut bob_ev,
+        "the message",
+        |e| matches!(e, Event::GroupMessage(m) if m.stanza_id.as_deref() == Some(row.as_str())),
+    )
+    .await;
+    bob.mark_seen(&g, &row).await.unwrap();
+    // alice hears the counts grow to 2 and 2.
+    expect(
+        &mut alice_ev,
+        "both saw it",
+        |e| matches!(e, Event::MessageInfo { row_id, received: 2, seen: 2, .. } if *row_id == row),
+    )
+    .await;
+    let check = |info: &MessageInfo| {
+        assert_eq!(
+            info.sender.as_ref().map(|j| j.as_str()),
+            Some("alice@localhost"),
+            "{kind}"
+        );
+        let names = |r: &[groupchat_sdk::Receipt]| -> Vec<String> {
+            r.iter().map(|x| x.jid.to_string()).collect()
+        };
+        assert_eq!(
+            names(&info.received),
+            ["bob@localhost", "carol@localhost"],
+            "{kind}: {info:?}"
+        );
+        assert_eq!(
+            names(&info.seen),
+            ["bob@localhost", "carol@localhost"],
+            "{kind}: {info:?}"
+        );
+        assert_eq!(info.members, 3, "{kind}: bob, carol, dave");
+        assert!(
+            info.received.iter().all(|r| r.at.is_some()),
+            "{kind}: archive times"
+        );
+    };
+    check(&alice.message_info(&g, &row).await.unwrap());
+    // From a new session, long after: read from the archive.
+    alice.close();
+    let (alice2, _alice2_ev) = login(&server, "alice", Via::Tcp).await;
+    check(&alice2.message_info(&g, &row).await.unwrap());
+
+    // carol's own message (an independent client): bob's SDK marks it received; nobody saw it.
+    carol
+        .send(
+            format!(
+                "<message xmlns='jabber:client' to='{g}' type='groupchat' id='raw-1'><body>from carol</body><markable xmlns='urn:xmpp:chat-markers:0'/></message>"
+            )
+            .into_bytes(),
+        )
+        .await
+        .unwrap();
+    let carols = expect(
+        &mut bob_ev,
+        "carol's message",
+        |e| matches!(e, Event::GroupMessage(m) if m.body.as_deref() == Some("from carol")),
+    )
+    .await;
+    let Event::GroupMessage(carols) = carols else {
+        unreachable!()
+    };
+    let carols_row = carols.stanza_id.unwrap();
+    // Let the markers reach the archive.
+    let mut info = alice2.message_info(&g, &carols_row).await.unwrap();
+    for _ in 0..20 {
+        if info.received_count() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        info = alice2.message_info(&g, &carols_row).await.unwrap();
+    }
+    assert_eq!(
+        info.sender.as_ref().map(|j| j.as_str()),
+        Some("carol@localhost"),
+        "{kind}"
+    );
+    let received: Vec<String> = info.received.iter().map(|r| r.jid.to_string()).collect();
+    assert_eq!(
+        received,
+        ["alice@localhost", "bob@localhost"],
+        "{kind}: {info:?}"
+    );
+    assert_eq!(info.seen_count(), 0, "{kind}");
+    assert_eq!(info.members, 3, "{kind}: alice, bob, dave");
+    // An unknown message: 404.
+    let r = alice2.message_info(&g, "no-such-row").await;
+    assert_eq!(r.map(|_| ()).unwrap_err().status_code(), 404, "{kind}");
+}
+
+on_both_servers!(message_info: who_received_and_saw_a_message_is_counted_live_and_from_the_archive_on_prosody, who_received_and_saw_a_message_is_counted_live_and_from_the_archive_on_ejabberd);
