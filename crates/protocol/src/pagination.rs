@@ -531,7 +531,8 @@ pub fn collect_page(
 /// everything up to the "cleared" mark (both from the XEP-0223 group state).
 #[derive(Clone, Debug, Default)]
 pub struct HistoryFilter {
-    retracted: std::collections::HashSet<String>,
+    /// Retracted id → who retracted it (`None`: a moderator, through the room).
+    retracted: std::collections::HashMap<String, Option<String>>,
     hidden: std::collections::HashSet<String>,
     cleared_up_to: Option<String>,
 }
@@ -554,7 +555,18 @@ impl HistoryFilter {
     pub fn apply(&mut self, page: &mut HistoryPage) {
         for m in &page.messages {
             if let Some(r) = &m.message.retraction {
-                self.retracted.insert(r.id.clone());
+                // A moderator's retraction comes from the room itself; anyone else's
+                // counts only for their own messages (checked below).
+                let by_room = m
+                    .message
+                    .from
+                    .as_ref()
+                    .is_some_and(|f| f.resource().is_none())
+                    && r.moderated_by.is_some();
+                let by = if by_room { None } else { sender_of(&m.message) };
+                if by_room || by.is_some() {
+                    self.retracted.insert(r.id.clone(), by);
+                }
             }
         }
         let cleared = self
@@ -575,9 +587,26 @@ impl HistoryFilter {
                 m.message.origin_id.as_deref(),
                 m.message.id.as_deref(),
             ];
-            m.message.retraction.is_none()
-                && !hidden.contains(&m.row_id)
-                && !ids.into_iter().flatten().any(|id| retracted.contains(id))
+            let retracted_by_right = ids.into_iter().flatten().any(|id| match retracted.get(id) {
+                Some(None) => true,
+                Some(Some(by)) => sender_of(&m.message).as_ref() == Some(by),
+                None => false,
+            });
+            m.message.retraction.is_none() && !hidden.contains(&m.row_id) && !retracted_by_right
         });
     }
+}
+
+/// Who sent an archived message: in a group, the real JID the room recorded (muc#user item);
+/// in a 1:1 chat, the sender's bare JID.
+fn sender_of(m: &Message) -> Option<String> {
+    if let Some(u) = &m.muc_user {
+        return u
+            .items
+            .iter()
+            .find_map(|i| i.jid.as_deref())
+            .and_then(|j| j.parse::<jid::Jid>().ok())
+            .map(|j| j.to_bare().to_string());
+    }
+    m.from.as_ref().map(|f| f.to_bare().to_string())
 }

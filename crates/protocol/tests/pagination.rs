@@ -237,7 +237,7 @@ proptest! {
 }
 
 #[test]
-fn history_hides_retracted_hidden_and_cleared_messages() {
+fn history_hides_retracted_hidden_and_cleared_messages_but_not_a_forged_retraction() {
     use groupchat_protocol::codec::ext::group_state::GroupState;
     use groupchat_protocol::pagination::HistoryFilter;
     // r0..r9; r7 retracts r5's message (by its room stanza-id = row id here).
@@ -246,12 +246,29 @@ fn history_hides_retracted_hidden_and_cleared_messages() {
     let mut retraction = Message::retraction(ROOM.parse().unwrap(), MessageType::Groupchat, "r5");
     retraction.from = Some(format!("{ROOM}/alice").parse().unwrap());
     p.messages[7].message = retraction;
+    // Senders as the room archives them (the real JID in a muc#user item): r5 and r6 are
+    // alice's, r7 her retraction of r5, r9 mallory's forged retraction of r6.
+    let by = |jid: &str| {
+        let mut item = groupchat_protocol::codec::xep::muc_user::Item::default();
+        item.jid = Some(jid.to_owned());
+        let mut u = groupchat_protocol::codec::xep::muc_user::MucUser::default();
+        u.items.push(item);
+        Some(Box::new(u))
+    };
+    for i in [5, 6, 7] {
+        p.messages[i].message.muc_user = by("alice@localhost/phone");
+    }
+    let mut forged = Message::retraction(ROOM.parse().unwrap(), MessageType::Groupchat, "r6");
+    forged.from = Some(format!("{ROOM}/mallory").parse().unwrap());
+    forged.muc_user = by("mallory@localhost");
+    p.messages[9].message = forged;
     let mut state = GroupState::new(ROOM);
     state.cleared_up_to = Some("r2".into());
     state.hidden = vec!["r8".into()];
     let mut f = HistoryFilter::new(Some(&state));
     f.apply(&mut p);
     let rows: Vec<&str> = p.messages.iter().map(|m| m.row_id.as_str()).collect();
-    assert_eq!(rows, ["r3", "r4", "r6", "r9"]);
+    // r6 stays: only its sender (or a moderator, through the room) may retract it.
+    assert_eq!(rows, ["r3", "r4", "r6"]);
     assert!(p.complete, "nothing older than the cleared mark is fetched");
 }

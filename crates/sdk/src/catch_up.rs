@@ -183,7 +183,10 @@ impl Inner {
     /// Every page newer than `row`, delivered page by page (never all held at once).
     async fn fetch_after(&self, group: &BareJid, row: &str) -> Result<(), crate::RequestError> {
         let mut cursor = row.to_owned();
-        let mut filter = HistoryFilter::new(None);
+        let state = self
+            .group_state(&HistoryQuery::latest(group.to_string(), 1))
+            .await;
+        let mut filter = HistoryFilter::new(state.as_ref());
         loop {
             let query = HistoryQuery {
                 group: group.to_string(),

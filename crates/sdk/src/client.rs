@@ -512,6 +512,7 @@ impl Inner {
             .await?;
         if first {
             self.load_bookmarks().await?;
+            self.load_group_states().await;
         }
         // Each group's live messages wait from before its join until its archive has been
         // read (catch-up), so that the application gets them in archive order.
@@ -539,8 +540,7 @@ impl Inner {
         })
         .await?;
         // Presence last: invitations kept offline arrive after it, when the list is known.
-        self.send(b"<presence xmlns='jabber:client'/>".to_vec())
-            .await
+        self.send(crate::devices::own_caps().presence()).await
     }
 
     async fn discover(&self) -> Result<(), RequestError> {

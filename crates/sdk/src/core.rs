@@ -191,6 +191,9 @@ pub(crate) struct Core {
     acks: Option<Option<groupchat_protocol::SendId>>,
     /// Per group: the order of recent messages, our own with who received and saw them.
     pub(crate) receipts: HashMap<BareJid, crate::message_info::Receipts>,
+    /// What the user hid in each group (cleared up to, deleted for me), as last read.
+    pub(crate) group_states:
+        HashMap<BareJid, groupchat_protocol::codec::ext::group_state::GroupState>,
     /// Groups whose archive is being read (catch-up): their live messages, waiting.
     pub(crate) catching_up: HashMap<BareJid, Vec<(GroupMessage, Option<Notice>)>>,
     /// Where each group and 1:1 chat was left (archive id of the last message reported).
@@ -237,6 +240,7 @@ impl Core {
             pending_pages: HashMap::new(),
             typing: HashMap::new(),
             catching_up: HashMap::new(),
+            group_states: HashMap::new(),
             receipts: HashMap::new(),
             positions,
             positions_dirty: false,
@@ -531,7 +535,12 @@ impl Core {
                 self.on_iq(iq);
                 return;
             }
-            Stanza::Message(m) => self.resolve_message(m),
+            Stanza::Message(m) => {
+                if self.on_own_pep_event(m) {
+                    return;
+                }
+                self.resolve_message(m);
+            }
             _ => {}
         }
         let events = self.tracker.ingest(&stanza);
@@ -555,12 +564,15 @@ impl Core {
                 self.resolve_iq(&iq.id, iq.from.as_ref(), || Ok(iq.clone()));
             }
             _ => {
-                let is_ping = iq
-                    .payload
-                    .as_ref()
-                    .is_some_and(|p| p.is("ping", "urn:xmpp:ping"));
-                let reply = if is_ping {
+                let asks = |name: &str, ns: &str| {
+                    iq.kind == IqType::Get && iq.payload.as_ref().is_some_and(|p| p.is(name, ns))
+                };
+                let reply = if asks("ping", "urn:xmpp:ping") {
                     iq.result_reply()
+                } else if asks("query", "http://jabber.org/protocol/disco#info") {
+                    // What we can do: the server reads it to send us the PEP
+                    // notifications we advertise.
+                    crate::devices::own_caps().info_result(iq)
                 } else {
                     iq.error_reply("service-unavailable")
                 };
@@ -748,6 +760,7 @@ impl Core {
                 kind,
                 id,
             } => self.on_marker(group, occupant.jid, kind, &id),
+            GroupEvent::Retracted { group, id, by, .. } => self.on_retracted(group, id, by),
             _ => {}
         }
     }

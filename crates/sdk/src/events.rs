@@ -253,6 +253,25 @@ pub enum Event {
         /// How many members saw it.
         seen: usize,
     },
+    /// A group message was deleted: for everyone (retracted by its sender, or by a
+    /// moderator), or for this user only (on one of their devices).
+    MessageDeleted {
+        /// The group.
+        group: BareJid,
+        /// The message (its row id: the room's stanza-id).
+        row_id: String,
+        /// Who deleted it, when known.
+        by: Option<BareJid>,
+        /// Deleted for every member, not only for this user.
+        for_everyone: bool,
+    },
+    /// This user cleared a group's chat (on one of their devices): history ends there.
+    ChatCleared {
+        /// The group.
+        group: BareJid,
+        /// Messages up to and including this row id are cleared.
+        up_to: String,
+    },
     /// A 1:1 chat message.
     ChatMessage {
         /// The sender's bare JID.
@@ -286,7 +305,9 @@ impl Event {
             | Self::GroupDeleted { group, .. }
             | Self::RemovedFromGroup { group, .. } => Some(group),
             Self::GroupMessage(m) => Some(&m.group),
-            Self::MessageInfo { group, .. } => Some(group),
+            Self::MessageInfo { group, .. }
+            | Self::MessageDeleted { group, .. }
+            | Self::ChatCleared { group, .. } => Some(group),
             Self::Typing {
                 conversation,
                 is_group,

@@ -9,6 +9,7 @@
 //! (or are retracted), asks again from where it stopped, so that the application gets
 //! `limit` messages per page unless the archive ends first.
 
+use groupchat_protocol::codec::ext::group_state::GroupState;
 use groupchat_protocol::codec::ext::notice::Notice;
 use groupchat_protocol::codec::xep::media::Media;
 use groupchat_protocol::codec::xep::stanza_error::{ErrorType, StanzaError};
@@ -274,6 +275,18 @@ pub(crate) fn is_message(a: &ArchivedMessage) -> bool {
 }
 
 impl Inner {
+    /// What the user hid in the group `query` reads (none for a 1:1 chat).
+    pub(crate) async fn group_state(&self, query: &HistoryQuery) -> Option<GroupState> {
+        if query.with.is_some() {
+            return None;
+        }
+        let group: BareJid = query.group.parse().ok()?;
+        self.with(move |c| c.group_states.get(&group).cloned())
+            .await
+            .ok()
+            .flatten()
+    }
+
     /// `query.limit` messages from `query`'s cursor in its direction, reading further rows
     /// while some are not messages (markers, retractions, notices) or are retracted. The
     /// page's `first` / `last` are the oldest and newest rows read (the cursors onward).
@@ -283,7 +296,12 @@ impl Inner {
     ) -> Result<HistoryPage, RequestError> {
         let want = query.limit as usize;
         let direction = query.direction;
-        let mut filter = HistoryFilter::new(None);
+        let state = self.group_state(&query).await;
+        // The oldest page of a cleared chat starts after the mark.
+        if direction == Direction::Down && query.last_row_id.is_none() {
+            query.last_row_id = state.as_ref().and_then(|s| s.cleared_up_to.clone());
+        }
+        let mut filter = HistoryFilter::new(state.as_ref());
         let mut messages: Vec<ArchivedMessage> = Vec::with_capacity(want);
         let (mut first, mut last) = (None::<String>, None::<String>);
         let template = query.clone();

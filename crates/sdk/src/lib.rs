@@ -48,6 +48,8 @@ mod catch_up;
 mod client;
 mod config;
 mod core;
+mod deletion;
+mod devices;
 mod error;
 mod events;
 mod group;

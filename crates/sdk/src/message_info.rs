@@ -133,23 +133,7 @@ impl Client {
                 _ => break,
             }
         }
-        // The message itself: the row just before the first one after it.
-        let query = match after.first() {
-            Some(first) => HistoryQuery {
-                group: archive.clone(),
-                with: None,
-                direction: Direction::Up,
-                last_row_id: Some(first.row_id.clone()),
-                limit: 1,
-            },
-            None => HistoryQuery::latest(archive.clone(), 1),
-        };
-        let itself = self.inner.history_page(query).await?;
-        let Some(message) = itself.messages.into_iter().find(|m| m.row_id == row_id) else {
-            return Err(RequestError::NotFound(format!(
-                "no message {row_id} in {group}"
-            )));
-        };
+        let message = self.inner.find_row(&group, row_id).await?;
         let sender = GroupMessage::from_archived(group.clone(), &message)
             .sender
             .jid;
@@ -208,7 +192,7 @@ impl Client {
     }
 
     /// `group` as one of our groups (400 otherwise).
-    fn group_jid_of(&self, group: impl ToJid) -> Result<BareJid, RequestError> {
+    pub(crate) fn group_jid_of(&self, group: impl ToJid) -> Result<BareJid, RequestError> {
         let jid = group.to_jid()?;
         if !self.is_group(&jid) {
             return Err(RequestError::BadRequest(format!(

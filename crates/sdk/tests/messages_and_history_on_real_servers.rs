@@ -649,3 +649,159 @@ async fn message_info(kind: ServerKind) {
 }
 
 on_both_servers!(message_info: who_received_and_saw_a_message_is_counted_live_and_from_the_archive_on_prosody, who_received_and_saw_a_message_is_counted_live_and_from_the_archive_on_ejabberd);
+
+async fn login_device(server: &TestServer, user: &str, device: &str) -> (Client, EventStream) {
+    let client = support::tcp_builder(server, user)
+        .resource(device)
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("{}: {user}/{device} cannot connect: {e}", server.kind()));
+    let events = client.events();
+    (client, events)
+}
+
+/// alice's second device, online when her first creates a group, joins it and receives its
+/// messages.
+async fn second_device(kind: ServerKind) {
+    let Some(server) = TestServer::start(kind) else {
+        return;
+    };
+    let (phone, _phone_ev) = login_device(&server, "alice", "phone").await;
+    let (_laptop, mut laptop_ev) = login_device(&server, "alice", "laptop").await;
+    let (bob, mut bob_ev) = login(&server, "bob", Via::Tcp).await;
+    let g = phone
+        .create_group("Two devices", &["bob@localhost"], None)
+        .await
+        .unwrap()
+        .jid;
+    expect(
+        &mut laptop_ev,
+        "the group on the other device",
+        |e| matches!(e, Event::AddedToGroup { group, .. } if *group == g),
+    )
+    .await;
+    expect(
+        &mut bob_ev,
+        "added",
+        |e| matches!(e, Event::AddedToGroup { group, .. } if *group == g),
+    )
+    .await;
+    bob.send_text(&g, "hello both devices").await.unwrap();
+    expect(
+        &mut laptop_ev,
+        "bob's message on the laptop",
+        |e| matches!(e, Event::GroupMessage(m) if m.body.as_deref() == Some("hello both devices")),
+    )
+    .await;
+}
+
+on_both_servers!(second_device: a_group_created_on_one_device_is_joined_by_the_users_other_device_on_prosody, a_group_created_on_one_device_is_joined_by_the_users_other_device_on_ejabberd);
+
+/// Delete for everyone (one's own message: everyone's event, gone from history; someone
+/// else's as a plain member: 403), clear chat and delete for me (on every device of the user,
+/// and only for that user).
+async fn deletion(kind: ServerKind) {
+    let Some(server) = TestServer::start(kind) else {
+        return;
+    };
+    let (alice, _alice_ev) = login(&server, "alice", Via::Tcp).await;
+    let (bob, mut bob_ev) = login(&server, "bob", Via::Tcp).await;
+    let (carol1, mut carol1_ev) = login_device(&server, "carol", "one").await;
+    let g = alice
+        .create_group("Deletion", &["bob@localhost", "carol@localhost"], None)
+        .await
+        .unwrap()
+        .jid;
+    for ev in [&mut bob_ev, &mut carol1_ev] {
+        expect(
+            ev,
+            "added",
+            |e| matches!(e, Event::AddedToGroup { group, .. } if *group == g),
+        )
+        .await;
+    }
+    let (carol2, mut carol2_ev) = login_device(&server, "carol", "two").await;
+    let mut rows = Vec::new();
+    for t in ["m1", "m2", "m3"] {
+        rows.push(alice.send_text(&g, t).await.unwrap().stanza_id.unwrap());
+    }
+    let texts = |h: &History| bodies(h);
+
+    // alice deletes her m1 for everyone.
+    alice.delete_for_everyone(&g, &rows[0]).await.unwrap();
+    expect(&mut bob_ev, "m1 deleted", |e| {
+        matches!(e, Event::MessageDeleted { row_id, for_everyone: true, by: Some(by), .. }
+            if *row_id == rows[0] && by.as_str() == "alice@localhost")
+    })
+    .await;
+    let h = bob.history(&g, HistoryRequest::latest(10)).await.unwrap();
+    assert_eq!(texts(&h), ["m2", "m3"], "{kind}");
+    // bob may not delete alice's message.
+    let r = bob.delete_for_everyone(&g, &rows[1]).await;
+    assert_eq!(r.unwrap_err().status_code(), 403, "{kind}");
+    let h = carol1
+        .history(&g, HistoryRequest::latest(10))
+        .await
+        .unwrap();
+    assert_eq!(texts(&h), ["m2", "m3"], "{kind}: nothing else deleted");
+
+    // carol clears the chat on one device: the other hears of it, and its history starts after.
+    carol1.clear_chat(&g).await.unwrap();
+    expect(
+        &mut carol2_ev,
+        "cleared",
+        |e| matches!(e, Event::ChatCleared { group, .. } if *group == g),
+    )
+    .await;
+    let m4 = alice.send_text(&g, "m4").await.unwrap().stanza_id.unwrap();
+    let m5 = alice.send_text(&g, "m5").await.unwrap().stanza_id.unwrap();
+    expect(
+        &mut carol2_ev,
+        "m5",
+        |e| matches!(e, Event::GroupMessage(m) if m.stanza_id.as_deref() == Some(m5.as_str())),
+    )
+    .await;
+    for (c, who) in [(&carol1, "carol one"), (&carol2, "carol two")] {
+        let h = c.history(&g, HistoryRequest::latest(10)).await.unwrap();
+        assert_eq!(texts(&h), ["m4", "m5"], "{kind}: {who}");
+        assert!(h.complete, "{kind}: {who}: nothing before the clear");
+        let h = c.history(&g, HistoryRequest::oldest(10)).await.unwrap();
+        assert_eq!(
+            texts(&h),
+            ["m4", "m5"],
+            "{kind}: {who}: oldest page starts after the clear"
+        );
+    }
+    let h = bob.history(&g, HistoryRequest::latest(10)).await.unwrap();
+    assert_eq!(
+        texts(&h),
+        ["m2", "m3", "m4", "m5"],
+        "{kind}: bob's does not change"
+    );
+
+    // carol deletes m4 for herself.
+    carol2.delete_for_me(&g, &[m4.as_str()]).await.unwrap();
+    expect(
+        &mut carol1_ev,
+        "m4 deleted for carol",
+        |e| matches!(e, Event::MessageDeleted { row_id, for_everyone: false, .. } if *row_id == m4),
+    )
+    .await;
+    let h = carol1
+        .history(&g, HistoryRequest::latest(10))
+        .await
+        .unwrap();
+    assert_eq!(texts(&h), ["m5"], "{kind}");
+    let h = bob.history(&g, HistoryRequest::latest(10)).await.unwrap();
+    assert_eq!(texts(&h), ["m2", "m3", "m4", "m5"], "{kind}");
+    // A new session of carol's reads the same state.
+    carol1.close();
+    let (carol3, _) = login_device(&server, "carol", "three").await;
+    let h = carol3
+        .history(&g, HistoryRequest::latest(10))
+        .await
+        .unwrap();
+    assert_eq!(texts(&h), ["m5"], "{kind}: a new session");
+}
+
+on_both_servers!(deletion: deleting_for_everyone_for_me_and_clearing_reach_the_right_people_on_prosody, deleting_for_everyone_for_me_and_clearing_reach_the_right_people_on_ejabberd);
