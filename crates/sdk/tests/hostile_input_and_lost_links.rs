@@ -567,18 +567,51 @@ async fn half_open_link(kind: ServerKind) {
 
 on_both_servers!(half_open_link: a_half_open_link_resumes_and_the_message_is_archived_once_on_prosody, a_half_open_link_resumes_and_the_message_is_archived_once_on_ejabberd);
 
-/// 1,000 group messages while bob's connection is cut after every 50 (Prosody refuses a
-/// resumption once more than 500 stanzas wait for bob, and then discards them): every
-/// message arrives, or bob's SDK reports that the group may have missed messages, from
-/// the last one it saw — never a silent loss.
+/// Reads bob's group messages in `g` until `last` arrives; panics on a gap report or after
+/// `within`. Returns the bodies in arrival order.
+async fn bodies_until(
+    events: &mut groupchat_sdk::EventStream,
+    g: &BareJid,
+    last: &str,
+    within: Duration,
+) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut got = Vec::new();
+    loop {
+        let e = match tokio::time::timeout_at(deadline, events.next()).await {
+            Ok(Some(e)) => e,
+            other => panic!("no {last:?}: {other:?}; {} received", got.len()),
+        };
+        match e {
+            Event::GroupMessage(m) if m.group == *g => {
+                let body = m.body.clone().unwrap_or_default();
+                got.push(body.clone());
+                if body == last {
+                    return got;
+                }
+            }
+            Event::MessagesMayBeMissing { groups } => {
+                panic!(
+                    "a gap was reported: {groups:?} after {} messages",
+                    got.len()
+                )
+            }
+            _ => {}
+        }
+    }
+}
+
+/// 1,000 group messages, sent as fast as the room takes them, while bob's connection is cut
+/// after every 50, with the default backoff: bob stays away longer each time, and Prosody
+/// refuses a resumption once more than 500 stanzas wait for him (and discards them). Whether
+/// a session resumes or a catch-up from the archive fills in, bob gets every message exactly
+/// once, in order, without a gap report.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cut_every_fifty_messages_loses_nothing_silently_on_prosody() {
+async fn cut_every_fifty_messages_loses_nothing_on_prosody() {
     let Some(server) = TestServer::start(ServerKind::Prosody) else {
         return;
     };
     let proxy = FaultProxy::start(server.c2s_addr()).unwrap();
-    // The default backoff: sessions cut every 50 messages never stay up a minute, so bob
-    // stays away longer each time while alice keeps sending.
     let bob = via_proxy(&server, "bob", &proxy).connect().await.unwrap();
     let mut bob_ev = bob.events();
     let (alice, _alice_ev) = login(&server, "alice").await;
@@ -588,90 +621,127 @@ async fn cut_every_fifty_messages_loses_nothing_silently_on_prosody() {
         .unwrap()
         .jid;
     added(&mut bob_ev, &g).await;
+    let sent: Vec<String> = (0..1000).map(|i| format!("m{i:04}")).collect();
     let proxy = Arc::new(proxy);
-    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sender = {
-        let (alice, g, p, done) = (alice.clone(), g.clone(), proxy.clone(), done.clone());
+        let (alice, g, sent, p) = (alice.clone(), g.clone(), sent.clone(), proxy.clone());
         tokio::spawn(async move {
-            for i in 0..1000 {
+            for (i, body) in sent.iter().enumerate() {
                 if i > 0 && i % 50 == 0 {
                     p.cut();
                 }
-                alice.send_text(&g, &format!("m{i:04}")).await.unwrap();
-            }
-            // "end" until bob has one: a single one could fall into a gap itself.
-            for _ in 0..60 {
-                if done.load(std::sync::atomic::Ordering::SeqCst) {
-                    return;
-                }
-                alice.send_text(&g, "end").await.unwrap();
-                tokio::time::sleep(Duration::from_secs(2)).await;
+                alice.send_text(&g, body).await.unwrap();
             }
         })
     };
-    let mut received = std::collections::BTreeSet::new();
-    let mut gaps = Vec::new();
-    let mut last_stanza_id = None;
-    let mut last_body = String::new();
-    // The last body bob had seen at each gap report.
-    let mut seen_at_gaps = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
-    loop {
-        let e = match tokio::time::timeout_at(deadline, bob_ev.next()).await {
-            Ok(Some(e)) => e,
-            other => panic!("no end: {other:?}, {} received", received.len()),
-        };
-        match e {
-            Event::GroupMessage(m) if m.group == g => {
-                let body = m.body.clone().unwrap_or_default();
-                if body == "end" {
-                    done.store(true, std::sync::atomic::Ordering::SeqCst);
-                    break;
-                }
-                received.insert(body.clone());
-                last_body = body;
-                last_stanza_id = m.stanza_id.clone();
-            }
-            Event::MessagesMayBeMissing { groups } => {
-                let gap = groups
-                    .into_iter()
-                    .find(|m| m.group == g)
-                    .expect("the group is named");
-                // The gap starts at the last message bob saw.
-                assert_eq!(gap.after, last_stanza_id);
-                gaps.push(gap);
-                seen_at_gaps.push(last_body.clone());
-            }
-            _ => {}
-        }
-    }
+    let got = bodies_until(&mut bob_ev, &g, "m0999", Duration::from_secs(240)).await;
     sender.await.unwrap();
-    // The room delivers in order: what bob lacks when "end" arrives is lost for good.
-    let missing: Vec<String> = (0..1000)
-        .map(|i| format!("m{i:04}"))
-        .filter(|b| !received.contains(b))
-        .collect();
     println!(
-        "received {} of 1000, {} missing, {} gap reports, {} connections",
-        received.len(),
-        missing.len(),
-        gaps.len(),
+        "{} received, {} connections",
+        got.len(),
         proxy.connection_count()
     );
-    assert!(
-        missing.is_empty() || !gaps.is_empty(),
-        "{} messages lost without a report: {:?}",
-        missing.len(),
-        &missing[..missing.len().min(20)]
-    );
-    // Nothing is missing from before the first reported gap: each loss is covered.
-    if let (Some(first_missing), Some(first_gap)) = (missing.first(), seen_at_gaps.first()) {
-        assert!(
-            first_missing > first_gap,
-            "{first_missing} was lost before the first gap (after {first_gap})"
-        );
-    }
+    assert_eq!(got, sent, "every message once, in order");
 }
+
+/// A 300-message burst while bob's connection is cut every 20 messages (quick reconnects,
+/// so the sessions resume): every message exactly once, in order.
+async fn cut_every_twenty(kind: ServerKind) {
+    let Some(server) = TestServer::start(kind) else {
+        return;
+    };
+    let proxy = FaultProxy::start(server.c2s_addr()).unwrap();
+    let bob = via_proxy(&server, "bob", &proxy)
+        .reconnect(quick_reconnect())
+        .connect()
+        .await
+        .unwrap();
+    let mut bob_ev = bob.events();
+    let (alice, _alice_ev) = login(&server, "alice").await;
+    let g = alice
+        .create_group("Burst", &["bob@localhost"], None)
+        .await
+        .unwrap()
+        .jid;
+    added(&mut bob_ev, &g).await;
+    let sent: Vec<String> = (0..300).map(|i| format!("b{i:03}")).collect();
+    let sender = {
+        let (alice, g, sent) = (alice.clone(), g.clone(), sent.clone());
+        tokio::spawn(async move {
+            for (i, body) in sent.iter().enumerate() {
+                if i > 0 && i % 20 == 0 {
+                    proxy.cut();
+                }
+                alice.send_text(&g, body).await.unwrap();
+            }
+            proxy
+        })
+    };
+    let got = bodies_until(&mut bob_ev, &g, "b299", Duration::from_secs(120)).await;
+    let proxy = sender.await.unwrap();
+    assert_eq!(got, sent, "{kind}: every message once, in order");
+    assert!(proxy.connection_count() > 2, "{kind}: the cuts happened");
+}
+
+on_both_servers!(cut_every_twenty: a_burst_cut_every_twenty_messages_arrives_once_in_order_on_prosody, a_burst_cut_every_twenty_messages_arrives_once_in_order_on_ejabberd);
+
+/// The server restarts in the middle of a burst (no session can resume) and bob stays away
+/// while alice goes on: his catch-up from the archive delivers what he missed, then the
+/// messages alice sends during it, every one once and in order.
+async fn restart_mid_burst(kind: ServerKind) {
+    let Some(mut server) = TestServer::start(kind) else {
+        return;
+    };
+    let proxy = FaultProxy::start(server.c2s_addr()).unwrap();
+    let bob = via_proxy(&server, "bob", &proxy)
+        .reconnect(quick_reconnect())
+        .connect()
+        .await
+        .unwrap();
+    let mut bob_ev = bob.events();
+    let (alice, mut alice_ev) = login(&server, "alice").await;
+    let g = alice
+        .create_group("Restart", &["bob@localhost"], None)
+        .await
+        .unwrap()
+        .jid;
+    added(&mut bob_ev, &g).await;
+    let sent: Vec<String> = (0..300).map(|i| format!("r{i:03}")).collect();
+    for body in &sent[..100] {
+        alice.send_text(&g, body).await.unwrap();
+    }
+    // bob cannot reach the server for now; the server restarts.
+    proxy.set_blackhole(Direction::ToServer, true);
+    proxy.set_blackhole(Direction::ToClient, true);
+    proxy.cut();
+    tokio::task::block_in_place(|| server.restart());
+    until(
+        &mut alice_ev,
+        "alice back",
+        |e| matches!(e, Event::GroupsJoined { groups } if !groups.is_empty()),
+    )
+    .await;
+    for body in &sent[100..200] {
+        alice.send_text(&g, body).await.unwrap();
+    }
+    // bob comes back to a fresh session while alice goes on.
+    proxy.set_blackhole(Direction::ToServer, false);
+    proxy.set_blackhole(Direction::ToClient, false);
+    proxy.cut();
+    let sender = {
+        let (alice, g, sent) = (alice.clone(), g.clone(), sent.clone());
+        tokio::spawn(async move {
+            for body in &sent[200..] {
+                alice.send_text(&g, body).await.unwrap();
+            }
+        })
+    };
+    let got = bodies_until(&mut bob_ev, &g, "r299", Duration::from_secs(120)).await;
+    sender.await.unwrap();
+    assert_eq!(got, sent, "{kind}: every message once, in order");
+}
+
+on_both_servers!(restart_mid_burst: a_server_restart_mid_burst_loses_and_repeats_nothing_on_prosody, a_server_restart_mid_burst_loses_and_repeats_nothing_on_ejabberd);
 
 /// Text that XML cannot carry (a control character) is refused with 400 before anything is
 /// sent; the session carries on and the next message arrives alone.
