@@ -5,6 +5,12 @@
 //!
 //! `cargo bench -p groupchat-benches --bench e2e_receive [-- --messages N --reps R]`
 //!
+//! `-- --catch-up [--messages N] [--server prosody|ejabberd]` measures the SDK's catch-up
+//! instead: bob (SDK, file position store) is offline while alice sends N messages to an
+//! archived group; a new bob process then logs in and reads them from the archive. Wall
+//! time, CPU per message and peak RSS, for N and for N / 10 (the same RSS for both shows that
+//! pages are handed on, not collected).
+//!
 //! Each receiver runs in a process of its own (this binary, re-run with `--receiver`), so
 //! that `getrusage` counts its CPU and peak RSS alone. It logs in as bob, joins the
 //! members-only group alice made, says READY, then reads until it has N group messages with
@@ -34,6 +40,12 @@ fn main() {
         let count: usize = arg("--count").unwrap().parse().unwrap();
         let addr = arg("--addr").unwrap();
         let room = arg("--room").unwrap();
+        if receiver == "sdk-catch-up" {
+            let store = arg("--store").unwrap();
+            let (cpu, rss, wall_ms) = runtime().block_on(sdk_catch_up(&addr, &store, count));
+            println!("DONE {cpu} {rss} {wall_ms}");
+            return;
+        }
         let (cpu, rss) = match receiver.as_str() {
             "floor" => floor(&addr, &room, count),
             "async-floor" => async_floor(&addr, &room, count),
@@ -42,6 +54,11 @@ fn main() {
             other => panic!("unknown receiver {other}"),
         };
         println!("DONE {cpu} {rss} {}", switches());
+        return;
+    }
+    if args.iter().any(|a| a == "--catch-up") {
+        let messages = arg("--messages").map_or(10_000, |n| n.parse().unwrap());
+        catch_up(messages, arg("--server").as_deref());
         return;
     }
     let messages: usize = arg("--messages").map_or(20_000, |n| n.parse().unwrap());
@@ -385,8 +402,9 @@ fn async_floor(addr: &str, room: &str, count: usize) -> (u64, u64) {
 }
 
 /// Our SDK: events from `Client::events()`.
-async fn sdk(addr: &str, room: &str, count: usize) -> (u64, u64) {
-    let bob = groupchat_sdk::Client::builder("bob@localhost", "bobpass")
+/// bob through the SDK, over plaintext TCP on loopback.
+fn sdk_bob(addr: &str) -> groupchat_sdk::ClientBuilder {
+    groupchat_sdk::Client::builder("bob@localhost", "bobpass")
         .tcp(
             groupchat_sdk::transport_tcp::TcpConnector::builder("localhost")
                 .address(addr.parse().unwrap())
@@ -395,9 +413,10 @@ async fn sdk(addr: &str, room: &str, count: usize) -> (u64, u64) {
                 .unwrap(),
         )
         .request_timeout(Duration::from_secs(60))
-        .connect()
-        .await
-        .expect("bob logs in");
+}
+
+async fn sdk(addr: &str, room: &str, count: usize) -> (u64, u64) {
+    let bob = sdk_bob(addr).connect().await.expect("bob logs in");
     let mut events = bob.events();
     bob.join_group(room).await.expect("bob joins");
     let start = ready();
@@ -479,4 +498,124 @@ async fn tokio_xmpp(addr: &str, room: &str, count: usize) -> (u64, u64) {
     }
     let (end, rss) = usage();
     (end - start, rss)
+}
+
+/// The catch-up benchmark (see the module's doc).
+fn catch_up(messages: usize, only_server: Option<&str>) {
+    let mut rows = Vec::new();
+    for kind in ServerKind::ALL {
+        if only_server.is_some_and(|s| !kind.to_string().eq_ignore_ascii_case(s)) {
+            continue;
+        }
+        let Some(server) = TestServer::start(kind) else {
+            continue;
+        };
+        let room = make_group(&server);
+        let store = std::env::temp_dir().join(format!("groupchat-bench-positions-{kind}.json"));
+        let _ = std::fs::remove_file(&store);
+        // A first login (it accepts the invitation and sees one message): the position.
+        run_catch_up_receiver(&server, &store, 1, Some(&room));
+        for (n, tag) in [(messages, "big"), (messages / 10, "small")] {
+            let started = Instant::now();
+            drop(flood(&server, &room, n, tag));
+            eprintln!("{kind}: {n} messages archived in {:.1?}", started.elapsed());
+            let (cpu_us, rss_kb, wall_ms) = run_catch_up_receiver(&server, &store, n, None);
+            eprintln!(
+                "{kind}: caught up on {n} in {wall_ms} ms, {:.2} µs CPU / message, peak RSS {rss_kb} KiB",
+                cpu_us as f64 / n as f64
+            );
+            rows.push((kind, n, wall_ms, cpu_us as f64 / n as f64, rss_kb));
+        }
+        let _ = std::fs::remove_file(&store);
+    }
+    println!(
+        "\n| server | messages caught up | wall time | CPU µs / message (login included) | peak RSS KiB |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    for (kind, n, wall_ms, cpu, rss) in rows {
+        println!(
+            "| {kind} | {n} | {:.2} s | {cpu:.2} | {rss} |",
+            wall_ms as f64 / 1000.0
+        );
+    }
+}
+
+/// Runs an SDK bob that logs in with the position file `store` and reads `count` group
+/// messages; with `seed_room`, alice sends one message to it once bob is ready.
+fn run_catch_up_receiver(
+    server: &TestServer,
+    store: &std::path::Path,
+    count: usize,
+    seed_room: Option<&str>,
+) -> (u64, u64, u64) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--receiver",
+            "sdk-catch-up",
+            "--addr",
+            &server.c2s_addr().to_string(),
+            "--room",
+            "-",
+            "--count",
+            &count.to_string(),
+            "--store",
+            store.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "READY", "catch-up: {line}");
+    let _alice = seed_room.map(|room| flood(server, room, 1, "seed"));
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    child.wait().unwrap();
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().unwrap())
+        .collect();
+    assert!(line.starts_with("DONE") && v.len() == 3, "catch-up: {line}");
+    (v[0], v[1], v[2])
+}
+
+/// bob logs in with a file position store and reads `count` group messages (from the
+/// archive, after a time offline); the session is closed cleanly so that the position is
+/// saved. CPU from before the login.
+async fn sdk_catch_up(addr: &str, store: &str, count: usize) -> (u64, u64, u64) {
+    let start = ready();
+    let started = Instant::now();
+    let bob = sdk_bob(addr)
+        .positions(std::sync::Arc::new(groupchat_sdk::FileStore::new(store)))
+        .connect()
+        .await
+        .expect("bob logs in");
+    let mut events = bob.events();
+    let mut seen = 0;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while seen < count {
+        assert!(Instant::now() < deadline, "catch-up: {seen} of {count}");
+        match events.next().await {
+            Some(groupchat_sdk::Event::GroupMessage(m)) if m.body.is_some() => seen += 1,
+            Some(groupchat_sdk::Event::MessagesMayBeMissing { groups }) => {
+                panic!("catch-up failed: {groups:?}")
+            }
+            Some(_) => {}
+            None => panic!("catch-up: events ended after {seen}"),
+        }
+    }
+    let wall_ms = started.elapsed().as_millis() as u64;
+    let (end, rss) = usage();
+    bob.close();
+    while let Some(e) = events.next().await {
+        if matches!(
+            e,
+            groupchat_sdk::Event::Connection(groupchat_sdk::Connection::Ended { .. })
+        ) {
+            break;
+        }
+    }
+    (end - start, rss, wall_ms)
 }

@@ -22,8 +22,9 @@ use crate::client::Inner;
 use crate::core::Core;
 use crate::events::{Event, MissedMessages};
 
-/// Archive rows asked for per catch-up query.
-const CATCH_UP_PAGE: u32 = 50;
+/// Archive rows asked for per catch-up query: the most servers give (each query costs the
+/// server a look-up in the whole archive with file-based storage).
+const CATCH_UP_PAGE: u32 = groupchat_protocol::pagination::MAX_LIMIT;
 /// Messages delivered for a group with no known position (one joined for the first time,
 /// or any group after a restart with a [`MemoryStore`]): its newest page, not its archive.
 pub const FIRST_CATCH_UP: u32 = 20;
@@ -159,30 +160,49 @@ impl Inner {
             return;
         };
         let result = match &after {
-            Some(row) => self.fetch_after(group, row).await,
+            Some(row) => match self.fetch_after(group, Some(row)).await {
+                // The archive no longer holds our position (it expired, or the server keeps
+                // a bounded number of messages): what came between is lost, and said so;
+                // everything the archive still has is newer, and delivered.
+                Err(crate::RequestError::NotFound(_)) => {
+                    self.report_gap(group, after.clone()).await;
+                    self.fetch_after(group, None).await
+                }
+                other => other,
+            },
             None => self.fetch_newest(group).await,
         };
+        if let Err(e) = result {
+            tracing::debug!(%group, error = %e, "catch-up failed");
+            self.report_gap(group, after).await;
+        }
         let g = group.clone();
+        let _ = self.with(move |c| c.end_catch_up(&g)).await;
+    }
+
+    async fn report_gap(&self, group: &BareJid, after: Option<String>) {
+        let group = group.clone();
         let _ = self
             .with(move |c| {
-                if let Err(e) = result {
-                    tracing::debug!(group = %g, error = %e, "catch-up failed");
-                    c.emit(Event::MessagesMayBeMissing {
-                        groups: vec![MissedMessages {
-                            group: g.clone(),
-                            after,
-                            since_ms: c.gap_since_ms,
-                        }],
-                    });
-                }
-                c.end_catch_up(&g);
+                c.emit(Event::MessagesMayBeMissing {
+                    groups: vec![MissedMessages {
+                        group,
+                        after,
+                        since_ms: c.gap_since_ms,
+                    }],
+                });
             })
             .await;
     }
 
-    /// Every page newer than `row`, delivered page by page (never all held at once).
-    async fn fetch_after(&self, group: &BareJid, row: &str) -> Result<(), crate::RequestError> {
-        let mut cursor = row.to_owned();
+    /// Every page newer than `row` (from the oldest without one), delivered page by page
+    /// (never all held at once).
+    async fn fetch_after(
+        &self,
+        group: &BareJid,
+        row: Option<&str>,
+    ) -> Result<(), crate::RequestError> {
+        let mut cursor = row.map(str::to_owned);
         let state = self
             .group_state(&HistoryQuery::latest(group.to_string(), 1))
             .await;
@@ -192,7 +212,7 @@ impl Inner {
                 group: group.to_string(),
                 with: None,
                 direction: Direction::Down,
-                last_row_id: Some(cursor.clone()),
+                last_row_id: cursor.clone(),
                 limit: CATCH_UP_PAGE,
             };
             let mut page = self.history_page(query).await?;
@@ -200,7 +220,7 @@ impl Inner {
             filter.apply(&mut page);
             self.deliver_page(group, page.messages).await?;
             match next {
-                Some(n) if !page.complete && n != cursor => cursor = n,
+                Some(n) if !page.complete && Some(&n) != cursor.as_ref() => cursor = Some(n),
                 _ => return Ok(()),
             }
         }

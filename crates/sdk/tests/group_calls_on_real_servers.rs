@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use groupchat_sdk::jid::BareJid;
 use groupchat_sdk::transport_tcp::{TcpConnector, TlsOptions};
-use groupchat_sdk::transport_ws::WsConnector;
 use groupchat_sdk::{
     Client, Connection, Event, EventStream, GroupImage, GroupProfileListener, InvitationPolicy,
     ParticipantRole, RequestError, Response, ToJid,
@@ -13,7 +12,7 @@ use groupchat_sdk::{
 use groupchat_test_support::{ServerKind, TestServer};
 
 mod support;
-use support::{expect, jid, quick_reconnect, raw_client, raw_join};
+use support::{Via, expect, jid, raw_client, raw_join};
 
 /// A 1×1 PNG.
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\x9cc\xf8\xcf\xc0\xf0\x1f\0\x05\0\x01\xff\x89\x99=\x1d\0\0\0\0IEND\xaeB`\x82";
@@ -23,29 +22,8 @@ static GIF: std::sync::LazyLock<GroupImage> = std::sync::LazyLock::new(|| {
     GroupImage::from_bytes(b"GIF89a\x01\0\x01\0\0\0\0;".to_vec()).unwrap()
 });
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Via {
-    Tcp,
-    WebSocket,
-}
-
 async fn login(server: &TestServer, user: &str, via: Via) -> (Client, EventStream) {
-    let builder = match via {
-        Via::Tcp => support::tcp_builder(server, user),
-        Via::WebSocket => {
-            let account = server.account(user);
-            Client::builder(account.jid.as_str(), account.password.as_str())
-                .request_timeout(Duration::from_secs(20))
-                .reconnect(quick_reconnect())
-                .websocket(
-                    WsConnector::builder(server.websocket_url())
-                        .allow_insecure_loopback()
-                        .build()
-                        .unwrap(),
-                )
-        }
-    }
-    .allow_insecure_http_loopback();
+    let builder = support::builder(server, user, via).allow_insecure_http_loopback();
     let client = builder
         .connect()
         .await

@@ -644,26 +644,55 @@ async fn cut_every_fifty_messages_loses_nothing_on_prosody() {
     assert_eq!(got, sent, "every message once, in order");
 }
 
-/// A 300-message burst while bob's connection is cut every 20 messages (quick reconnects,
-/// so the sessions resume): every message exactly once, in order.
-async fn cut_every_twenty(kind: ServerKind) {
-    let Some(server) = TestServer::start(kind) else {
-        return;
-    };
+/// bob (SDK, through a fault proxy, quick reconnects) and alice (direct) in alice's new group.
+struct Burst {
+    proxy: FaultProxy,
+    bob: Client,
+    bob_ev: groupchat_sdk::EventStream,
+    alice: Client,
+    alice_ev: groupchat_sdk::EventStream,
+    g: BareJid,
+}
+
+async fn burst_setup(server: &TestServer) -> Burst {
     let proxy = FaultProxy::start(server.c2s_addr()).unwrap();
-    let bob = via_proxy(&server, "bob", &proxy)
+    let bob = via_proxy(server, "bob", &proxy)
         .reconnect(quick_reconnect())
         .connect()
         .await
         .unwrap();
     let mut bob_ev = bob.events();
-    let (alice, _alice_ev) = login(&server, "alice").await;
+    let (alice, alice_ev) = login(server, "alice").await;
     let g = alice
         .create_group("Burst", &["bob@localhost"], None)
         .await
         .unwrap()
         .jid;
     added(&mut bob_ev, &g).await;
+    Burst {
+        proxy,
+        bob,
+        bob_ev,
+        alice,
+        alice_ev,
+        g,
+    }
+}
+
+/// A 300-message burst while bob's connection is cut every 20 messages (quick reconnects,
+/// so the sessions resume): every message exactly once, in order.
+async fn cut_every_twenty(kind: ServerKind) {
+    let Some(server) = TestServer::start(kind) else {
+        return;
+    };
+    let Burst {
+        proxy,
+        bob: _bob,
+        mut bob_ev,
+        alice,
+        alice_ev: _alice_ev,
+        g,
+    } = burst_setup(&server).await;
     let sent: Vec<String> = (0..300).map(|i| format!("b{i:03}")).collect();
     let sender = {
         let (alice, g, sent) = (alice.clone(), g.clone(), sent.clone());
@@ -692,20 +721,14 @@ async fn restart_mid_burst(kind: ServerKind) {
     let Some(mut server) = TestServer::start(kind) else {
         return;
     };
-    let proxy = FaultProxy::start(server.c2s_addr()).unwrap();
-    let bob = via_proxy(&server, "bob", &proxy)
-        .reconnect(quick_reconnect())
-        .connect()
-        .await
-        .unwrap();
-    let mut bob_ev = bob.events();
-    let (alice, mut alice_ev) = login(&server, "alice").await;
-    let g = alice
-        .create_group("Restart", &["bob@localhost"], None)
-        .await
-        .unwrap()
-        .jid;
-    added(&mut bob_ev, &g).await;
+    let Burst {
+        proxy,
+        bob: _bob,
+        mut bob_ev,
+        alice,
+        mut alice_ev,
+        g,
+    } = burst_setup(&server).await;
     let sent: Vec<String> = (0..300).map(|i| format!("r{i:03}")).collect();
     for body in &sent[..100] {
         alice.send_text(&g, body).await.unwrap();

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use groupchat_sdk::jid::BareJid;
-use groupchat_sdk::transport_ws::WsConnector;
 use groupchat_sdk::{
     Client, Connection, Direction, Event, EventStream, FileStore, History, HistoryRequest,
     PositionStore, RequestError, TypingState,
@@ -14,30 +13,10 @@ use groupchat_sdk::{
 use groupchat_test_support::{ServerKind, TestServer};
 
 mod support;
-use support::{expect, quick_reconnect};
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Via {
-    Tcp,
-    WebSocket,
-}
+use support::{Via, expect};
 
 async fn login(server: &TestServer, user: &str, via: Via) -> (Client, EventStream) {
-    let builder = match via {
-        Via::Tcp => support::tcp_builder(server, user),
-        Via::WebSocket => {
-            let account = server.account(user);
-            Client::builder(account.jid.as_str(), account.password.as_str())
-                .request_timeout(Duration::from_secs(20))
-                .reconnect(quick_reconnect())
-                .websocket(
-                    WsConnector::builder(server.websocket_url())
-                        .allow_insecure_loopback()
-                        .build()
-                        .unwrap(),
-                )
-        }
-    };
+    let builder = support::builder(server, user, via);
     let client = builder
         .typing_timeout(Duration::from_secs(2))
         .connect()
@@ -411,8 +390,13 @@ async fn group_messages_until_quiet(
 }
 
 /// Logs bob in with `store`, as a new process would.
-async fn bob_with(server: &TestServer, store: Arc<dyn PositionStore>) -> (Client, EventStream) {
-    let client = support::tcp_builder(server, "bob")
+async fn bob_with(
+    server: &TestServer,
+    store: Arc<dyn PositionStore>,
+    via: Via,
+) -> (Client, EventStream) {
+    let builder = support::builder(server, "bob", via);
+    let client = builder
         .positions(store)
         .connect()
         .await
@@ -433,17 +417,17 @@ async fn close(client: Client, mut events: EventStream) {
 /// file) delivers exactly those 30 from the archive, in order, marked archived, and none of
 /// what he had seen; a login after that delivers nothing; a login with no position (memory
 /// store) delivers the group's newest page only.
-async fn catch_up(kind: ServerKind) {
+async fn catch_up(kind: ServerKind, via: Via) {
     let Some(server) = TestServer::start(kind) else {
         return;
     };
     let file = std::env::temp_dir().join(format!(
-        "groupchat-positions-{}-{kind}.json",
+        "groupchat-positions-{}-{kind}-{via:?}.json",
         std::process::id()
     ));
     let _ = std::fs::remove_file(&file);
     let (alice, _alice_ev) = login(&server, "alice", Via::Tcp).await;
-    let (bob, mut bob_ev) = bob_with(&server, Arc::new(FileStore::new(&file))).await;
+    let (bob, mut bob_ev) = bob_with(&server, Arc::new(FileStore::new(&file)), via).await;
     let g = alice
         .create_group("Catch-up", &["bob@localhost"], None)
         .await
@@ -466,7 +450,7 @@ async fn catch_up(kind: ServerKind) {
         alice.send_text(&g, t).await.unwrap();
     }
 
-    let (bob, mut bob_ev) = bob_with(&server, Arc::new(FileStore::new(&file))).await;
+    let (bob, mut bob_ev) = bob_with(&server, Arc::new(FileStore::new(&file)), via).await;
     // A live message during the catch-up comes after the archived ones, once.
     alice.send_text(&g, "live after login").await.unwrap();
     let got = group_messages_until_quiet(&mut bob_ev, &g, Duration::from_secs(3)).await;
@@ -486,14 +470,14 @@ async fn catch_up(kind: ServerKind) {
     close(bob, bob_ev).await;
 
     // Nothing new: nothing fetched again.
-    let (bob, mut bob_ev) = bob_with(&server, Arc::new(FileStore::new(&file))).await;
+    let (bob, mut bob_ev) = bob_with(&server, Arc::new(FileStore::new(&file)), via).await;
     let again = group_messages_until_quiet(&mut bob_ev, &g, Duration::from_secs(2)).await;
     assert!(again.is_empty(), "{kind}: refetched {again:?}");
     close(bob, bob_ev).await;
 
     // A corrupt file is no position: the newest page, no failure.
     std::fs::write(&file, b"{not json").unwrap();
-    let (bob, mut bob_ev) = bob_with(&server, Arc::new(FileStore::new(&file))).await;
+    let (bob, mut bob_ev) = bob_with(&server, Arc::new(FileStore::new(&file)), via).await;
     let newest = group_messages_until_quiet(&mut bob_ev, &g, Duration::from_secs(2)).await;
     assert_eq!(
         newest.len(),
@@ -510,7 +494,16 @@ async fn catch_up(kind: ServerKind) {
     let _ = std::fs::remove_file(&file);
 }
 
-on_both_servers!(catch_up: messages_sent_while_offline_arrive_once_in_order_at_the_next_login_on_prosody, messages_sent_while_offline_arrive_once_in_order_at_the_next_login_on_ejabberd);
+async fn catch_up_over_tcp(kind: ServerKind) {
+    catch_up(kind, Via::Tcp).await;
+}
+
+async fn catch_up_over_websocket(kind: ServerKind) {
+    catch_up(kind, Via::WebSocket).await;
+}
+
+on_both_servers!(catch_up_over_tcp: messages_sent_while_offline_arrive_once_in_order_at_the_next_login_on_prosody, messages_sent_while_offline_arrive_once_in_order_at_the_next_login_on_ejabberd);
+on_both_servers!(catch_up_over_websocket: catch_up_over_websocket_on_prosody, catch_up_over_websocket_on_ejabberd);
 
 /// bob and carol receive alice's message (their SDKs mark it received) and see it
 /// (`mark_seen`): alice's `message_info` counts 2 received and 2 seen out of 2 members, also

@@ -479,3 +479,58 @@ async fn a_catch_up_comes_out_before_the_live_messages_that_arrive_during_it_eac
         "a copy reported twice"
     );
 }
+
+/// The archive no longer holds the position the application left a group at (it expired,
+/// or the server keeps a bounded number of messages): the gap is reported from that
+/// position, and everything the archive still has is delivered, oldest first.
+#[tokio::test(start_paused = true)]
+async fn a_position_the_archive_no_longer_holds_is_a_reported_gap_then_all_it_has() {
+    use groupchat_sdk::jid::BareJid;
+    use groupchat_sdk::{MemoryStore, PositionStore};
+    let store = std::sync::Arc::new(MemoryStore::default());
+    let group: BareJid = GROUP.parse().unwrap();
+    store
+        .save(&[(group, "trimmed".to_owned())].into_iter().collect())
+        .unwrap();
+    let (connector, server) = memory_server(ME);
+    let connect = tokio::spawn(
+        Client::builder(ME, "secret")
+            .connector(connector)
+            .positions(store)
+            .request_timeout(REQUEST_TIMEOUT)
+            .connect(),
+    );
+    let mut conn = server.accept().await;
+    serve_login_with(&mut conn, |conn, query| {
+        conn.send(format!(
+            "<iq type='error' id='{query}' from='{GROUP}'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"
+        ));
+    })
+    .await;
+    // The second query, from the oldest message the archive has.
+    let s = conn.recv().await.expect("a query from the oldest");
+    assert!(s.has("urn:xmpp:mam:2") && !s.has("<after>"), "{}", s.xml);
+    let query = s.attr("id").unwrap().to_owned();
+    conn.send(archived(&query, "s-kept1", "kept 1"));
+    conn.send(archived(&query, "s-kept2", "kept 2"));
+    conn.send(fin(&query));
+    let client = connect.await.unwrap().expect("login");
+    let mut events = client.events();
+    let gap = until(&mut events, |e| {
+        matches!(e, Event::MessagesMayBeMissing { .. })
+    })
+    .await;
+    assert!(
+        matches!(&gap, Event::MessagesMayBeMissing { groups } if groups[0].after.as_deref() == Some("trimmed")),
+        "{gap:?}"
+    );
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        if let Event::GroupMessage(m) =
+            until(&mut events, |e| matches!(e, Event::GroupMessage(_))).await
+        {
+            got.push(m.body.unwrap_or_default());
+        }
+    }
+    assert_eq!(got, ["kept 1", "kept 2"]);
+}

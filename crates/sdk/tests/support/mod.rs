@@ -54,6 +54,34 @@ pub(crate) fn tcp_builder(server: &TestServer, user: &str) -> ClientBuilder {
         )
 }
 
+/// How a test client reaches the server.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Via {
+    /// STARTTLS with the test CA ([`tcp_builder`]).
+    Tcp,
+    /// WebSocket on the server's loopback HTTP port.
+    WebSocket,
+}
+
+/// A builder for `user` over `via`.
+pub(crate) fn builder(server: &TestServer, user: &str, via: Via) -> ClientBuilder {
+    match via {
+        Via::Tcp => tcp_builder(server, user),
+        Via::WebSocket => {
+            let account = server.account(user);
+            Client::builder(account.jid.as_str(), account.password.as_str())
+                .request_timeout(Duration::from_secs(20))
+                .reconnect(quick_reconnect())
+                .websocket(
+                    groupchat_sdk::transport_ws::WsConnector::builder(server.websocket_url())
+                        .allow_insecure_loopback()
+                        .build()
+                        .unwrap(),
+                )
+        }
+    }
+}
+
 /// A member who speaks raw XMPP through the transport crate (what another client can send
 /// through the server, within our own encoder's checks), logged in.
 pub(crate) async fn raw_client(server: &TestServer, user: &str) -> groupchat_transport::Client {
