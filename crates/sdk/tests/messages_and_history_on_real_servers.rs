@@ -26,6 +26,26 @@ async fn login(server: &TestServer, user: &str, via: Via) -> (Client, EventStrea
     (client, events)
 }
 
+/// alice's new group `name` with `members`; returns once each of `members_events` has
+/// reported it added.
+async fn group_of(
+    alice: &Client,
+    name: &str,
+    members: &[&str],
+    members_events: &mut [&mut EventStream],
+) -> BareJid {
+    let g = alice.create_group(name, members, None).await.unwrap().jid;
+    for ev in members_events {
+        expect(
+            ev,
+            "added",
+            |e| matches!(e, Event::AddedToGroup { group, .. } if *group == g),
+        )
+        .await;
+    }
+    g
+}
+
 /// The bodies of a page, in order.
 fn bodies(h: &History) -> Vec<String> {
     h.messages
@@ -64,19 +84,13 @@ async fn messages_and_history(kind: ServerKind, via: Via) {
     let (alice, _alice_ev) = login(&server, "alice", via).await;
     let (bob, mut bob_ev) = login(&server, "bob", via).await;
     let (_carol, mut carol_ev) = login(&server, "carol", via).await;
-    let g = alice
-        .create_group("History", &["bob@localhost", "carol@localhost"], None)
-        .await
-        .unwrap()
-        .jid;
-    for ev in [&mut bob_ev, &mut carol_ev] {
-        expect(
-            ev,
-            "added",
-            |e| matches!(e, Event::AddedToGroup { group, .. } if *group == g),
-        )
-        .await;
-    }
+    let g = group_of(
+        &alice,
+        "History",
+        &["bob@localhost", "carol@localhost"],
+        &mut [&mut bob_ev, &mut carol_ev],
+    )
+    .await;
     let sent_texts: Vec<String> = (1..=50).map(|i| format!("message {i:02}")).collect();
     let mut sent = Vec::new();
     for t in &sent_texts {
@@ -247,19 +261,13 @@ async fn typing(kind: ServerKind) {
     let (alice, _alice_ev) = login(&server, "alice", Via::Tcp).await;
     let (_bob, mut bob_ev) = login(&server, "bob", Via::Tcp).await;
     let (_carol, mut carol_ev) = login(&server, "carol", Via::Tcp).await;
-    let g = alice
-        .create_group("Typing", &["bob@localhost", "carol@localhost"], None)
-        .await
-        .unwrap()
-        .jid;
-    for ev in [&mut bob_ev, &mut carol_ev] {
-        expect(
-            ev,
-            "added",
-            |e| matches!(e, Event::AddedToGroup { group, .. } if *group == g),
-        )
-        .await;
-    }
+    let g = group_of(
+        &alice,
+        "Typing",
+        &["bob@localhost", "carol@localhost"],
+        &mut [&mut bob_ev, &mut carol_ev],
+    )
+    .await;
     let alice_jid: BareJid = "alice@localhost".parse().unwrap();
     let typing_is = |state: TypingState| {
         let (g, alice_jid) = (g.clone(), alice_jid.clone());
@@ -428,17 +436,7 @@ async fn catch_up(kind: ServerKind, via: Via) {
     let _ = std::fs::remove_file(&file);
     let (alice, _alice_ev) = login(&server, "alice", Via::Tcp).await;
     let (bob, mut bob_ev) = bob_with(&server, Arc::new(FileStore::new(&file)), via).await;
-    let g = alice
-        .create_group("Catch-up", &["bob@localhost"], None)
-        .await
-        .unwrap()
-        .jid;
-    expect(
-        &mut bob_ev,
-        "added",
-        |e| matches!(e, Event::AddedToGroup { group, .. } if *group == g),
-    )
-    .await;
+    let g = group_of(&alice, "Catch-up", &["bob@localhost"], &mut [&mut bob_ev]).await;
     for i in 1..=3 {
         alice.send_text(&g, &format!("seen {i}")).await.unwrap();
     }
@@ -518,21 +516,8 @@ async fn message_info(kind: ServerKind) {
     };
     let (alice, mut alice_ev) = login(&server, "alice", Via::Tcp).await;
     let (bob, mut bob_ev) = login(&server, "bob", Via::Tcp).await;
-    let g = alice
-        .create_group(
-            "Receipts",
-            &["bob@localhost", "carol@localhost", "dave@localhost"],
-            None,
-        )
-        .await
-        .unwrap()
-        .jid;
-    expect(
-        &mut bob_ev,
-        "added",
-        |e| matches!(e, Event::AddedToGroup { group, .. } if *group == g),
-    )
-    .await;
+    let members = ["bob@localhost", "carol@localhost", "dave@localhost"];
+    let g = group_of(&alice, "Receipts", &members, &mut [&mut bob_ev]).await;
     // carol speaks raw XMPP: she marks received and displayed herself, like other clients.
     let mut carol = support::raw_client(&server, "carol").await;
     support::raw_join(&mut carol, &g, "carol@localhost").await;
@@ -662,21 +647,13 @@ async fn second_device(kind: ServerKind) {
     let (phone, _phone_ev) = login_device(&server, "alice", "phone").await;
     let (_laptop, mut laptop_ev) = login_device(&server, "alice", "laptop").await;
     let (bob, mut bob_ev) = login(&server, "bob", Via::Tcp).await;
-    let g = phone
-        .create_group("Two devices", &["bob@localhost"], None)
-        .await
-        .unwrap()
-        .jid;
-    expect(
-        &mut laptop_ev,
-        "the group on the other device",
-        |e| matches!(e, Event::AddedToGroup { group, .. } if *group == g),
-    )
-    .await;
-    expect(
-        &mut bob_ev,
-        "added",
-        |e| matches!(e, Event::AddedToGroup { group, .. } if *group == g),
+    // The laptop reports the group as added, like bob.
+    let members = ["bob@localhost"];
+    let g = group_of(
+        &phone,
+        "Two devices",
+        &members,
+        &mut [&mut laptop_ev, &mut bob_ev],
     )
     .await;
     bob.send_text(&g, "hello both devices").await.unwrap();
@@ -700,19 +677,13 @@ async fn deletion(kind: ServerKind) {
     let (alice, _alice_ev) = login(&server, "alice", Via::Tcp).await;
     let (bob, mut bob_ev) = login(&server, "bob", Via::Tcp).await;
     let (carol1, mut carol1_ev) = login_device(&server, "carol", "one").await;
-    let g = alice
-        .create_group("Deletion", &["bob@localhost", "carol@localhost"], None)
-        .await
-        .unwrap()
-        .jid;
-    for ev in [&mut bob_ev, &mut carol1_ev] {
-        expect(
-            ev,
-            "added",
-            |e| matches!(e, Event::AddedToGroup { group, .. } if *group == g),
-        )
-        .await;
-    }
+    let g = group_of(
+        &alice,
+        "Deletion",
+        &["bob@localhost", "carol@localhost"],
+        &mut [&mut bob_ev, &mut carol1_ev],
+    )
+    .await;
     let (carol2, mut carol2_ev) = login_device(&server, "carol", "two").await;
     let mut rows = Vec::new();
     for t in ["m1", "m2", "m3"] {
