@@ -120,14 +120,6 @@ impl Core {
         self.catching_up.entry(group.clone()).or_default();
     }
 
-    /// Delivers messages read from `group`'s archive (in archive order), each once.
-    pub(crate) fn deliver_archived(&mut self, group: &BareJid, messages: Vec<GroupMessage>) {
-        for gm in messages {
-            self.deliver(gm);
-        }
-        let _ = group;
-    }
-
     /// The catch-up of `group` is over: the live messages that waited go out (those the
     /// archive already gave are recognised and dropped).
     pub(crate) fn end_catch_up(&mut self, group: &BareJid) {
@@ -244,7 +236,8 @@ impl Inner {
             .filter(|a| crate::history::is_message(a))
             .map(|a| GroupMessage::from_archived(group.clone(), a))
             .collect();
-        let g = group.clone();
-        self.with(move |c| c.deliver_archived(&g, messages)).await
+        // In archive order, each once.
+        self.with(move |c| messages.into_iter().for_each(|gm| c.deliver(gm)))
+            .await
     }
 }

@@ -191,6 +191,8 @@ pub(crate) struct Core {
     acks: Option<Option<groupchat_protocol::SendId>>,
     /// Per group: the order of recent messages, our own with who received and saw them.
     pub(crate) receipts: HashMap<BareJid, crate::message_info::Receipts>,
+    /// Some group has a message to mark received (checked once per turn).
+    pub(crate) marks_pending: bool,
     /// What the user hid in each group (cleared up to, deleted for me), as last read.
     pub(crate) group_states:
         HashMap<BareJid, groupchat_protocol::codec::ext::group_state::GroupState>,
@@ -242,6 +244,7 @@ impl Core {
             catching_up: HashMap::new(),
             group_states: HashMap::new(),
             receipts: HashMap::new(),
+            marks_pending: false,
             positions,
             positions_dirty: false,
             positions_saved: Instant::now(),

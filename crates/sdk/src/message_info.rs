@@ -263,6 +263,7 @@ impl Core {
             });
         } else if gm.markable && self.inner.send_received_markers {
             r.to_mark = Some(sid.clone());
+            self.marks_pending = true;
         }
     }
 
@@ -312,7 +313,7 @@ impl Core {
     /// since the last time (it covers the earlier ones).
     pub(crate) fn send_received_markers(&mut self) {
         // A room we are not in would refuse them; they go with the next message instead.
-        if self.rooms_away {
+        if self.rooms_away || !std::mem::take(&mut self.marks_pending) {
             return;
         }
         let out: Vec<Vec<u8>> = self
