@@ -204,29 +204,15 @@ fn run_receiver(
     rep: usize,
 ) -> (u64, u64) {
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--receiver",
-            name,
-            "--addr",
-            &server.c2s_addr().to_string(),
-            "--room",
-            room,
-            "--count",
-            &messages.to_string(),
-        ])
+        .args(receiver_args(server, name, room, messages))
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "READY", "{name}: {line}");
     // Alice stays connected until the receiver is done (a closed stream may lose what the
     // server had not yet read).
-    let _alice = flood(server, room, messages, &format!("{name}{rep}"));
-    line.clear();
-    out.read_line(&mut line).unwrap();
-    child.wait().unwrap();
+    let line = report_after(&mut child, name, || {
+        flood(server, room, messages, &format!("{name}{rep}"))
+    });
     let mut parts = line.split_whitespace();
     assert_eq!(parts.next(), Some("DONE"), "{name}: {line}");
     let cpu = parts.next().unwrap().parse().unwrap();
@@ -237,6 +223,40 @@ fn run_receiver(
         switches as f64 / messages as f64
     );
     (cpu, rss)
+}
+
+/// The command line of receiver `name`.
+fn receiver_args(server: &TestServer, name: &str, room: &str, count: usize) -> Vec<String> {
+    [
+        "--receiver",
+        name,
+        "--addr",
+        &server.c2s_addr().to_string(),
+        "--room",
+        room,
+        "--count",
+        &count.to_string(),
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// Waits for the receiver's READY, runs `then` (kept alive until the receiver is done), and
+/// returns the receiver's last line once it has ended.
+fn report_after<T>(
+    child: &mut std::process::Child,
+    name: &str,
+    then: impl FnOnce() -> T,
+) -> String {
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "READY", "{name}: {line}");
+    let _kept = then();
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    child.wait().unwrap();
+    line
 }
 
 /// Alice joins and sends `n` messages to the group as fast as the socket takes them.
@@ -548,30 +568,16 @@ fn run_catch_up_receiver(
     count: usize,
     seed_room: Option<&str>,
 ) -> (u64, u64, u64) {
+    let mut args = receiver_args(server, "sdk-catch-up", "-", count);
+    args.extend(["--store".to_owned(), store.to_str().unwrap().to_owned()]);
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--receiver",
-            "sdk-catch-up",
-            "--addr",
-            &server.c2s_addr().to_string(),
-            "--room",
-            "-",
-            "--count",
-            &count.to_string(),
-            "--store",
-            store.to_str().unwrap(),
-        ])
+        .args(args)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "READY", "catch-up: {line}");
-    let _alice = seed_room.map(|room| flood(server, room, 1, "seed"));
-    line.clear();
-    out.read_line(&mut line).unwrap();
-    child.wait().unwrap();
+    let line = report_after(&mut child, "catch-up", || {
+        seed_room.map(|room| flood(server, room, 1, "seed"))
+    });
     let v: Vec<u64> = line
         .split_whitespace()
         .skip(1)

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use groupchat_sdk::{Client, Event, EventStream, RequestError};
+use groupchat_sdk::{Client, ClientBuilder, ConnectError, Event, EventStream, RequestError};
 use groupchat_test_support::{MemoryServer, Sent, ServerConn, memory_server};
 use tokio::time::Instant;
 
@@ -29,16 +29,27 @@ async fn client_in_a_group() -> (Client, MemoryServer, ServerConn, EventStream) 
     (client, server, conn, events)
 }
 
+/// A client's login to the in-memory server, started (`configure` adds to its builder): the
+/// login's task, the server, and the server's side of the connection.
+async fn start_login(
+    configure: impl FnOnce(ClientBuilder) -> ClientBuilder,
+) -> (
+    tokio::task::JoinHandle<Result<Client, ConnectError>>,
+    MemoryServer,
+    ServerConn,
+) {
+    let (connector, server) = memory_server(ME);
+    let builder = Client::builder(ME, "secret")
+        .connector(connector)
+        .request_timeout(REQUEST_TIMEOUT);
+    let connect = tokio::spawn(configure(builder).connect());
+    let conn = server.accept().await;
+    (connect, server, conn)
+}
+
 /// A client logged in to the in-memory server, its set-up served; the server side.
 async fn logged_in() -> (Client, MemoryServer, ServerConn) {
-    let (connector, server) = memory_server(ME);
-    let connect = tokio::spawn(
-        Client::builder(ME, "secret")
-            .connector(connector)
-            .request_timeout(REQUEST_TIMEOUT)
-            .connect(),
-    );
-    let mut conn = server.accept().await;
+    let (connect, server, mut conn) = start_login(|b| b).await;
     serve_login(&mut conn).await;
     let client = connect.await.unwrap().expect("login");
     (client, server, conn)
@@ -433,14 +444,7 @@ async fn a_message_delivered_twice_is_reported_once_but_another_senders_same_id_
 /// the archive also returned is reported once; each archived one is marked as such.
 #[tokio::test(start_paused = true)]
 async fn a_catch_up_comes_out_before_the_live_messages_that_arrive_during_it_each_once() {
-    let (connector, server) = memory_server(ME);
-    let connect = tokio::spawn(
-        Client::builder(ME, "secret")
-            .connector(connector)
-            .request_timeout(REQUEST_TIMEOUT)
-            .connect(),
-    );
-    let mut conn = server.accept().await;
+    let (connect, _server, mut conn) = start_login(|b| b).await;
     serve_login_with(&mut conn, |conn, query| {
         // Live, before the archive answers: one new, one the archive also holds.
         conn.send(from_bob("live-new", "live new", ""));
@@ -492,15 +496,7 @@ async fn a_position_the_archive_no_longer_holds_is_a_reported_gap_then_all_it_ha
     store
         .save(&[(group, "trimmed".to_owned())].into_iter().collect())
         .unwrap();
-    let (connector, server) = memory_server(ME);
-    let connect = tokio::spawn(
-        Client::builder(ME, "secret")
-            .connector(connector)
-            .positions(store)
-            .request_timeout(REQUEST_TIMEOUT)
-            .connect(),
-    );
-    let mut conn = server.accept().await;
+    let (connect, _server, mut conn) = start_login(|b| b.positions(store)).await;
     serve_login_with(&mut conn, |conn, query| {
         conn.send(format!(
             "<iq type='error' id='{query}' from='{GROUP}'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"
