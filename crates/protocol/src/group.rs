@@ -79,6 +79,25 @@ pub struct Occupant {
     pub role: Option<Role>,
 }
 
+impl Occupant {
+    /// The sender of a group message read from the archive: the nickname from its `from`, the
+    /// real JID from the muc#user item the archive keeps (the room is non-anonymous).
+    pub fn archived_sender(m: &Message) -> Self {
+        let mut sender = Self::default();
+        if let Some(nick) = m.from.as_ref().and_then(jid::Jid::resource) {
+            sender.nick = nick.as_str().to_owned();
+        }
+        sender.jid = m
+            .muc_user
+            .as_ref()
+            .and_then(|u| u.items.iter().find_map(|i| i.jid.as_deref()))
+            .and_then(|j| j.parse::<jid::Jid>().ok())
+            .map(jid::Jid::into_bare);
+        sender.occupant_id = m.occupant_id.clone();
+        sender
+    }
+}
+
 /// A message in a group.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -116,18 +135,7 @@ impl GroupMessage {
     /// id as the stanza-id and the archive's time as the timestamp.
     pub fn from_archived(group: BareJid, a: &crate::pagination::ArchivedMessage) -> Self {
         let m = &a.message;
-        let mut sender = Occupant::default();
-        if let Some(nick) = m.from.as_ref().and_then(jid::Jid::resource) {
-            sender.nick = nick.as_str().to_owned();
-        }
-        sender.jid = m
-            .muc_user
-            .as_ref()
-            .and_then(|u| u.items.iter().find_map(|i| i.jid.as_deref()))
-            .and_then(|j| j.parse::<jid::Jid>().ok())
-            .map(jid::Jid::into_bare);
-        sender.occupant_id = m.occupant_id.clone();
-        let mut gm = Self::from_message(group, sender, m);
+        let mut gm = Self::from_message(group, Occupant::archived_sender(m), m);
         gm.stanza_id = Some(a.row_id.clone());
         gm.timestamp = a.stamp.clone().or(gm.timestamp);
         gm.archived = true;

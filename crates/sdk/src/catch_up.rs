@@ -195,9 +195,7 @@ impl Inner {
         row: Option<&str>,
     ) -> Result<(), crate::RequestError> {
         let mut cursor = row.map(str::to_owned);
-        let state = self
-            .group_state(&HistoryQuery::latest(group.to_string(), 1))
-            .await;
+        let state = self.group_state_of(group.clone()).await;
         let mut filter = HistoryFilter::new(state.as_ref());
         loop {
             let query = HistoryQuery {

@@ -7,7 +7,7 @@ use groupchat_protocol::codec::ext::group_state::{self, GroupState};
 use groupchat_protocol::codec::xep::muc_user::Affiliation;
 use groupchat_protocol::codec::xep::{disco, retract};
 use groupchat_protocol::codec::{Message, MessageType};
-use groupchat_protocol::group::{GroupMessage, Occupant};
+use groupchat_protocol::group::Occupant;
 use groupchat_protocol::jid::BareJid;
 use groupchat_protocol::pagination::{ArchivedMessage, Direction, HistoryQuery};
 
@@ -32,7 +32,7 @@ impl Client {
     ) -> Result<(), RequestError> {
         let group = self.group_jid_of(group)?;
         let row = self.inner.find_row(&group, row_id).await?;
-        let sender = GroupMessage::from_archived(group.clone(), &row).sender.jid;
+        let sender = Occupant::archived_sender(&row.message).jid;
         if sender.as_ref() == Some(&self.inner.me) {
             let m = Message::retraction(group.clone().into(), MessageType::Groupchat, row_id);
             return self.inner.send(m.encode()).await;
@@ -214,7 +214,7 @@ impl Core {
         self.start(move |inner| {
             Box::pin(async move {
                 let sender = match inner.find_row(&group, &id).await {
-                    Ok(row) => GroupMessage::from_archived(group.clone(), &row).sender.jid,
+                    Ok(row) => Occupant::archived_sender(&row.message).jid,
                     Err(e) => {
                         tracing::debug!(%group, error = %e, "retracted message not found");
                         None

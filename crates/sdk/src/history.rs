@@ -14,7 +14,7 @@ use groupchat_protocol::codec::ext::notice::Notice;
 use groupchat_protocol::codec::xep::media::Media;
 use groupchat_protocol::codec::xep::stanza_error::{ErrorType, StanzaError};
 use groupchat_protocol::codec::{Bodies, Message};
-use groupchat_protocol::group::GroupMessage;
+use groupchat_protocol::group::Occupant;
 use groupchat_protocol::jid::{BareJid, Jid};
 use groupchat_protocol::pagination::{
     ArchivedMessage, Collected, HistoryFilter, HistoryPage, HistoryQuery, MAX_LIMIT, PageCollector,
@@ -161,7 +161,7 @@ impl HistoryMessage {
         languages: &[String],
     ) -> Self {
         let (nick, from) = if is_group {
-            let sender = GroupMessage::from_archived(conversation.clone(), &a).sender;
+            let sender = Occupant::archived_sender(&a.message);
             (Some(sender.nick).filter(|n| !n.is_empty()), sender.jid)
         } else {
             (None, a.message.from.clone().map(Jid::into_bare))
@@ -276,11 +276,15 @@ pub(crate) fn is_message(a: &ArchivedMessage) -> bool {
 
 impl Inner {
     /// What the user hid in the group `query` reads (none for a 1:1 chat).
-    pub(crate) async fn group_state(&self, query: &HistoryQuery) -> Option<GroupState> {
+    async fn group_state(&self, query: &HistoryQuery) -> Option<GroupState> {
         if query.with.is_some() {
             return None;
         }
-        let group: BareJid = query.group.parse().ok()?;
+        self.group_state_of(query.group.parse().ok()?).await
+    }
+
+    /// What the user hid in `group`.
+    pub(crate) async fn group_state_of(&self, group: BareJid) -> Option<GroupState> {
         self.with(move |c| c.group_states.get(&group).cloned())
             .await
             .ok()

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use groupchat_protocol::codec::xep::markers::MarkerKind;
 use groupchat_protocol::codec::{Message, MessageType};
-use groupchat_protocol::group::GroupMessage;
+use groupchat_protocol::group::{GroupMessage, Occupant};
 use groupchat_protocol::jid::BareJid;
 use groupchat_protocol::pagination::{Direction, HistoryQuery};
 use serde::Serialize;
@@ -134,9 +134,7 @@ impl Client {
             }
         }
         let message = self.inner.find_row(&group, row_id).await?;
-        let sender = GroupMessage::from_archived(group.clone(), &message)
-            .sender
-            .jid;
+        let sender = Occupant::archived_sender(&message.message).jid;
         // Markers for this message or a later one.
         let mut covered: std::collections::HashSet<&str> = after
             .iter()
@@ -153,7 +151,7 @@ impl Client {
             if !covered.contains(marker.id.as_str()) {
                 continue;
             }
-            let Some(by) = GroupMessage::from_archived(group.clone(), a).sender.jid else {
+            let Some(by) = Occupant::archived_sender(&a.message).jid else {
                 continue;
             };
             if Some(&by) == sender.as_ref() {

@@ -12,7 +12,7 @@ use groupchat_sdk::{
 use groupchat_test_support::{ServerKind, TestServer};
 
 mod support;
-use support::{Via, expect, jid, raw_client, raw_join};
+use support::{Via, added, expect, group_of, jid, raw_client, raw_join};
 
 /// A 1×1 PNG.
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\x9cc\xf8\xcf\xc0\xf0\x1f\0\x05\0\x01\xff\x89\x99=\x1d\0\0\0\0IEND\xaeB`\x82";
@@ -383,12 +383,7 @@ async fn core_flow_over_websocket(kind: ServerKind) {
         .await
         .unwrap_or_else(|e| panic!("{kind}: {e}"))
         .jid;
-    expect(
-        &mut bob_ev,
-        "added",
-        |e| matches!(e, Event::AddedToGroup { group, .. } if *group == g),
-    )
-    .await;
+    added(&mut bob_ev, &g).await;
     assert_eq!(
         listed(&bob, &g).await,
         Some(Some("Over WS".into())),
@@ -658,14 +653,13 @@ async fn last_admin_hands_over(kind: ServerKind) {
     let (alice, _a) = login(&server, "alice", Via::Tcp).await;
     let (bob, mut bob_ev) = login(&server, "bob", Via::Tcp).await;
     let (carol, mut carol_ev) = login(&server, "carol", Via::Tcp).await;
-    let g = alice
-        .create_group("Hand-over", &["carol@localhost", "bob@localhost"], None)
-        .await
-        .unwrap()
-        .jid;
-    for ev in [&mut bob_ev, &mut carol_ev] {
-        expect(ev, "added", |e| matches!(e, Event::AddedToGroup { .. })).await;
-    }
+    let g = group_of(
+        &alice,
+        "Hand-over",
+        &["carol@localhost", "bob@localhost"],
+        &mut [&mut bob_ev, &mut carol_ev],
+    )
+    .await;
     alice.exit_group(&g).await.unwrap();
     let ev = expect(&mut carol_ev, "admin", |e| {
         matches!(e, Event::AdminGranted { .. })
@@ -794,15 +788,11 @@ async fn forgeries_are_ignored(kind: ServerKind) {
     };
     let (alice, _a) = login(&server, "alice", Via::Tcp).await;
     let (bob, mut bob_ev) = login(&server, "bob", Via::Tcp).await;
-    let g = alice
-        .create_group("Real", &["bob@localhost", "carol@localhost"], None)
-        .await
-        .unwrap()
-        .jid;
-    expect(
-        &mut bob_ev,
-        "added",
-        |e| matches!(e, Event::AddedToGroup { group, .. } if *group == g),
+    let g = group_of(
+        &alice,
+        "Real",
+        &["bob@localhost", "carol@localhost"],
+        &mut [&mut bob_ev],
     )
     .await;
 
@@ -881,7 +871,7 @@ async fn calls_that_change_nothing(kind: ServerKind) {
         (Some(ParticipantRole::Admin), true)
     );
     let g = created.jid;
-    support::added(&mut bob_ev, &g).await;
+    added(&mut bob_ev, &g).await;
     let listed = bob.groups().await.unwrap();
     let mine = listed.iter().find(|x| x.jid == g).expect("listed");
     assert_eq!(
@@ -963,15 +953,11 @@ async fn body_languages(kind: ServerKind) {
         .await
         .unwrap_or_else(|e| panic!("{kind}: bob cannot connect: {e}"));
     let mut bob_ev = bob.events();
-    let g = alice
-        .create_group("Languages", &["bob@localhost", "carol@localhost"], None)
-        .await
-        .unwrap()
-        .jid;
-    expect(
-        &mut bob_ev,
-        "added",
-        |e| matches!(e, Event::AddedToGroup { group, .. } if *group == g),
+    let g = group_of(
+        &alice,
+        "Languages",
+        &["bob@localhost", "carol@localhost"],
+        &mut [&mut bob_ev],
     )
     .await;
     let mut carol = raw_client(&server, "carol").await;

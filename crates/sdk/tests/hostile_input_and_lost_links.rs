@@ -19,7 +19,9 @@ use groupchat_test_support::{Direction, FaultProxy, RawClient, ServerKind, TestS
 use groupchat_transport::TransportEvent;
 
 mod support;
-use support::{added, login_tcp as login, quick_reconnect, raw_client, tcp_builder, until};
+use support::{
+    added, group_of, login_tcp as login, quick_reconnect, raw_client, tcp_builder, until,
+};
 
 /// An SDK client in plaintext through `proxy` (loopback only), so that the proxy can read
 /// and inject stream bytes.
@@ -458,46 +460,56 @@ async fn archived_bodies(server: &TestServer, user: &str, room: impl ToJid) -> V
         .collect()
 }
 
-/// Alice through a fault proxy (2 s request timeout, quick reconnection), bob straight to
-/// the server, and a group of theirs with carol.
-struct Setup {
+/// alice's group with bob (and carol, offline), one of them (`through`: "alice" or "bob")
+/// reaching the server through a fault proxy with quick reconnects, the other directly.
+struct Proxied {
     proxy: FaultProxy,
     alice: Client,
     alice_ev: groupchat_sdk::EventStream,
-    _bob: Client,
+    bob: Client,
     bob_ev: groupchat_sdk::EventStream,
     g: BareJid,
 }
 
-async fn via_proxy_with_bob(
+async fn through_proxy(
     server: &TestServer,
+    through: &str,
     configure: impl FnOnce(groupchat_sdk::ClientBuilder) -> groupchat_sdk::ClientBuilder,
-) -> Setup {
+) -> Proxied {
     let proxy = FaultProxy::start(server.c2s_addr()).unwrap();
-    let builder = via_proxy(server, "alice", &proxy)
-        .request_timeout(Duration::from_secs(2))
-        .reconnect(quick_reconnect());
-    let alice = configure(builder).connect().await.unwrap();
-    let alice_ev = alice.events();
-    let (bob, mut bob_ev) = login(server, "bob").await;
-    let g = alice
-        .create_group(
-            "Through a proxy",
-            &["bob@localhost", "carol@localhost"],
-            None,
-        )
+    let proxied = configure(via_proxy(server, through, &proxy).reconnect(quick_reconnect()))
+        .connect()
         .await
-        .unwrap()
-        .jid;
-    added(&mut bob_ev, &g).await;
-    Setup {
+        .unwrap();
+    let proxied_ev = proxied.events();
+    let other = if through == "alice" { "bob" } else { "alice" };
+    let (direct, direct_ev) = login(server, other).await;
+    let ((alice, alice_ev), (bob, mut bob_ev)) = if through == "alice" {
+        ((proxied, proxied_ev), (direct, direct_ev))
+    } else {
+        ((direct, direct_ev), (proxied, proxied_ev))
+    };
+    let members = ["bob@localhost", "carol@localhost"];
+    let g = group_of(&alice, "Through a proxy", &members, &mut [&mut bob_ev]).await;
+    Proxied {
         proxy,
         alice,
         alice_ev,
-        _bob: bob,
+        bob,
         bob_ev,
         g,
     }
+}
+
+/// [`through_proxy`] for alice, whose calls time out after 2 s.
+async fn via_proxy_with_bob(
+    server: &TestServer,
+    configure: impl FnOnce(groupchat_sdk::ClientBuilder) -> groupchat_sdk::ClientBuilder,
+) -> Proxied {
+    through_proxy(server, "alice", |b| {
+        configure(b.request_timeout(Duration::from_secs(2)))
+    })
+    .await
 }
 
 /// The server's answers stop reaching alice (the proxy drops server→client only) while she
@@ -511,14 +523,14 @@ async fn half_open_link(kind: ServerKind) {
     let keepalive = via_proxy_with_bob(&server, |b| {
         b.keepalive(Duration::from_secs(60), Duration::from_secs(3))
     });
-    let Setup {
+    let Proxied {
         proxy,
         alice,
         mut alice_ev,
         mut bob_ev,
         g,
         // Bound, so that bob's client lives to the end of the test.
-        _bob,
+        bob: _bob,
     } = keepalive.await;
 
     proxy.set_blackhole(Direction::ToClient, true);
@@ -614,12 +626,7 @@ async fn cut_every_fifty_messages_loses_nothing_on_prosody() {
     let bob = via_proxy(&server, "bob", &proxy).connect().await.unwrap();
     let mut bob_ev = bob.events();
     let (alice, _alice_ev) = login(&server, "alice").await;
-    let g = alice
-        .create_group("Cuts", &["bob@localhost"], None)
-        .await
-        .unwrap()
-        .jid;
-    added(&mut bob_ev, &g).await;
+    let g = group_of(&alice, "Cuts", &["bob@localhost"], &mut [&mut bob_ev]).await;
     let sent: Vec<String> = (0..1000).map(|i| format!("m{i:04}")).collect();
     let proxy = Arc::new(proxy);
     let sender = {
@@ -643,55 +650,20 @@ async fn cut_every_fifty_messages_loses_nothing_on_prosody() {
     assert_eq!(got, sent, "every message once, in order");
 }
 
-/// bob (SDK, through a fault proxy, quick reconnects) and alice (direct) in alice's new group.
-struct Burst {
-    proxy: FaultProxy,
-    bob: Client,
-    bob_ev: groupchat_sdk::EventStream,
-    alice: Client,
-    alice_ev: groupchat_sdk::EventStream,
-    g: BareJid,
-}
-
-async fn burst_setup(server: &TestServer) -> Burst {
-    let proxy = FaultProxy::start(server.c2s_addr()).unwrap();
-    let bob = via_proxy(server, "bob", &proxy)
-        .reconnect(quick_reconnect())
-        .connect()
-        .await
-        .unwrap();
-    let mut bob_ev = bob.events();
-    let (alice, alice_ev) = login(server, "alice").await;
-    let g = alice
-        .create_group("Burst", &["bob@localhost"], None)
-        .await
-        .unwrap()
-        .jid;
-    added(&mut bob_ev, &g).await;
-    Burst {
-        proxy,
-        bob,
-        bob_ev,
-        alice,
-        alice_ev,
-        g,
-    }
-}
-
 /// A 300-message burst while bob's connection is cut every 20 messages (quick reconnects,
 /// so the sessions resume): every message exactly once, in order.
 async fn cut_every_twenty(kind: ServerKind) {
     let Some(server) = TestServer::start(kind) else {
         return;
     };
-    let Burst {
+    let Proxied {
         proxy,
         bob: _bob,
         mut bob_ev,
         alice,
         alice_ev: _alice_ev,
         g,
-    } = burst_setup(&server).await;
+    } = through_proxy(&server, "bob", |b| b).await;
     let sent: Vec<String> = (0..300).map(|i| format!("b{i:03}")).collect();
     let sender = {
         let (alice, g, sent) = (alice.clone(), g.clone(), sent.clone());
@@ -720,14 +692,14 @@ async fn restart_mid_burst(kind: ServerKind) {
     let Some(mut server) = TestServer::start(kind) else {
         return;
     };
-    let Burst {
+    let Proxied {
         proxy,
         bob: _bob,
         mut bob_ev,
         alice,
         mut alice_ev,
         g,
-    } = burst_setup(&server).await;
+    } = through_proxy(&server, "bob", |b| b).await;
     let sent: Vec<String> = (0..300).map(|i| format!("r{i:03}")).collect();
     for body in &sent[..100] {
         alice.send_text(&g, body).await.unwrap();
@@ -787,12 +759,7 @@ async fn text_xml_cannot_carry(kind: ServerKind) {
         "{jid:?}"
     );
     let (_bob, mut bob_ev) = login(&server, "bob").await;
-    let g = alice
-        .create_group("Bell", &["bob@localhost"], None)
-        .await
-        .unwrap()
-        .jid;
-    added(&mut bob_ev, &g).await;
+    let g = group_of(&alice, "Bell", &["bob@localhost"], &mut [&mut bob_ev]).await;
     for to in [g.as_str(), "bob@localhost"] {
         let r = alice.send_text(to, "ring \u{7} the bell").await;
         assert!(
@@ -843,14 +810,14 @@ async fn calls_while_disconnected(kind: ServerKind) {
     let Some(server) = TestServer::start(kind) else {
         return;
     };
-    let Setup {
+    let Proxied {
         proxy,
         alice,
         mut alice_ev,
         mut bob_ev,
         g,
         // Bound, so that bob's client lives to the end of the test.
-        _bob,
+        bob: _bob,
     } = via_proxy_with_bob(&server, |b| b).await;
 
     // The link drops and the next ones never log in (the server's bytes are lost).

@@ -13,7 +13,7 @@ use groupchat_sdk::{
 use groupchat_test_support::{ServerKind, TestServer};
 
 mod support;
-use support::{Via, expect};
+use support::{Via, expect, group_of};
 
 async fn login(server: &TestServer, user: &str, via: Via) -> (Client, EventStream) {
     let builder = support::builder(server, user, via);
@@ -24,26 +24,6 @@ async fn login(server: &TestServer, user: &str, via: Via) -> (Client, EventStrea
         .unwrap_or_else(|e| panic!("{}: {user} cannot connect: {e}", server.kind()));
     let events = client.events();
     (client, events)
-}
-
-/// alice's new group `name` with `members`; returns once each of `members_events` has
-/// reported it added.
-async fn group_of(
-    alice: &Client,
-    name: &str,
-    members: &[&str],
-    members_events: &mut [&mut EventStream],
-) -> BareJid {
-    let g = alice.create_group(name, members, None).await.unwrap().jid;
-    for ev in members_events {
-        expect(
-            ev,
-            "added",
-            |e| matches!(e, Event::AddedToGroup { group, .. } if *group == g),
-        )
-        .await;
-    }
-    g
 }
 
 /// The bodies of a page, in order.

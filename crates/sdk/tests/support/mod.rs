@@ -179,6 +179,21 @@ pub(crate) async fn added(events: &mut EventStream, group: impl ToJid) {
     .await;
 }
 
+/// `creator`'s new group `name` with `members`; returns once each of `members_events` has
+/// reported it added.
+pub(crate) async fn group_of(
+    creator: &Client,
+    name: &str,
+    members: &[&str],
+    members_events: &mut [&mut EventStream],
+) -> BareJid {
+    let g = creator.create_group(name, members, None).await.unwrap().jid;
+    for ev in members_events {
+        added(ev, &g).await;
+    }
+    g
+}
+
 /// The events already queued (until none comes for 200 ms).
 pub(crate) async fn pending(events: &mut EventStream) -> Vec<Event> {
     let mut out = Vec::new();
