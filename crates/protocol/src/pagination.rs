@@ -438,41 +438,54 @@ impl Gap {
     }
 }
 
-/// The media gallery of a group: media messages, newest first, 3 on the first page and 10
-/// on each later one, filtered client-side from archive pages scanned backwards.
+/// One page of a group's media gallery: media messages, newest first, 3 on the first page
+/// (no cursor) and 10 on each later one (from the cursor, the last media row id served),
+/// filtered from archive pages scanned backwards. The state lives in the cursor, so a page
+/// can be asked for again later, from another session.
 #[derive(Clone, Debug)]
 pub struct MediaGallery {
     group: String,
+    /// The oldest archive row scanned so far (the next scan goes before it).
     before: Option<String>,
-    pending: std::collections::VecDeque<ArchivedMessage>,
+    /// Media found, newest first.
+    found: Vec<ArchivedMessage>,
+    want: usize,
     exhausted: bool,
-    pages_served: u32,
 }
 
-/// Archive page size used to scan for media.
+/// Media on the first gallery page.
+pub const GALLERY_FIRST_PAGE: usize = 3;
+/// Media on each later gallery page.
+pub const GALLERY_NEXT_PAGE: usize = 10;
+/// Archive rows asked for per scan (the servers cap a page at 50 or more).
 const GALLERY_SCAN: u32 = 50;
 
 impl MediaGallery {
-    /// Starts at the newest message of `group`.
-    pub fn new(group: impl Into<String>) -> Self {
+    /// The page of `group` after `last_row_id` (the oldest media of the previous page), or
+    /// the first page without one.
+    pub fn new(group: impl Into<String>, last_row_id: Option<String>) -> Self {
         Self {
             group: group.into(),
-            before: None,
-            pending: Default::default(),
+            want: if last_row_id.is_some() {
+                GALLERY_NEXT_PAGE
+            } else {
+                GALLERY_FIRST_PAGE
+            },
+            before: last_row_id,
+            found: Vec::new(),
             exhausted: false,
-            pages_served: 0,
         }
     }
 
-    /// How many media the next page holds: 3 first, then 10.
+    /// How many media the page holds when the archive has enough.
     pub fn page_size(&self) -> usize {
-        if self.pages_served == 0 { 3 } else { 10 }
+        self.want
     }
 
-    /// The archive query to run before [`next_page`](Self::next_page) can fill a page, or
-    /// `None` when enough is buffered or the archive is exhausted.
+    /// The archive query to run next, or `None` when the page can be served.
     pub fn query(&self) -> Option<HistoryQuery> {
-        if self.exhausted || self.pending.len() >= self.page_size() {
+        // One more than the page: knowing whether another page follows.
+        if self.exhausted || self.found.len() > self.want {
             return None;
         }
         Some(HistoryQuery {
@@ -484,29 +497,21 @@ impl MediaGallery {
         })
     }
 
-    /// Feeds a scanned archive page.
-    pub fn absorb(&mut self, page: HistoryPage) {
+    /// Feeds a scanned archive page (already filtered of what the user must not see);
+    /// `is_media` says which rows count.
+    pub fn absorb(&mut self, page: HistoryPage, is_media: impl Fn(&ArchivedMessage) -> bool) {
+        self.exhausted = page.complete || page.first.is_none();
         self.before = page.first.clone().or(self.before.take());
-        self.exhausted = page.complete;
         // Pages are oldest first; the gallery is newest first.
-        for m in page.messages.into_iter().rev() {
-            if m.message.media.is_some() && m.message.retraction.is_none() {
-                self.pending.push_back(m);
-            }
-        }
+        self.found
+            .extend(page.messages.into_iter().rev().filter(|m| is_media(m)));
     }
 
-    /// The next gallery page (possibly short at the end of the archive). Call it when
-    /// [`query`](Self::query) returns `None`.
-    pub fn next_page(&mut self) -> Vec<ArchivedMessage> {
-        let n = self.page_size().min(self.pending.len());
-        self.pages_served += 1;
-        self.pending.drain(..n).collect()
-    }
-
-    /// True when every media message has been served.
-    pub fn is_done(&self) -> bool {
-        self.exhausted && self.pending.is_empty()
+    /// The page (short at the end of the archive), and whether it is the last one.
+    pub fn finish(mut self) -> (Vec<ArchivedMessage>, bool) {
+        let last = self.found.len() <= self.want;
+        self.found.truncate(self.want);
+        (self.found, last)
     }
 }
 

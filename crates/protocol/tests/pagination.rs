@@ -182,25 +182,35 @@ fn a_gap_is_filled_up_to_the_first_live_message() {
 }
 
 #[test]
-fn media_gallery_serves_3_then_10_newest_first() {
-    let mut g = MediaGallery::new(ROOM);
+fn media_gallery_serves_3_then_10_newest_first_from_the_cursor() {
     let mut pages = Vec::new();
-    while !g.is_done() {
+    let mut cursor = None;
+    loop {
+        let mut g = MediaGallery::new(ROOM, cursor.clone());
         while let Some(q) = g.query() {
-            g.absorb(page(&q, 200, true, 3));
+            g.absorb(page(&q, 200, true, 3), |m| m.message.media.is_some());
         }
-        let p: Vec<String> = g.next_page().into_iter().map(|m| m.row_id).collect();
-        if p.is_empty() {
+        let (p, last) = g.finish();
+        let p: Vec<String> = p.into_iter().map(|m| m.row_id).collect();
+        cursor = p.last().cloned();
+        pages.push(p);
+        if last {
             break;
         }
-        pages.push(p);
     }
-    // Media at rows divisible by 3: 0, 3, ..., 198 → 67 of them.
+    // Media at rows divisible by 3: 0, 3, ..., 198 → 67 of them: 3 + 6 × 10 + 4.
     assert_eq!(pages[0], ["r198", "r195", "r192"]);
     assert_eq!(pages[1].len(), 10);
     assert_eq!(pages[1][0], "r189");
-    assert_eq!(pages.iter().map(Vec::len).sum::<usize>(), 67);
+    assert_eq!(
+        pages.iter().map(Vec::len).collect::<Vec<_>>(),
+        [3, 10, 10, 10, 10, 10, 10, 4]
+    );
     assert_eq!(pages.last().unwrap().last().unwrap(), "r0");
+    let all: Vec<&String> = pages.iter().flatten().collect();
+    let mut sorted = all.clone();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 67, "no media served twice");
 }
 
 proptest! {

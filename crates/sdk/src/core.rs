@@ -629,14 +629,15 @@ impl Core {
         if !matches!(m.kind, MessageType::Chat | MessageType::Normal) || m.muc_user.is_some() {
             return;
         }
-        if let (Some(from), Some(state), None) = (&m.from, m.chat_state, &m.body)
+        if let (Some(from), Some(state), None, None) = (&m.from, m.chat_state, &m.body, &m.media)
             && !self.tracker.services().is_group(from)
         {
             let from = from.to_bare();
             self.on_typing(from.clone(), false, Some(from), None, state);
             return;
         }
-        if let (Some(from), Some(body)) = (&m.from, &m.body) {
+        let body = m.body.as_ref().or(m.media.as_ref().map(|x| &x.url));
+        if let (Some(from), Some(body)) = (&m.from, body) {
             if self.tracker.services().is_group(from) {
                 return;
             }
@@ -652,6 +653,7 @@ impl Core {
                 stanza_id,
                 timestamp: m.delay.as_ref().map(|d| d.stamp.clone()),
                 body: body.clone(),
+                media: m.media.clone(),
             });
         }
     }

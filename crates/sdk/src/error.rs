@@ -79,6 +79,26 @@ pub enum RequestError {
     /// The session is not connected: 503.
     #[error("not connected")]
     NotConnected,
+    /// A media file or its description is not acceptable (a type the seed does not list, a
+    /// content that does not match its extension, a missing field): 400. Nothing was
+    /// uploaded or sent.
+    #[error("invalid media: {0}")]
+    InvalidMedia(crate::media::MediaProblem),
+    /// A download's bytes are not what the message announced (size or hash): 502. No file
+    /// was left behind.
+    #[error("download rejected: {0}")]
+    DownloadRejected(crate::download::DownloadProblem),
+    /// A local file could not be read or written: 400 when the path is the caller's mistake
+    /// (missing, not permitted, a directory), 500 otherwise (a full disk, ...).
+    #[error("{}: {reason}", path.display())]
+    File {
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// What the system said.
+        kind: std::io::ErrorKind,
+        /// The system's words.
+        reason: String,
+    },
     /// A web request failed (an image given by URL, an upload): 400 for a URL the SDK
     /// refuses, the web server's own 4xx class (404, 403, 413, else 400), 503 when it cannot
     /// be reached, fails (5xx) or redirects too often.
@@ -87,6 +107,15 @@ pub enum RequestError {
 }
 
 impl RequestError {
+    /// A local file error on `path`.
+    pub(crate) fn file(path: &std::path::Path, e: &std::io::Error) -> Self {
+        Self::File {
+            path: path.to_owned(),
+            kind: e.kind(),
+            reason: e.to_string(),
+        }
+    }
+
     /// The error for a refused group action. A room answers a member's action it does not
     /// permit with `forbidden`, `not-allowed` (changing members), `not-acceptable` (posting
     /// when not an occupant) or `not-authorized` — all mean "you may not", so all are
@@ -119,7 +148,16 @@ impl RequestError {
             Self::NotFound(_) => 404,
             Self::TooLarge { .. } => 413,
             Self::Timeout | Self::Unconfirmed { .. } => 504,
-            Self::MalformedAnswer(_) => 502,
+            Self::MalformedAnswer(_) | Self::DownloadRejected(_) => 502,
+            Self::InvalidMedia(_) => 400,
+            Self::File { kind, .. } => match kind {
+                std::io::ErrorKind::NotFound
+                | std::io::ErrorKind::PermissionDenied
+                | std::io::ErrorKind::InvalidInput
+                | std::io::ErrorKind::NotADirectory
+                | std::io::ErrorKind::IsADirectory => 400,
+                _ => 500,
+            },
             Self::NotConnected => 503,
             Self::Http(e) => match e {
                 HttpError::InvalidUrl { .. }

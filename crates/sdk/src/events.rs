@@ -285,8 +285,10 @@ pub enum Event {
         stanza_id: Option<String>,
         /// When it was sent, for a message the server kept while we were away (XEP-0203).
         timestamp: Option<String>,
-        /// The text.
+        /// The text (for a media message, its URL).
         body: String,
+        /// The attachment of a media message.
+        media: Option<Box<groupchat_protocol::codec::xep::media::Media>>,
     },
 }
 

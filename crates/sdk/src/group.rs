@@ -168,22 +168,10 @@ impl GroupImage {
     }
 }
 
-/// The media type of image bytes: PNG, JPEG and GIF from their magic numbers (`infer`), SVG
-/// (text, which has none) from an `<svg` element near the start.
+/// The media type of image bytes: PNG, JPEG and GIF from their magic numbers, SVG (text,
+/// which has none) from its root element.
 fn sniff(data: &[u8]) -> Option<&'static str> {
-    if let Some(t @ ("image/png" | "image/jpeg" | "image/gif")) =
-        infer::get(data).map(|t| t.mime_type())
-    {
-        return Some(t);
-    }
-    // (`infer` calls an SVG file that starts with `<?xml` text/xml.)
-    let head = &data[..data.len().min(1024)];
-    // The cut may split a character: read the valid part.
-    let head = match std::str::from_utf8(head) {
-        Ok(h) => h,
-        Err(e) => std::str::from_utf8(&head[..e.valid_up_to()]).ok()?,
-    };
-    head.contains("<svg").then_some("image/svg+xml")
+    crate::media::image_type(data)
 }
 
 /// What a participant may do: the seed's admin is the MUC owner.

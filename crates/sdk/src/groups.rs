@@ -8,7 +8,7 @@ use groupchat_protocol::codec::xep::bookmarks::{self, Bookmark, Dialect};
 use groupchat_protocol::codec::xep::muc_user::Affiliation;
 use groupchat_protocol::codec::xep::stanza_error::{ErrorType, StanzaError};
 use groupchat_protocol::codec::xep::vcard::{self, Photo};
-use groupchat_protocol::codec::xep::{disco, muc, muc_admin, muc_owner, upload};
+use groupchat_protocol::codec::xep::{disco, muc, muc_admin, muc_owner};
 use groupchat_protocol::codec::{Message, MessageType};
 use groupchat_protocol::group::bare_jid;
 use groupchat_protocol::jid::{BareJid, Jid};
@@ -434,39 +434,15 @@ impl Client {
         media_type: &str,
         data: Vec<u8>,
     ) -> Result<String, RequestError> {
-        let (service, limit) = self.inner.services.borrow().upload.clone().ok_or_else(|| {
-            RequestError::FeatureUnavailable(
-                "file upload (the server has no upload service)".into(),
-            )
-        })?;
-        let size = data.len() as u64;
-        if let Some(limit) = limit.filter(|l| size > *l) {
-            return Err(RequestError::TooLarge { size, limit });
-        }
         if filename.is_empty() || filename.contains('/') {
             return Err(RequestError::BadRequest(format!(
                 "invalid file name {filename:?}"
             )));
         }
-        let iq = self
+        let slot = self
             .inner
-            .request(Some(&service), |id| {
-                upload::request(&service, id, filename, size, media_type)
-            })
+            .upload_slot(filename, data.len() as u64, media_type)
             .await?;
-        let slot = match upload::decode_slot(&iq)
-            .map_err(|e| RequestError::MalformedAnswer(e.to_string()))?
-        {
-            Ok(slot) => slot,
-            Err(upload::SlotRefusal::TooLarge { limit }) => {
-                return Err(RequestError::TooLarge {
-                    size,
-                    limit: limit.unwrap_or(0),
-                });
-            }
-            Err(upload::SlotRefusal::Refused(e)) => return Err(RequestError::from(e)),
-            Err(e) => return Err(RequestError::MalformedAnswer(format!("{e:?}"))),
-        };
         self.inner
             .http
             .client()?

@@ -17,7 +17,8 @@ use groupchat_protocol::codec::{Bodies, Message};
 use groupchat_protocol::group::Occupant;
 use groupchat_protocol::jid::{BareJid, Jid};
 use groupchat_protocol::pagination::{
-    ArchivedMessage, Collected, HistoryFilter, HistoryPage, HistoryQuery, MAX_LIMIT, PageCollector,
+    ArchivedMessage, Collected, HistoryFilter, HistoryPage, HistoryQuery, MAX_LIMIT, MediaGallery,
+    PageCollector,
 };
 use serde::Serialize;
 use tokio::sync::oneshot;
@@ -265,6 +266,65 @@ impl Client {
             complete: rows.complete,
         })
     }
+}
+
+/// A page of a group's media gallery, newest first.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct MediaPage {
+    /// Media messages, newest first: 3 on the first page, 10 on later ones.
+    pub messages: Vec<HistoryMessage>,
+    /// The cursor for the next page: the row id of the oldest message here.
+    pub last_row_id: Option<String>,
+    /// No older media: this is the last page.
+    pub complete: bool,
+}
+
+impl Client {
+    /// A page of a group's media messages (the seed's "get group media messages"), newest
+    /// first: without `last_row_id` the newest 3, then with the previous page's
+    /// [`MediaPage::last_row_id`] the next 10. Media counts whatever client sent it (an OOB
+    /// URL or XEP-0447 file sharing); retracted and hidden messages do not. Read from the
+    /// group's archive, so it works on any device. 403 when the group keeps no archive, 404
+    /// for an unknown group or row id.
+    #[tracing::instrument(level = "debug", skip_all, fields(group = tracing::field::Empty))]
+    pub async fn media_messages(
+        &self,
+        group: impl ToJid,
+        last_row_id: Option<&str>,
+    ) -> Result<MediaPage, RequestError> {
+        let jid = group.to_jid()?;
+        if !self.is_group(&jid) {
+            return Err(RequestError::BadRequest(format!("{jid} is not a group")));
+        }
+        let group = jid.into_bare();
+        tracing::Span::current().record("group", tracing::field::display(&group));
+        let state = self.inner.group_state_of(group.clone()).await;
+        let mut filter = HistoryFilter::new(state.as_ref());
+        let mut gallery = MediaGallery::new(group.as_str(), last_row_id.map(str::to_owned));
+        while let Some(query) = gallery.query() {
+            let mut page = self.inner.history_page(query).await?;
+            filter.apply(&mut page);
+            gallery.absorb(page, is_media);
+        }
+        let (rows, complete) = gallery.finish();
+        let messages: Vec<HistoryMessage> = rows
+            .into_iter()
+            .map(|a| HistoryMessage::from_archived(&group, true, a, &self.inner.languages))
+            .collect();
+        Ok(MediaPage {
+            last_row_id: messages.last().map(|m| m.row_id.clone()),
+            messages,
+            complete,
+        })
+    }
+}
+
+/// Whether an archive row is a media message (a URL to fetch, not one of the SDK's notices).
+fn is_media(a: &ArchivedMessage) -> bool {
+    a.message.media.as_ref().is_some_and(|m| !m.url.is_empty())
+        && Notice::find(&a.message.payloads).is_none()
 }
 
 /// Whether an archive row is a message the application sees: a body or media, and not one

@@ -50,6 +50,7 @@ mod config;
 mod core;
 mod deletion;
 mod devices;
+mod download;
 mod error;
 mod events;
 mod group;
@@ -57,6 +58,7 @@ mod group_handle;
 mod groups;
 mod history;
 mod http;
+mod media;
 mod message_info;
 mod to_jid;
 mod typing;
@@ -64,6 +66,7 @@ mod typing;
 pub use catch_up::{FIRST_CATCH_UP, FileStore, MemoryStore, PositionStore};
 pub use client::{Client, Services};
 pub use config::{ClientBuilder, InvitationPolicy};
+pub use download::{DEFAULT_MAX_DOWNLOAD, DownloadOptions, DownloadProblem, sanitize_file_name};
 pub use error::{ConnectError, RequestError, Response, status_of};
 pub use events::{
     Connection, ConnectionListener, Event, EventStream, GroupProfileListener, MessageListener,
@@ -74,12 +77,18 @@ pub use group_handle::GroupHandle;
 pub use groups::SentMessage;
 pub use history::{
     DEFAULT_HISTORY_LIMIT, Direction, History, HistoryMessage, HistoryRequest, MAX_HISTORY_LIMIT,
+    MediaPage,
+};
+pub use media::{
+    MAX_THUMBNAIL_BYTES, MediaDuration, MediaFile, MediaKind, MediaMetadata, MediaOptions,
+    MediaProblem, Progress, ProgressFn, SentMedia,
 };
 pub use message_info::{MessageInfo, Receipt};
 pub use to_jid::ToJid;
 pub use typing::TypingState;
 
 pub use groupchat_protocol::DropReason;
+pub use groupchat_protocol::codec::xep::media::{Hash, Media, Thumbnail};
 pub use groupchat_protocol::codec::xep::muc_user::Affiliation;
 pub use groupchat_protocol::codec::{Bodies, LangText};
 pub use groupchat_protocol::group::{GroupMessage, Occupant};

@@ -42,4 +42,4 @@ mod util;
 pub use memory::{MemoryConnector, MemoryServer, Sent, ServerConn, memory_server};
 pub use proxy::{Direction, FaultProxy};
 pub use raw::{RawClient, base64};
-pub use server::{Account, ServerKind, TestServer};
+pub use server::{Account, DEFAULT_UPLOAD_LIMIT, ServerKind, TestServer, UploadService};

@@ -34,6 +34,25 @@ const KEEP_DIRS_ENV: &str = "GROUPCHAT_TEST_KEEP_DIRS";
 /// Set to `1` to run the servers with debug logging.
 const DEBUG_LOG_ENV: &str = "GROUPCHAT_TEST_SERVER_DEBUG";
 
+/// The XEP-0363 upload service a [`TestServer`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadService {
+    /// At `upload.localhost`, taking files up to this many bytes.
+    Limit(u64),
+    /// None: the server announces no upload service.
+    Off,
+}
+
+impl Default for UploadService {
+    /// 10 MiB.
+    fn default() -> Self {
+        Self::Limit(DEFAULT_UPLOAD_LIMIT)
+    }
+}
+
+/// The upload service's size limit unless a test asks otherwise: 10 MiB.
+pub const DEFAULT_UPLOAD_LIMIT: u64 = 10 * 1024 * 1024;
+
 /// Which XMPP server implementation a [`TestServer`] runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ServerKind {
@@ -154,6 +173,7 @@ pub struct TestServer {
     child: Option<Child>,
     ca_cert: PathBuf,
     extra_accounts: Mutex<Vec<Account>>,
+    upload: UploadService,
 }
 
 impl TestServer {
@@ -172,6 +192,11 @@ impl TestServer {
     /// If the binary exists but the server fails to start within 30 s (the message contains the
     /// tail of its log), or if the temp directory or certificate cannot be created.
     pub fn start(kind: ServerKind) -> Option<Self> {
+        Self::start_with(kind, UploadService::default())
+    }
+
+    /// [`start`](Self::start) with another upload service (a larger limit, or none).
+    pub fn start_with(kind: ServerKind, upload: UploadService) -> Option<Self> {
         let tools = match locate_tools(kind) {
             Ok(tools) => tools,
             Err(missing) => return unavailable(kind, &missing, kind.apt_packages()),
@@ -195,6 +220,7 @@ impl TestServer {
             ports: Ports::allocate(),
             child: None,
             extra_accounts: Mutex::new(Vec::new()),
+            upload,
         };
         server
             .prepare_dir(certificate)
@@ -457,6 +483,8 @@ impl TestServer {
         };
         let debug = std::env::var(DEBUG_LOG_ENV).is_ok_and(|v| v == "1");
         let config = template
+            .replace("@UPLOAD_COMPONENT@", &self.upload_config(dir))
+            .replace("@UPLOAD_MODULE@", &self.upload_config(dir))
             .replace("@DIR@", dir)
             .replace("@C2S_PORT@", &self.ports.c2s.to_string())
             .replace("@TLS_PORT@", &self.ports.tls.to_string())
@@ -465,6 +493,24 @@ impl TestServer {
             .replace("@LOG_LEVEL@", if debug { "debug" } else { "info" });
         debug_assert!(!config.contains("@DIR@") && !config.contains("_PORT@"));
         fs::write(self.config_path(), config)
+    }
+
+    /// The upload service's part of the configuration.
+    fn upload_config(&self, dir: &str) -> String {
+        match (self.kind, self.upload) {
+            (_, UploadService::Off) => String::new(),
+            (ServerKind::Prosody, UploadService::Limit(limit)) => format!(
+                "Component \"upload.localhost\" \"http_file_share\"\n  \
+                 http_file_share_size_limit = {limit}\n"
+            ),
+            (ServerKind::Ejabberd, UploadService::Limit(limit)) => format!(
+                "  mod_http_upload:\n    \
+                 put_url: \"http://localhost:{port}/upload\"\n    \
+                 docroot: \"{dir}/upload\"\n    \
+                 max_size: {limit}\n",
+                port = self.ports.http
+            ),
+        }
     }
 
     /// Spawns the server process and waits until it answers on c2s, HTTP and HTTPS.

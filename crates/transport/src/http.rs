@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use reqwest::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue};
 use url::{Host, Url};
 
 use crate::error::{Cause, UrlProblem};
@@ -18,7 +18,10 @@ use crate::{TlsFailure, TransportError};
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct HttpOptions {
-    /// The whole exchange, from connecting to the last byte of the body.
+    /// The whole exchange of [`HttpClient::get`] and [`HttpClient::put`], from connecting to
+    /// the last byte of the body; for the streamed transfers ([`HttpClient::put_stream`],
+    /// [`HttpClient::get_stream`]), which may take long, the longest wait for the connection
+    /// or for the next bytes.
     pub timeout: Duration,
     /// Redirects followed before giving up.
     pub max_redirects: usize,
@@ -122,6 +125,35 @@ pub struct Fetched {
 pub struct HttpClient {
     client: reqwest::Client,
     allow_loopback_plain: bool,
+    timeout: Duration,
+}
+
+/// A response being received: its declared size and type, and its body chunk by chunk.
+#[derive(Debug)]
+pub struct Incoming {
+    url: String,
+    response: reqwest::Response,
+}
+
+impl Incoming {
+    /// The size the server declared (`Content-Length`).
+    pub fn content_length(&self) -> Option<u64> {
+        self.response.content_length()
+    }
+
+    /// The `Content-Type` the server declared.
+    pub fn content_type(&self) -> Option<&str> {
+        self.response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+    }
+
+    /// The next piece of the body; `None` at its end. A stall longer than the client's
+    /// timeout is [`HttpError::Timeout`].
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, HttpError> {
+        self.response.chunk().await.map_err(|e| error(&self.url, e))
+    }
 }
 
 /// Why a redirect was not followed; found again in reqwest's error chain.
@@ -149,16 +181,20 @@ impl HttpClient {
                 Err(e) => attempt.error(RedirectRefused::Target(e)),
             }
         });
+        // No client-wide deadline: a large file may take long. Connecting and each read wait
+        // at most `timeout`; the small exchanges also get it as their whole deadline.
         let client = reqwest::Client::builder()
             .tls_backend_preconfigured((*config).clone())
             .redirect(policy)
-            .timeout(options.timeout)
+            .connect_timeout(options.timeout)
+            .read_timeout(options.timeout)
             .user_agent(concat!("groupchat/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| TransportError::Http(unreachable("(client)", e)))?;
         Ok(Self {
             client,
             allow_loopback_plain: plain,
+            timeout: options.timeout,
         })
     }
 
@@ -168,6 +204,7 @@ impl HttpClient {
         let mut response = self
             .client
             .get(parsed)
+            .timeout(self.timeout)
             .send()
             .await
             .map_err(|e| error(url, e))?;
@@ -204,8 +241,68 @@ impl HttpClient {
         content_type: &str,
         body: Bytes,
     ) -> Result<(), HttpError> {
+        let request = self
+            .put_request(url, headers, content_type)?
+            .timeout(self.timeout)
+            .body(body);
+        let response = request.send().await.map_err(|e| error(url, e))?;
+        status(url, &response)
+    }
+
+    /// PUTs `size` bytes read from `body` (a file, read piece by piece): the whole file is
+    /// never in memory. The request declares `Content-Length: size` (upload services check
+    /// it against the slot); a body that ends early or runs long fails the request. There is
+    /// no overall deadline: the caller watches progress (the stream is pulled as the server
+    /// takes the bytes).
+    pub async fn put_stream<S>(
+        &self,
+        url: &str,
+        headers: &[(String, String)],
+        content_type: &str,
+        size: u64,
+        body: S,
+    ) -> Result<(), HttpError>
+    where
+        S: futures::stream::TryStream + Send + 'static,
+        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        Bytes: From<S::Ok>,
+    {
+        let response = self
+            .put_request(url, headers, content_type)?
+            .header(CONTENT_LENGTH, size)
+            .body(reqwest::Body::wrap_stream(body))
+            .send()
+            .await
+            .map_err(|e| error(url, e))?;
+        status(url, &response)
+    }
+
+    /// GETs `url` and returns once the headers are in; the body is then read piece by piece
+    /// with [`Incoming::chunk`].
+    pub async fn get_stream(&self, url: &str) -> Result<Incoming, HttpError> {
         let parsed = self.url(url)?;
-        let mut request = self.client.put(parsed).body(body);
+        let response = self
+            .client
+            .get(parsed)
+            .send()
+            .await
+            .map_err(|e| error(url, e))?;
+        status(url, &response)?;
+        Ok(Incoming {
+            url: url.to_owned(),
+            response,
+        })
+    }
+
+    /// A PUT to `url` with the slot's `headers` and the content type.
+    fn put_request(
+        &self,
+        url: &str,
+        headers: &[(String, String)],
+        content_type: &str,
+    ) -> Result<reqwest::RequestBuilder, HttpError> {
+        let parsed = self.url(url)?;
+        let mut request = self.client.put(parsed);
         for (name, value) in headers {
             // XEP-0363 allows only a few headers in a slot; a server sending one that is not
             // a valid header gets the upload refused rather than a changed request.
@@ -217,12 +314,7 @@ impl HttpClient {
             };
             request = request.header(name, value);
         }
-        let response = request
-            .header(CONTENT_TYPE, content_type)
-            .send()
-            .await
-            .map_err(|e| error(url, e))?;
-        status(url, &response)
+        Ok(request.header(CONTENT_TYPE, content_type))
     }
 
     /// `url` parsed and allowed.

@@ -40,7 +40,7 @@ pub use error::{
     Cause, CertificateProblem, IoError, PlaintextProblem, ResolveProblem, TlsConfigProblem,
     TlsFailure, TransportError, UrlProblem, WebSocketFailure,
 };
-pub use http::{HttpClient, HttpError, HttpOptions};
+pub use http::{HttpClient, HttpError, HttpOptions, Incoming};
 pub use tls::{Roots, TlsOptions};
 
 /// A connected byte (TCP) or frame (WebSocket) pipe to the server.

@@ -210,6 +210,20 @@ impl Message {
         }
     }
 
+    /// A media message: the body is the download URL (what clients without media support
+    /// show), with XEP-0066 OOB and XEP-0446/0447 file metadata; the origin-id doubles as
+    /// its id, as for [`text`](Self::text).
+    pub fn media(
+        to: jid::Jid,
+        kind: MessageType,
+        origin_id: impl Into<String>,
+        media: Media,
+    ) -> Self {
+        let mut m = Self::text(to, kind, origin_id, media.url.clone());
+        m.media = Some(Box::new(media));
+        m
+    }
+
     /// A typing notification (XEP-0085), not archived (XEP-0334 `no-store`).
     pub fn chat_state(to: jid::Jid, kind: MessageType, state: ChatState) -> Self {
         let hints = Hints {
