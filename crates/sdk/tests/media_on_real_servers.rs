@@ -169,6 +169,9 @@ async fn each_kind_arrives_whole(kind: ServerKind) {
         if k == MediaKind::Video {
             options = options.thumbnail(thumb.clone());
         }
+        if k == MediaKind::Document {
+            options = options.message_id("my-document-1");
+        }
         let sent = alice
             .send_media(&g, k, MediaFile::open(&path), options)
             .await
@@ -181,6 +184,14 @@ async fn each_kind_arrives_whole(kind: ServerKind) {
         );
 
         let m = media_message(&mut bob_ev, &g, &format!("bob gets the {k}")).await;
+        if k == MediaKind::Document {
+            assert_eq!(sent.message.id, "my-document-1");
+            assert_eq!(
+                m.origin_id.as_deref(),
+                Some("my-document-1"),
+                "the chosen id"
+            );
+        }
         let media = m.media.as_deref().unwrap();
         assert_eq!(m.body.as_deref(), Some(media.url.as_str()), "body = URL");
         assert_eq!(media.name.as_deref(), Some(name));
@@ -666,9 +677,14 @@ async fn cancelled_upload_and_cut_download(kind: ServerKind) {
     let cutter = proxy.clone();
     let cut_at = data.len() as u64 / 3;
     let cut_once = std::sync::Once::new();
+    let was_cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let cut_flag = was_cut.clone();
     let options = DownloadOptions::default().on_progress(move |p| {
         if p.done >= cut_at {
-            cut_once.call_once(|| cutter.cut());
+            cut_once.call_once(|| {
+                cutter.cut();
+                cut_flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            });
         }
     });
     let e = bob
@@ -679,6 +695,27 @@ async fn cancelled_upload_and_cut_download(kind: ServerKind) {
         matches!(e, RequestError::Http(_) | RequestError::DownloadRejected(_)),
         "{kind}: {e:?}"
     );
+    assert!(
+        was_cut.load(std::sync::atomic::Ordering::SeqCst),
+        "{kind}: failed before the cut: {e:?}"
+    );
+    assert!(files_in(&dst).is_empty(), "{kind}: {:?}", files_in(&dst));
+    // A download dropped mid-way (cancelled) leaves nothing either.
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let tx = Mutex::new(Some(tx));
+    let options = DownloadOptions::default().on_progress(move |p| {
+        if p.done >= cut_at
+            && let Some(tx) = tx.lock().unwrap().take()
+        {
+            let _ = tx.send(());
+        }
+    });
+    tokio::select! {
+        r = bob.download_media(&via_proxy, &dst, options) => {
+            panic!("{kind}: the download finished before it could be cancelled: {r:?}")
+        }
+        _ = rx => {}
+    }
     assert!(files_in(&dst).is_empty(), "{kind}: {:?}", files_in(&dst));
     // The same file, not cut, arrives whole.
     let saved = bob
