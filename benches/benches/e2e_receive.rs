@@ -30,12 +30,7 @@ const BODY: &str = "The quick brown fox jumps over the lazy dog, and then over t
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let arg = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
+    let arg = |name: &str| groupchat_benches::arg(&args, name);
     if let Some(receiver) = arg("--receiver") {
         let count: usize = arg("--count").unwrap().parse().unwrap();
         let addr = arg("--addr").unwrap();
@@ -295,13 +290,7 @@ fn flood(server: &TestServer, room: &str, n: usize, tag: &str) -> RawClient {
 /// runtimes' threads live as long as the process, so none is missed.
 fn usage() -> (u64, u64) {
     let (ns, _) = cpu_and_switches();
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let rss = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0);
-    (ns / 1000, rss)
+    (ns / 1000, groupchat_benches::peak_rss_kib())
 }
 
 /// CPU nanoseconds and context switches (voluntary + involuntary: each is a sleep and a

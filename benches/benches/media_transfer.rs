@@ -12,7 +12,7 @@
 //! to bob as a document (XEP-0363 slot, streamed PUT, message) and downloads it again with
 //! `download_media` (streamed to disk, size and SHA-256 checked).
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,12 +21,7 @@ use groupchat_test_support::{RawClient, ServerKind, TestServer, UploadService};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let arg = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
+    let arg = |name: &str| groupchat_benches::arg(&args, name);
     if let Some(which) = arg("--transfer") {
         let file = PathBuf::from(arg("--file").unwrap());
         let (up, down) = match which.as_str() {
@@ -43,7 +38,7 @@ fn main() {
             "DONE {} {} {}",
             up.as_micros(),
             down.as_micros(),
-            peak_rss()
+            groupchat_benches::peak_rss_kib()
         );
         return;
     }
@@ -284,18 +279,4 @@ fn split(url: &str) -> (&str, &str) {
 fn resolve(host: &str) -> std::net::SocketAddr {
     let port = host.rsplit(':').next().unwrap();
     format!("127.0.0.1:{port}").parse().unwrap()
-}
-
-/// Peak RSS of this process, KiB (`VmHWM`).
-fn peak_rss() -> u64 {
-    let mut status = String::new();
-    std::fs::File::open("/proc/self/status")
-        .unwrap()
-        .read_to_string(&mut status)
-        .unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }

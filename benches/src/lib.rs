@@ -339,3 +339,22 @@ pub fn join_groups(session: &mut Session, now: Instant, groups: usize) -> GroupT
     );
     tracker
 }
+
+/// The value after `name` on a bench's command line (`--messages 100`).
+pub fn arg(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+/// This process's peak RSS in KiB (`VmHWM` from `/proc/self/status`; `getrusage` would need
+/// `unsafe`, which the workspace forbids).
+pub fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}

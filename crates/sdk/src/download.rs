@@ -97,8 +97,8 @@ const RESERVED: &[&str] = &[
 ];
 
 /// A file name safe to create inside a directory: the last path component only, without
-/// control or reserved characters, not hidden, not a device name, at most
-/// [`MAX_NAME_BYTES`] (the extension kept), never empty.
+/// control or reserved characters, not hidden, not a device name, at most 200 bytes (the
+/// extension kept), never empty.
 pub fn sanitize_file_name(name: &str) -> String {
     // Only what follows the last separator of either system.
     let last = name.rsplit(['/', '\\']).next().unwrap_or("");
@@ -348,9 +348,13 @@ impl Client {
             .map_err(|e| RequestError::file(&temp.path, &e))?;
         drop(file);
         let target = place(dir, &name, options.overwrite).await?;
-        tokio::fs::rename(&temp.path, &target)
-            .await
-            .map_err(|e| RequestError::file(&target, &e))?;
+        if let Err(e) = tokio::fs::rename(&temp.path, &target).await {
+            if !options.overwrite {
+                // The empty file that reserved the name.
+                let _ = tokio::fs::remove_file(&target).await;
+            }
+            return Err(RequestError::file(&target, &e));
+        }
         temp.keep = true;
         tracing::debug!(bytes = done, "media downloaded");
         Ok(target)
