@@ -95,7 +95,7 @@ pub use groupchat_protocol::group::{GroupMessage, Occupant};
 /// JIDs (`BareJid`, `FullJid`, `Jid`), as the SDK's types carry them.
 pub use groupchat_protocol::jid;
 pub use groupchat_transport::{
-    CertificateProblem, ConnectionState, Connector, Link, ReconnectPolicy, TlsFailure,
+    CertificateProblem, ConnectionState, Connector, HttpError, Link, ReconnectPolicy, TlsFailure,
     TransportError,
 };
 /// TLS options (trusted roots, a CA file, a caller-built configuration), for either

@@ -572,10 +572,36 @@ async fn refusals_and_hostile_names(kind: ServerKind) {
         ),
         "{e:?}"
     );
+    // The web server's refusal keeps its status; plain HTTP without the opt-in is refused.
+    // (The slot's random segment replaced: Prosody serves a file whatever name follows it.)
+    let (base, name) = sent.media.url.rsplit_once('/').unwrap();
+    let (base, _) = base.rsplit_once('/').unwrap();
+    let missing = format!("{base}/no-such-file/{name}");
+    let e = bob
+        .download_url(&missing, &clean, DownloadOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.status_code(), 404, "{kind}: {e}");
+    let carol = support::tcp_builder(&server, "carol")
+        .connect()
+        .await
+        .unwrap();
+    let e = carol
+        .download_media(&sent.media, &clean, DownloadOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            RequestError::Http(groupchat_sdk::HttpError::PlaintextRefused { .. })
+        ),
+        "{kind}: {e:?}"
+    );
+    assert_eq!(e.status_code(), 400);
     assert!(files_in(&clean).is_empty(), "{:?}", files_in(&clean));
 
     // No upload service at all: 403.
-    drop((alice, bob));
+    drop((alice, bob, carol));
     drop(server);
     let Some(bare) = TestServer::start_with(kind, UploadService::Off) else {
         return;
