@@ -1,6 +1,62 @@
-//! `groupchat`: every SDK call from a shell (lands with the SDK issue).
+//! `groupchat`: every call of the group-chat SDK from a shell, and `groupchat demo`, a live
+//! scenario against a local server it starts itself. docs/cli.md has the commands, the
+//! output forms and the exit codes.
+
+mod args;
+mod commands;
+mod config;
+mod demo;
+mod output;
+
+use clap::{CommandFactory as _, Parser as _};
+
+use crate::args::{Cli, Command};
+use crate::output::{CliError, Printer, exit_code};
 
 fn main() {
-    eprintln!("groupchat: the command-line client is not built yet; see docs/ARCHITECTURE.md");
-    std::process::exit(2);
+    let cli = Cli::parse();
+    let out = Printer { json: cli.json };
+    if let Command::Completions { shell } = &cli.command {
+        clap_complete::generate(
+            *shell,
+            &mut Cli::command(),
+            "groupchat",
+            &mut std::io::stdout(),
+        );
+        return;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("groupchat: cannot start: {e}");
+            std::process::exit(1);
+        }
+    };
+    let code = match runtime.block_on(run(cli, out)) {
+        Ok(()) => 0,
+        Err(e) => {
+            out.error(&e);
+            exit_code(e.status())
+        }
+    };
+    // The SDK's tasks end with the runtime; a closed session has said goodbye already.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    std::process::exit(code);
+}
+
+async fn run(cli: Cli, out: Printer) -> Result<(), CliError> {
+    let settings = config::merged(&cli.connection)?;
+    if let Command::Demo(args) = cli.command {
+        return demo::run(cli.connection.server.as_deref(), args).await;
+    }
+    let client = config::builder(&settings)?.connect().await?;
+    let result = commands::run(&client, cli.command, out).await;
+    client.close();
+    // Let the stream close reach the server before the process ends.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    result
 }

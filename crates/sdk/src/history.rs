@@ -321,6 +321,34 @@ impl Client {
     }
 }
 
+impl Client {
+    /// One message of a group's archive by its row id (to download its media, or show it
+    /// again): 404 when the archive has no such row or it is not a message.
+    pub async fn message(
+        &self,
+        group: impl ToJid,
+        row_id: &str,
+    ) -> Result<HistoryMessage, RequestError> {
+        let jid = group.to_jid()?;
+        if !self.is_group(&jid) {
+            return Err(RequestError::BadRequest(format!("{jid} is not a group")));
+        }
+        let group = jid.into_bare();
+        let row = self.inner.find_row(&group, row_id).await?;
+        if !is_message(&row) {
+            return Err(RequestError::NotFound(format!(
+                "row {row_id} of {group} is not a message"
+            )));
+        }
+        Ok(HistoryMessage::from_archived(
+            &group,
+            true,
+            row,
+            &self.inner.languages,
+        ))
+    }
+}
+
 /// Whether an archive row is a media message (a URL to fetch, not one of the SDK's notices).
 fn is_media(a: &ArchivedMessage) -> bool {
     a.message.media.as_ref().is_some_and(|m| !m.url.is_empty())

@@ -29,6 +29,8 @@ const STOP_GRACE: Duration = Duration::from_secs(3);
 const START_ATTEMPTS: usize = 3;
 /// Prefix of every instance directory under `std::env::temp_dir()`.
 const DIR_PREFIX: &str = "groupchat-test-";
+/// A file in an instance directory whose server was kept running on purpose.
+const KEPT_MARKER: &str = "kept";
 /// Set to `1` to keep instance directories after the server is dropped.
 const KEEP_DIRS_ENV: &str = "GROUPCHAT_TEST_KEEP_DIRS";
 /// Set to `1` to run the servers with debug logging.
@@ -174,6 +176,8 @@ pub struct TestServer {
     ca_cert: PathBuf,
     extra_accounts: Mutex<Vec<Account>>,
     upload: UploadService,
+    /// Left running when dropped ([`TestServer::keep_running`]).
+    kept: bool,
 }
 
 impl TestServer {
@@ -221,6 +225,7 @@ impl TestServer {
             child: None,
             extra_accounts: Mutex::new(Vec::new()),
             upload,
+            kept: false,
         };
         server
             .prepare_dir(certificate)
@@ -258,6 +263,16 @@ impl TestServer {
             }
         }
         Some(server)
+    }
+
+    /// Leaves the server running after this value is gone (the demo's `--keep`): its
+    /// directory stays, later starts do not sweep it, and it runs until its process
+    /// (`server.pid` in [`dir`](Self::dir)) is stopped. Returns that process id.
+    pub fn keep_running(mut self) -> u32 {
+        let _ = fs::write(self.dir.join(KEPT_MARKER), b"");
+        self.kept = true;
+        // Dropping a `Child` neither kills nor waits for it.
+        self.child.take().map_or(0, |c| c.id())
     }
 
     /// Which server implementation this is.
@@ -712,6 +727,9 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
+        if self.kept {
+            return;
+        }
         if thread::panicking() && self.child.is_some() {
             eprintln!(
                 "--- {} test server ({}) log tail, the test panicked ---\n{}",
@@ -972,6 +990,9 @@ fn sweep_stale_dirs() {
             let Ok(owner) = pid.parse::<u32>() else {
                 continue;
             };
+            if dir.join(KEPT_MARKER).exists() {
+                continue;
+            }
             if owner == std::process::id() || Path::new(&format!("/proc/{owner}")).exists() {
                 continue;
             }
