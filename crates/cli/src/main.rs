@@ -54,7 +54,12 @@ async fn run(cli: Cli, out: Printer) -> Result<(), CliError> {
         return demo::run(cli.connection.server.as_deref(), args).await;
     }
     let client = config::builder(&settings)?.connect().await?;
-    let result = commands::run(&client, cli.command, out).await;
+    // What the server kept for us (invitations while offline) first, so that e.g. a group
+    // list includes the groups it brought.
+    let result = match client.settle().await {
+        Ok(()) => commands::run(&client, cli.command, out).await,
+        Err(e) => Err(e.into()),
+    };
     client.close();
     // Let the stream close reach the server before the process ends.
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;

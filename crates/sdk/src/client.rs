@@ -232,6 +232,35 @@ impl Client {
         jid.to_jid().is_ok_and(|j| self.inner.is_our_group(&j))
     }
 
+    /// Waits until what the server kept for this session has arrived and been handled:
+    /// offline messages and invitations (accepted, their groups joined and bookmarked) —
+    /// the point from which a short-lived program (a command line) sees the account as
+    /// another client would. A round trip to the server (XEP-0199 ping: the server answers
+    /// after delivering what it queued before), then until nothing the SDK started is still
+    /// running (at most the request timeout). 504 when the server does not answer in time.
+    pub async fn settle(&self) -> Result<(), RequestError> {
+        let domain = self.inner.me.domain().to_string();
+        match self
+            .inner
+            .request(Some(&domain), |id| {
+                groupchat_protocol::codec::xep::ping::request(Some(&domain), id)
+            })
+            .await
+        {
+            // A server without ping answers with an error: a round trip all the same.
+            Ok(_) | Err(RequestError::Stanza(_)) => {}
+            Err(e) => return Err(e),
+        }
+        let (tx, rx) = oneshot::channel();
+        self.inner.tell(move |c| c.idle_waiters.push(tx));
+        // Some follow-ups are timers (an uncleared "typing" expiring): past the request
+        // timeout the account is as settled as it gets.
+        match tokio::time::timeout(self.inner.request_timeout, rx).await {
+            Ok(Err(_)) => Err(RequestError::NotConnected),
+            _ => Ok(()),
+        }
+    }
+
     /// Closes the session cleanly; every clone stops working.
     pub fn close(&self) {
         self.inner.handle.close();

@@ -223,6 +223,8 @@ pub(crate) struct Core {
     events: Sequencer,
     /// Follow-ups started while handling the last input; the run loop takes them over.
     started: Vec<BoxFuture<'static, ()>>,
+    /// Callers waiting until no follow-up runs (`Client::settle`).
+    pub(crate) idle_waiters: Vec<oneshot::Sender<()>>,
     /// Events in order, not yet handed to the application (see `flush_events`).
     outgoing: Vec<Event>,
 }
@@ -258,6 +260,7 @@ impl Core {
             connected_once: false,
             events: Sequencer::default(),
             started: Vec::new(),
+            idle_waiters: Vec::new(),
             outgoing: Vec::new(),
         }
     }
@@ -981,6 +984,11 @@ pub(crate) async fn run(
         }
         core.flush_events();
         follow_ups.extend(core.started.drain(..));
+        if follow_ups.is_empty() {
+            for w in core.idle_waiters.drain(..) {
+                let _ = w.send(());
+            }
+        }
     }
     core.flush_events();
     core.fail_pending();

@@ -14,6 +14,7 @@ pub mod muc;
 pub mod muc_admin;
 pub mod muc_owner;
 pub mod muc_user;
+pub mod ping;
 pub mod retract;
 pub mod sid;
 pub mod sm;
