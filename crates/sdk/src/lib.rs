@@ -44,6 +44,11 @@
 //! [`transport_tcp`] and [`transport_ws`]) with the sans-IO `groupchat-protocol`; see
 //! `docs/ARCHITECTURE.md` and `docs/sdk.md` for how each call maps to XMPP.
 
+/// The README's library example, compiled as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
+
 mod catch_up;
 mod client;
 mod config;
