@@ -46,9 +46,10 @@ pub(crate) async fn run(server_arg: Option<&str>, args: DemoArgs) -> Result<(), 
         println!(
             "\nThe server keeps running (pid {pid}, files in {}). Connect to it:\n\n  \
              GROUPCHAT_PASSWORD=alicepass groupchat --jid alice@localhost --server {addr} \
-             --ca-file {} --http-loopback groups list\n\nStop it with: kill {pid}",
+             --ca-file {} --http-loopback groups list\n\nStop it with: kill {pid} && rm -r {}",
             dir.display(),
-            ca.display()
+            ca.display(),
+            dir.display()
         );
     } else {
         tokio::task::block_in_place(|| drop(server));
