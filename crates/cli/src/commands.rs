@@ -331,8 +331,18 @@ async fn history(client: &Client, h: HistoryArgs, out: Printer) -> Result<(), Cl
         (None, true, _) => HistoryRequest::oldest(h.limit),
         (None, false, _) => HistoryRequest::latest(h.limit),
     };
+    let spinner = (h.all && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
+        let s = indicatif::ProgressBar::new_spinner();
+        s.enable_steady_tick(std::time::Duration::from_millis(120));
+        s
+    });
+    let mut read = 0usize;
     loop {
         let page = client.history(&h.conversation, request.clone()).await?;
+        read += page.messages.len();
+        if let Some(s) = &spinner {
+            s.set_message(format!("{read} messages"));
+        }
         if h.all {
             // One line per page with --json; pages read upwards are printed newest page
             // first, each oldest first.
@@ -345,7 +355,12 @@ async fn history(client: &Client, h: HistoryArgs, out: Printer) -> Result<(), Cl
             }
             match page.next(direction, h.limit) {
                 Some(next) => request = next,
-                None => return Ok(()),
+                None => {
+                    if let Some(s) = spinner {
+                        s.finish_and_clear();
+                    }
+                    return Ok(());
+                }
             }
         } else {
             out.ok(&page, || {

@@ -106,9 +106,12 @@ fn every_subcommand(kind: ServerKind) {
     assert!(profile.contains("name: CLI team"), "{profile}");
     let p = json(gc(s, h, "alice").args(["groups", "set-profile", &g, "--name", "CLI crew"]));
     assert_eq!(p["name"], "CLI crew");
-    ok(gc(s, h, "alice").args(["groups", "add", &g, "dave@localhost"]));
-    ok(gc(s, h, "alice").args(["groups", "make-admin", &g, "bob@localhost"]));
-    ok(gc(s, h, "alice").args(["groups", "remove", &g, "dave@localhost"]));
+    let added = json(gc(s, h, "alice").args(["groups", "add", &g, "dave@localhost"]));
+    assert_eq!(added, serde_json::json!(["dave@localhost"]));
+    let admin = ok(gc(s, h, "alice").args(["groups", "make-admin", &g, "bob@localhost"]));
+    assert!(admin.contains("bob@localhost is an admin"), "{admin}");
+    let removed = ok(gc(s, h, "alice").args(["groups", "remove", &g, "dave@localhost"]));
+    assert!(removed.starts_with("removed dave@localhost"), "{removed}");
     let people = ok(gc(s, h, "alice").args(["groups", "participants", &g]));
     assert!(
         people.contains("bob@localhost") && people.contains("admin"),
@@ -197,6 +200,13 @@ fn every_subcommand(kind: ServerKind) {
         "{gallery}"
     );
     assert_eq!(gallery["complete"], true);
+    let gallery = ok(gc(s, h, "bob").args(["media", &g]));
+    assert!(
+        gallery.contains("spec.pdf") && gallery.contains("(no older media)"),
+        "{gallery}"
+    );
+    let jid = json(gc(s, h, "bob").args(["groups", "jid", "x1"]));
+    assert_eq!(jid, "x1@conference.localhost");
 
     // Download, typing, info, delete, clear.
     let down = temp(&format!("down-{kind}"));
@@ -207,15 +217,36 @@ fn every_subcommand(kind: ServerKind) {
         std::fs::read(down.join("notes.pdf")).unwrap(),
         std::fs::read(&pdf).unwrap()
     );
-    ok(gc(s, h, "bob").args(["typing", &g]));
-    ok(gc(s, h, "bob").args(["gone", &g]));
+    assert!(ok(gc(s, h, "bob").args(["typing", &g])).contains("typing in"));
+    assert!(json(gc(s, h, "bob").args(["gone", &g])).is_null());
+    let down2 = temp(&format!("down2-{kind}"));
+    let path = json(gc(s, h, "carol").args([
+        "download",
+        &g,
+        &doc_row,
+        "--dir",
+        down2.to_str().unwrap(),
+        "--name",
+        "../x.pdf",
+    ]));
+    assert_eq!(
+        path,
+        down2.join("x.pdf").to_str().unwrap(),
+        "sanitised, inside the directory"
+    );
     let info = json(gc(s, h, "alice").args(["info", &g, &second_row]));
     assert_eq!(info["members"], 2, "{info}");
-    ok(gc(s, h, "carol").args(["delete", &g, &second_row, "--for-me"]));
-    ok(gc(s, h, "alice").args(["delete", &g, &second_row]));
+    let info = ok(gc(s, h, "alice").args(["info", &g, &second_row]));
+    assert!(
+        info.contains("received by") && info.contains("/2"),
+        "{info}"
+    );
+    assert!(json(gc(s, h, "carol").args(["delete", &g, &second_row, "--for-me"])).is_null());
+    let deleted = ok(gc(s, h, "alice").args(["delete", &g, &second_row]));
+    assert!(deleted.contains("for everyone"), "{deleted}");
     let page = ok(gc(s, h, "bob").args(["history", &g]));
     assert!(!page.contains("second"), "deleted for everyone: {page}");
-    ok(gc(s, h, "carol").args(["clear", &g]));
+    assert!(ok(gc(s, h, "carol").args(["clear", &g])).starts_with("cleared"));
     let page = json(gc(s, h, "carol").args(["history", &g]));
     assert_eq!(page["messages"].as_array().unwrap().len(), 0, "{page}");
 
@@ -302,15 +333,37 @@ fn every_subcommand(kind: ServerKind) {
     );
     assert!(e.contains("error 404"), "{e}");
 
+    // The connection options from the config file instead of the command line.
+    let config_dir = home.join(".config").join("groupchat");
+    std::fs::create_dir_all(&config_dir).unwrap();
+    std::fs::write(
+        config_dir.join("config.toml"),
+        format!(
+            "jid = \"dave@localhost\"\nserver = \"{}\"\nca_file = \"{}\"\n",
+            s.c2s_addr(),
+            s.ca_cert_pem().display()
+        ),
+    )
+    .unwrap();
+    let mut from_file = Command::cargo_bin("groupchat").unwrap();
+    from_file
+        .env_clear()
+        .env("HOME", h)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env("GROUPCHAT_PASSWORD", "davepass");
+    let list = ok(from_file.args(["groups", "list"]));
+    assert!(list.starts_with("GROUP"), "{list}");
+    std::fs::remove_file(config_dir.join("config.toml")).unwrap();
+
     // Leaving and deleting.
-    ok(gc(s, h, "carol").args(["groups", "exit", &g]));
-    ok(gc(s, h, "alice").args(["groups", "delete", &g]));
+    assert!(ok(gc(s, h, "carol").args(["groups", "exit", &g])).starts_with("left"));
+    assert!(json(gc(s, h, "alice").args(["groups", "delete", &g])).is_null());
     let list = json(gc(s, h, "alice").args(["groups", "list"]));
     assert!(
         list.as_array().unwrap().iter().all(|x| x["jid"] != g),
         "{list}"
     );
-    for d in [home, files, down] {
+    for d in [home, files, down, down2] {
         let _ = std::fs::remove_dir_all(d);
     }
 }
