@@ -346,14 +346,26 @@ async fn history(client: &Client, h: HistoryArgs, out: Printer) -> Result<(), Cl
         if h.all {
             // One line per page with --json; pages read upwards are printed newest page
             // first, each oldest first.
-            if out.json {
-                println!("{}", json_line(200, "Success", Some(&page)));
-            } else {
-                for m in &page.messages {
-                    println!("{}", message_line(m));
+            let print = || {
+                if out.json {
+                    println!("{}", json_line(200, "Success", Some(&page)));
+                } else {
+                    for m in &page.messages {
+                        println!("{}", message_line(m));
+                    }
                 }
+            };
+            match &spinner {
+                Some(s) => s.suspend(print),
+                None => print(),
             }
-            match page.next(direction, h.limit) {
+            // A page that reached the end (or a cleared mark) in its direction is the last.
+            let next = if page.complete {
+                None
+            } else {
+                page.next(direction, h.limit)
+            };
+            match next {
                 Some(next) => request = next,
                 None => {
                     if let Some(s) = spinner {

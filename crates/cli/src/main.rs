@@ -56,9 +56,27 @@ async fn run(cli: Cli, out: Printer) -> Result<(), CliError> {
     let client = config::builder(&settings)?.connect().await?;
     // What the server kept for us (invitations while offline) first, so that e.g. a group
     // list includes the groups it brought.
-    let result = match client.settle().await {
-        Ok(()) => commands::run(&client, cli.command, out).await,
-        Err(e) => Err(e.into()),
+    let watching = matches!(cli.command, Command::Watch);
+    let work = async {
+        client.settle().await?;
+        commands::run(&client, cli.command, out).await
+    };
+    // Ctrl-C drops the command's future, so that a transfer removes its temporary file
+    // (`watch` handles Ctrl-C itself, as its normal end).
+    let result = if watching {
+        work.await
+    } else {
+        let finished = tokio::select! {
+            r = work => Some(r),
+            _ = tokio::signal::ctrl_c() => None,
+        };
+        // Here the command's future is gone, and with it any temporary file.
+        let Some(r) = finished else {
+            client.close();
+            eprintln!("groupchat: interrupted");
+            std::process::exit(130);
+        };
+        r
     };
     client.close();
     // Let the stream close reach the server before the process ends.

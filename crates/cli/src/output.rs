@@ -129,7 +129,8 @@ pub(crate) fn progress_bar(what: &str) -> Option<impl Fn(Progress) + Send + Sync
     Some(move |p: Progress| {
         bar.set_length(p.total);
         bar.set_position(p.done);
-        if p.done == p.total {
+        // (A download of unknown size reports its total as the bytes so far.)
+        if p.done == p.total && p.total > 0 && !bar.is_finished() {
             bar.finish_and_clear();
         }
     })

@@ -249,6 +249,18 @@ fn every_subcommand(kind: ServerKind) {
     assert!(ok(gc(s, h, "carol").args(["clear", &g])).starts_with("cleared"));
     let page = json(gc(s, h, "carol").args(["history", &g]));
     assert_eq!(page["messages"].as_array().unwrap().len(), 0, "{page}");
+    // Every page stops at the cleared mark too.
+    let all = ok(gc(s, h, "carol").args(["history", &g, "--all", "--limit", "1", "--json"]));
+    let shown: usize = all
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["data"]["messages"]
+                .as_array()
+                .unwrap()
+                .len()
+        })
+        .sum();
+    assert_eq!(shown, 0, "{all}");
 
     // watch: an event another client causes, then SIGINT ends it cleanly.
     let mut watch = StdCommand::new(assert_cmd::cargo::cargo_bin("groupchat"));

@@ -270,7 +270,12 @@ impl Client {
             .unwrap_or_default();
         let name = sanitize_file_name(&name);
         let announced = media.and_then(|m| m.size);
-        let limit = options.max_size.unwrap_or(DEFAULT_MAX_DOWNLOAD);
+        // The default cap is for downloads nobody announced a size for.
+        let limit = options.max_size.unwrap_or(if announced.is_some() {
+            u64::MAX
+        } else {
+            DEFAULT_MAX_DOWNLOAD
+        });
         if let Some(size) = announced.filter(|s| *s > limit) {
             return Err(RequestError::TooLarge { size, limit });
         }

@@ -110,8 +110,9 @@ pub struct History {
 }
 
 impl History {
-    /// The request for the next page in `direction` from this one, or `None` when this page
-    /// reached the end that way.
+    /// The request for the next page in `direction` from this one, or `None` when the page
+    /// read no archive row. Check [`complete`](Self::complete) first: a page that reached
+    /// the end in its own direction has no next page that way.
     pub fn next(&self, direction: Direction, limit: u32) -> Option<HistoryRequest> {
         let row = match direction {
             Direction::Up => self.first_row_id.clone()?,

@@ -743,6 +743,7 @@ impl Client {
     ) -> Result<SentMedia, RequestError> {
         let to = to.to_jid()?;
         tracing::Span::current().record("to", tracing::field::display(&to));
+        self.check_recipient(&to)?;
         check_name(&file.name)?;
         if let Some(c) = &options.caption {
             check_text("the caption", c)?;
@@ -854,12 +855,24 @@ impl Client {
         Ok(SentMedia { message, media })
     }
 
+    /// A group or a user (400 for a server or service JID), checked before any upload.
+    fn check_recipient(&self, to: &Jid) -> Result<(), RequestError> {
+        if self.is_group(to) || to.node().is_some() {
+            Ok(())
+        } else {
+            Err(RequestError::BadRequest(format!(
+                "{to} is neither a group nor a user"
+            )))
+        }
+    }
+
     async fn send_media_message(
         &self,
         to: &Jid,
         id: Option<String>,
         media: Media,
     ) -> Result<SentMessage, RequestError> {
+        self.check_recipient(to)?;
         let id = id.unwrap_or_else(|| self.inner.new_id());
         if self.is_group(to) {
             let m = Message::media(
@@ -871,11 +884,6 @@ impl Client {
             let stanza_id = self.inner.send_to_group(&m).await?;
             Ok(SentMessage { id, stanza_id })
         } else {
-            if to.node().is_none() {
-                return Err(RequestError::BadRequest(format!(
-                    "{to} is neither a group nor a user"
-                )));
-            }
             let m = Message::media(to.clone(), MessageType::Chat, id.clone(), media);
             self.inner.send_acknowledged(m.encode(), &id).await?;
             Ok(SentMessage {
@@ -954,7 +962,11 @@ impl Inner {
         // The PUT has no overall deadline (a large file takes long); a stall has one.
         let stall = self.request_timeout;
         let mut last = (0, tokio::time::Instant::now());
-        let mut tick = tokio::time::interval(Duration::from_millis(250).min(stall));
+        let mut tick = tokio::time::interval(
+            Duration::from_millis(250)
+                .min(stall)
+                .max(Duration::from_millis(1)),
+        );
         loop {
             tokio::select! {
                 r = &mut put => { r?; break; }

@@ -133,6 +133,7 @@ pub struct HttpClient {
 pub struct Incoming {
     url: String,
     response: reqwest::Response,
+    timeout: Duration,
 }
 
 impl Incoming {
@@ -152,7 +153,12 @@ impl Incoming {
     /// The next piece of the body; `None` at its end. A stall longer than the client's
     /// timeout is [`HttpError::Timeout`].
     pub async fn chunk(&mut self) -> Result<Option<Bytes>, HttpError> {
-        self.response.chunk().await.map_err(|e| error(&self.url, e))
+        match tokio::time::timeout(self.timeout, self.response.chunk()).await {
+            Ok(r) => r.map_err(|e| error(&self.url, e)),
+            Err(_) => Err(HttpError::Timeout {
+                url: self.url.clone(),
+            }),
+        }
     }
 }
 
@@ -181,13 +187,14 @@ impl HttpClient {
                 Err(e) => attempt.error(RedirectRefused::Target(e)),
             }
         });
-        // No client-wide deadline: a large file may take long. Connecting and each read wait
-        // at most `timeout`; the small exchanges also get it as their whole deadline.
+        // No client-wide deadline: a large file may take long. Connecting waits at most
+        // `timeout`; the small exchanges get it as their whole deadline, a streamed download
+        // for its headers and for each piece (reqwest's own read timeout would also run
+        // while a streamed upload is still sending).
         let client = reqwest::Client::builder()
             .tls_backend_preconfigured((*config).clone())
             .redirect(policy)
             .connect_timeout(options.timeout)
-            .read_timeout(options.timeout)
             .user_agent(concat!("groupchat/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| TransportError::Http(unreachable("(client)", e)))?;
@@ -277,20 +284,24 @@ impl HttpClient {
         status(url, &response)
     }
 
-    /// GETs `url` and returns once the headers are in; the body is then read piece by piece
-    /// with [`Incoming::chunk`].
+    /// GETs `url` and returns once the headers are in (within the timeout); the body is
+    /// then read piece by piece with [`Incoming::chunk`].
     pub async fn get_stream(&self, url: &str) -> Result<Incoming, HttpError> {
         let parsed = self.url(url)?;
-        let response = self
-            .client
-            .get(parsed)
-            .send()
-            .await
-            .map_err(|e| error(url, e))?;
+        let response =
+            match tokio::time::timeout(self.timeout, self.client.get(parsed).send()).await {
+                Ok(r) => r.map_err(|e| error(url, e))?,
+                Err(_) => {
+                    return Err(HttpError::Timeout {
+                        url: url.to_owned(),
+                    });
+                }
+            };
         status(url, &response)?;
         Ok(Incoming {
             url: url.to_owned(),
             response,
+            timeout: self.timeout,
         })
     }
 
