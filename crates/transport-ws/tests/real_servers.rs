@@ -46,8 +46,15 @@ async fn websocket(kind: ServerKind) {
     echo(&mut p, "before the cut").await; // an ack proves stream management is on
     proxy.cut();
     let s = until_state(&mut p, "resumed", connected).await;
+    // ejabberd under load sometimes cannot hand the old session over (its log: "Session
+    // state copying timed out", after 15 s) and refuses the resumption; the client then
+    // rightly starts a fresh session. Only that refusal, in the server's own log, excuses it.
+    let refused_by_server = kind == ServerKind::Ejabberd
+        && server
+            .log_tail(400)
+            .contains("Session state copying timed out");
     assert!(
-        matches!(s, ConnectionState::Connected { resumed: true, .. }),
+        matches!(s, ConnectionState::Connected { resumed: true, .. }) || refused_by_server,
         "{kind}: {s:?}"
     );
     echo(&mut p, "after the cut").await;
