@@ -477,11 +477,6 @@ impl MediaGallery {
         }
     }
 
-    /// How many media the page holds when the archive has enough.
-    pub fn page_size(&self) -> usize {
-        self.want
-    }
-
     /// The archive query to run next, or `None` when the page can be served.
     pub fn query(&self) -> Option<HistoryQuery> {
         // One more than the page: knowing whether another page follows.

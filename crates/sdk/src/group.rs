@@ -84,20 +84,11 @@ fn as_base64<S: serde::Serializer>(data: &[u8], s: S) -> Result<S::Ok, S::Error>
 /// and the image travels base64-encoded (4/3 larger) in one stanza.
 pub const MAX_IMAGE_BYTES: u64 = 128 * 1024;
 
-/// The image types the seed API accepts: png, jpg/jpeg, svg and gif.
-const IMAGE_TYPES: &[(&str, &str)] = &[
-    ("png", "image/png"),
-    ("jpg", "image/jpeg"),
-    ("jpeg", "image/jpeg"),
-    ("gif", "image/gif"),
-    ("svg", "image/svg+xml"),
-];
-
 impl GroupImage {
     /// An image from bytes; the type comes from the content (PNG, JPEG, GIF or SVG), and
     /// anything else is refused with 400.
     pub fn from_bytes(data: Vec<u8>) -> Result<Self, RequestError> {
-        let media_type = sniff(&data).ok_or_else(|| {
+        let media_type = crate::media::image_type(&data).ok_or_else(|| {
             RequestError::BadRequest("the image is not a PNG, JPEG, GIF or SVG file".into())
         })?;
         let size = data.len() as u64;
@@ -122,7 +113,7 @@ impl GroupImage {
             .and_then(|e| e.to_str())
             .map(str::to_ascii_lowercase)
             .unwrap_or_default();
-        let Some((_, declared)) = IMAGE_TYPES.iter().find(|(e, _)| *e == ext) else {
+        let Some(declared) = crate::media::image_type_for_extension(&ext) else {
             return Err(RequestError::BadRequest(format!(
                 "{}: an image must be png, jpg, jpeg, gif or svg",
                 path.display()
@@ -166,12 +157,6 @@ impl GroupImage {
             ))),
         }
     }
-}
-
-/// The media type of image bytes: PNG, JPEG and GIF from their magic numbers, SVG (text,
-/// which has none) from its root element.
-fn sniff(data: &[u8]) -> Option<&'static str> {
-    crate::media::image_type(data)
 }
 
 /// What a participant may do: the seed's admin is the MUC owner.

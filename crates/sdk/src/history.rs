@@ -295,11 +295,7 @@ impl Client {
         group: impl ToJid,
         last_row_id: Option<&str>,
     ) -> Result<MediaPage, RequestError> {
-        let jid = group.to_jid()?;
-        if !self.is_group(&jid) {
-            return Err(RequestError::BadRequest(format!("{jid} is not a group")));
-        }
-        let group = jid.into_bare();
+        let group = self.group_jid_of(group)?;
         tracing::Span::current().record("group", tracing::field::display(&group));
         let state = self.inner.group_state_of(group.clone()).await;
         let mut filter = HistoryFilter::new(state.as_ref());
@@ -330,11 +326,7 @@ impl Client {
         group: impl ToJid,
         row_id: &str,
     ) -> Result<HistoryMessage, RequestError> {
-        let jid = group.to_jid()?;
-        if !self.is_group(&jid) {
-            return Err(RequestError::BadRequest(format!("{jid} is not a group")));
-        }
-        let group = jid.into_bare();
+        let group = self.group_jid_of(group)?;
         let row = self.inner.find_row(&group, row_id).await?;
         if !is_message(&row) {
             return Err(RequestError::NotFound(format!(

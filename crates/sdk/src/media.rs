@@ -553,6 +553,18 @@ pub(crate) fn image_type(data: &[u8]) -> Option<&'static str> {
         .map(|t| t.media_type)
 }
 
+/// The type the seed lists for `kind` under `extension` (lower case).
+fn listed(kind: MediaKind, extension: &str) -> Option<&'static FileType> {
+    TYPES
+        .iter()
+        .find(|t| t.kind == kind && t.extension == extension)
+}
+
+/// The media type of an image file extension the seed accepts (png, jpg, jpeg, gif, svg).
+pub(crate) fn image_type_for_extension(extension: &str) -> Option<&'static str> {
+    listed(MediaKind::Image, extension).map(|t| t.media_type)
+}
+
 fn extension_of(name: &str) -> String {
     Path::new(name)
         .extension()
@@ -565,10 +577,7 @@ fn extension_of(name: &str) -> String {
 /// bytes.
 fn file_type(kind: MediaKind, name: &str, head: &[u8]) -> Result<&'static FileType, RequestError> {
     let extension = extension_of(name);
-    let Some(ty) = TYPES
-        .iter()
-        .find(|t| t.kind == kind && t.extension == extension)
-    else {
+    let Some(ty) = listed(kind, &extension) else {
         return Err(invalid(MediaProblem::UnsupportedType {
             kind,
             extension,
@@ -833,9 +842,7 @@ impl Client {
         let thumbnail = meta.thumbnail.as_deref().map(thumbnail_of).transpose()?;
         // The type from the name when the seed lists it for the kind; else the kind's family.
         let extension = extension_of(&meta.file_name);
-        let media_type = TYPES
-            .iter()
-            .find(|t| t.kind == kind && t.extension == extension)
+        let media_type = listed(kind, &extension)
             .map(|t| t.media_type)
             .unwrap_or(match kind {
                 MediaKind::Image => "image/*",

@@ -9,9 +9,8 @@ use std::time::Duration;
 
 use groupchat_sdk::jid::BareJid;
 use groupchat_sdk::{
-    Client, DownloadOptions, DownloadProblem, Event, EventStream, GroupMessage, Media,
-    MediaDuration, MediaFile, MediaKind, MediaMetadata, MediaOptions, MediaProblem, Progress,
-    RequestError,
+    Client, DownloadOptions, DownloadProblem, Event, EventStream, GroupMessage, Media, MediaFile,
+    MediaKind, MediaMetadata, MediaOptions, MediaProblem, Progress, RequestError,
 };
 use groupchat_test_support::{
     DEFAULT_UPLOAD_LIMIT, FaultProxy, ServerKind, TestServer, UploadService,
@@ -755,9 +754,3 @@ async fn cancelled_upload_and_cut_download(kind: ServerKind) {
 }
 
 on_both_servers!(cancelled_upload_and_cut_download: cancelled_upload_and_cut_download_on_prosody, cancelled_upload_and_cut_download_on_ejabberd);
-
-#[test]
-fn durations_read_as_the_seed_writes_them() {
-    let d: MediaDuration = "02:05".parse().unwrap();
-    assert_eq!(d.as_duration(), Duration::from_secs(125));
-}

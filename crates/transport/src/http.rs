@@ -142,14 +142,6 @@ impl Incoming {
         self.response.content_length()
     }
 
-    /// The `Content-Type` the server declared.
-    pub fn content_type(&self) -> Option<&str> {
-        self.response
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-    }
-
     /// The next piece of the body; `None` at its end. A stall longer than the client's
     /// timeout is [`HttpError::Timeout`].
     pub async fn chunk(&mut self) -> Result<Option<Bytes>, HttpError> {
