@@ -267,6 +267,13 @@ pub enum GroupEvent {
         /// It is us.
         is_self: bool,
     },
+    /// We are out of the group's room because the server hosting it is shutting down
+    /// (status 332, XEP-0045 §15.6.2; in a cluster: the room's node stopped). The group
+    /// itself is not gone: joining again restarts its room elsewhere.
+    RoomShutDown {
+        /// The group.
+        group: BareJid,
+    },
     /// The group was destroyed.
     Destroyed {
         /// The group.
@@ -485,6 +492,11 @@ impl GroupTracker {
             {
                 // We left on purpose.
                 self.rooms.remove(&group);
+            }
+            if is_self && u.has_status(332) {
+                self.rooms.remove(&group);
+                out.push(GroupEvent::RoomShutDown { group });
+                return out;
             }
             if let Some(&status) = u.status.iter().find(|c| matches!(c, 301 | 307 | 321 | 322)) {
                 if is_self {

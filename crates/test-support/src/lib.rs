@@ -5,6 +5,8 @@
 //!   directory, on free 127.0.0.1 ports, with a self-signed certificate and the accounts
 //!   `alice`, `bob`, `carol`, `dave` and `erin` (password = name + `pass`). Several instances,
 //!   of either kind, can run at the same time in one test process.
+//! - [`EjabberdCluster`] starts two ejabberd nodes as one cluster on loopback (their own
+//!   epmd and cookie), and stops (SIGTERM or SIGKILL) and restarts a node.
 //! - [`FaultProxy`] sits between a client and a server to cut connections, add delay, split
 //!   writes into small chunks, black-hole one direction or inject bytes after a marker.
 //! - [`RawClient`] logs in with none of the project's checks and sends any bytes: a
@@ -32,6 +34,7 @@
 //!
 //! The server configuration templates live in `configs/` and are compiled in.
 
+mod cluster;
 mod memory;
 mod proxy;
 mod raw;
@@ -39,6 +42,7 @@ mod server;
 pub mod transport;
 mod util;
 
+pub use cluster::{EjabberdCluster, Node, Stop};
 pub use memory::{MemoryConnector, MemoryServer, Sent, ServerConn, memory_server};
 pub use proxy::{Direction, FaultProxy};
 pub use raw::{RawClient, base64};

@@ -154,8 +154,8 @@ impl Ports {
 
 /// Why a launch did not reach readiness.
 #[derive(Debug)]
-struct LaunchFailure {
-    reason: String,
+pub(crate) struct LaunchFailure {
+    pub(crate) reason: String,
     /// A listener could not bind its port: worth retrying with fresh ports.
     port_conflict: bool,
 }
@@ -178,6 +178,17 @@ pub struct TestServer {
     upload: UploadService,
     /// Left running when dropped ([`TestServer::keep_running`]).
     kept: bool,
+    /// An ejabberd node of a cluster: Erlang distribution on (see [`crate::EjabberdCluster`]).
+    pub(crate) node: Option<ErlNode>,
+}
+
+/// The Erlang distribution of one ejabberd node in a cluster: its name, the cluster's cookie
+/// and the cluster's own epmd.
+#[derive(Debug, Clone)]
+pub(crate) struct ErlNode {
+    pub(crate) name: String,
+    pub(crate) cookie: String,
+    pub(crate) epmd_port: u16,
 }
 
 impl TestServer {
@@ -201,6 +212,17 @@ impl TestServer {
 
     /// [`start`](Self::start) with another upload service (a larger limit, or none).
     pub fn start_with(kind: ServerKind, upload: UploadService) -> Option<Self> {
+        Self::start_node(kind, upload, None, true)
+    }
+
+    /// Starts a server; an ejabberd `node` runs with Erlang distribution; `register`: the
+    /// default accounts are made.
+    pub(crate) fn start_node(
+        kind: ServerKind,
+        upload: UploadService,
+        node: Option<ErlNode>,
+        register: bool,
+    ) -> Option<Self> {
         let tools = match locate_tools(kind) {
             Ok(tools) => tools,
             Err(missing) => return unavailable(kind, &missing, kind.apt_packages()),
@@ -226,6 +248,7 @@ impl TestServer {
             extra_accounts: Mutex::new(Vec::new()),
             upload,
             kept: false,
+            node,
         };
         server
             .prepare_dir(certificate)
@@ -236,7 +259,7 @@ impl TestServer {
             server
                 .write_config()
                 .unwrap_or_else(|e| panic!("cannot write the {kind} config: {e}"));
-            if kind == ServerKind::Prosody {
+            if kind == ServerKind::Prosody && register {
                 // prosodyctl writes the account files directly, no running server needed.
                 for name in Self::DEFAULT_ACCOUNTS {
                     server.prosodyctl_register(name, &format!("{name}pass"));
@@ -257,7 +280,7 @@ impl TestServer {
                 Err(failure) => server.fail(&format!("did not start: {}", failure.reason)),
             }
         }
-        if kind == ServerKind::Ejabberd {
+        if kind == ServerKind::Ejabberd && register {
             for name in Self::DEFAULT_ACCOUNTS {
                 server.ejabberd_register(name, &format!("{name}pass"));
             }
@@ -447,7 +470,7 @@ impl TestServer {
         self.dir.join("console.log")
     }
 
-    fn fail(&self, what: &str) -> ! {
+    pub(crate) fn fail(&self, what: &str) -> ! {
         panic!(
             "{} test server in {} {what}\n--- last lines of its log ---\n{}",
             self.kind,
@@ -529,7 +552,7 @@ impl TestServer {
     }
 
     /// Spawns the server process and waits until it answers on c2s, HTTP and HTTPS.
-    fn launch(&mut self) -> Result<(), LaunchFailure> {
+    pub(crate) fn launch(&mut self) -> Result<(), LaunchFailure> {
         let log_offset = fs::metadata(self.log_path()).map(|m| m.len()).unwrap_or(0) as usize;
         let console = OpenOptions::new()
             .create(true)
@@ -573,7 +596,8 @@ impl TestServer {
                     // make parallel instances clash; this harness never wants that.
                     .env_remove("ERL_FLAGS")
                     .env_remove("ERL_AFLAGS")
-                    .env_remove("ERL_ZFLAGS");
+                    .env_remove("ERL_ZFLAGS")
+                    .env_remove("ERL_EPMD_PORT");
                 if std::env::var_os("HOME").is_none() {
                     command.env("HOME", &self.dir);
                 }
@@ -594,10 +618,24 @@ impl TestServer {
                     "dir",
                 ]);
                 command.arg(format!("\"{}\"", self.dir.join("spool").display()));
+                // A cluster's node: distribution on loopback only, through the cluster's own
+                // epmd (never the system's), with the cluster's cookie.
+                if let Some(node) = &self.node {
+                    command.env("ERL_EPMD_PORT", node.epmd_port.to_string());
+                    command.args(["-name", &node.name, "-setcookie", &node.cookie]);
+                    command.args(["-start_epmd", "false", "-kernel", "inet_dist_use_interface"]);
+                    command.arg("{127,0,0,1}");
+                }
                 command.args(["-s", "ejabberd"]);
                 command
             }
         }
+    }
+
+    /// Waits until the running process serves c2s, HTTP and HTTPS (again).
+    pub(crate) fn wait_serving(&mut self) -> Result<(), LaunchFailure> {
+        let log_offset = fs::metadata(self.log_path()).map(|m| m.len()).unwrap_or(0) as usize;
+        self.wait_ready(log_offset)
     }
 
     fn wait_ready(&mut self, log_offset: usize) -> Result<(), LaunchFailure> {
@@ -654,12 +692,20 @@ impl TestServer {
 
     /// SIGTERM, wait up to 3 s, then SIGKILL.
     fn stop_process(&mut self) {
+        self.stop_with(false, STOP_GRACE);
+    }
+
+    /// Stops the process: SIGKILL at once (`kill`), or SIGTERM and SIGKILL after `grace`;
+    /// returns once it is gone.
+    pub(crate) fn stop_with(&mut self, kill: bool, grace: Duration) {
         let Some(mut child) = self.child.take() else {
             return;
         };
-        if matches!(child.try_wait(), Ok(None)) {
+        if kill {
+            let _ = child.kill();
+        } else if matches!(child.try_wait(), Ok(None)) {
             send_signal(child.id(), "TERM");
-            let deadline = Instant::now() + STOP_GRACE;
+            let deadline = Instant::now() + grace;
             while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
                 thread::sleep(Duration::from_millis(20));
             }
@@ -669,6 +715,63 @@ impl TestServer {
         }
         let _ = child.wait();
         let _ = fs::remove_file(self.dir.join("server.pid"));
+    }
+
+    /// Runs `ejabberdctl`'s command `args` against this cluster node from a hidden control
+    /// node (the node's own `/api` cannot run commands that restart ejabberd, like a join);
+    /// its output, or why it failed.
+    pub(crate) fn ejabberd_ctl(&self, args: &[&str]) -> Result<String, String> {
+        static NEXT_CTL: AtomicUsize = AtomicUsize::new(0);
+        let (Tools::Ejabberd { erl, erl_libs }, Some(node)) = (&self.tools, &self.node) else {
+            return Err(format!("{} is not an ejabberd cluster node", self.kind));
+        };
+        let ctl = format!(
+            "ctl{}_{}@127.0.0.1",
+            NEXT_CTL.fetch_add(1, Ordering::Relaxed),
+            std::process::id()
+        );
+        let output = Command::new(erl)
+            .env("ERL_LIBS", erl_libs)
+            .env("ERL_EPMD_PORT", node.epmd_port.to_string())
+            .env("ERL_CRASH_DUMP_BYTES", "0")
+            .env_remove("ERL_FLAGS")
+            .env_remove("ERL_AFLAGS")
+            .env_remove("ERL_ZFLAGS")
+            .args([
+                "-name",
+                &ctl,
+                "-setcookie",
+                &node.cookie,
+                "-start_epmd",
+                "false",
+            ])
+            .args([
+                "-hidden",
+                "-noinput",
+                "-noshell",
+                "-s",
+                "ejabberd_ctl",
+                "-extra",
+            ])
+            .arg(&node.name)
+            .args(args)
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", erl.display()))?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        if output.status.success() {
+            Ok(text)
+        } else {
+            Err(format!(
+                "ejabberdctl {args:?} on {}: {}: {text}",
+                node.name, output.status
+            ))
+        }
     }
 
     fn prosodyctl_register(&self, user: &str, password: &str) {
@@ -995,6 +1098,15 @@ fn sweep_stale_dirs() {
             }
             if owner == std::process::id() || Path::new(&format!("/proc/{owner}")).exists() {
                 continue;
+            }
+            // A cluster's own epmd, started by the test process that owned this directory.
+            if let Ok(epmd) = fs::read_to_string(dir.join(crate::cluster::EPMD_PID_FILE))
+                && let Ok(epmd) = epmd.trim().parse::<u32>()
+            {
+                let cmdline = fs::read(format!("/proc/{epmd}/cmdline")).unwrap_or_default();
+                if String::from_utf8_lossy(&cmdline).contains("epmd") {
+                    send_signal(epmd, "KILL");
+                }
             }
             if let Ok(server) = fs::read_to_string(dir.join("server.pid"))
                 && let Ok(server) = server.trim().parse::<u32>()
