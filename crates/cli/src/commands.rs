@@ -575,7 +575,7 @@ pub(crate) fn event_line(e: &Event) -> Option<String> {
                 .map(|f| format!(" from {f}"))
                 .unwrap_or_default()
         ),
-        Event::GroupsJoined { groups } => format!("in {} group(s)", groups.len()),
+        Event::GroupsJoined { groups, .. } => format!("in {} group(s)", groups.len()),
         _ => return None,
     })
 }

@@ -133,12 +133,16 @@ impl Core {
 const CATCH_UP_CONCURRENCY: usize = 4;
 
 impl Inner {
-    /// Catches up on `groups`, a few at a time.
+    /// Catches up on `groups` joined again, a few at a time; after each, our messages to
+    /// it that waited (or that the old room did not take) go out.
     pub(crate) async fn catch_up_all(self: Arc<Self>, groups: Vec<BareJid>) {
         futures::stream::iter(groups)
             .for_each_concurrent(CATCH_UP_CONCURRENCY, |g| {
                 let inner = self.clone();
-                async move { inner.catch_up(&g).await }
+                async move {
+                    inner.catch_up(&g).await;
+                    let _ = inner.with(move |c| c.recovered(&g)).await;
+                }
             })
             .await;
     }

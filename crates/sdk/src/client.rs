@@ -17,10 +17,11 @@ use groupchat_transport::{ClientConfig, ConnectionState, Connector, Handle, Tran
 use tokio::sync::{oneshot, watch};
 
 use crate::config::{ClientBuilder, InvitationPolicy};
-use crate::core::{Command, Core, Ticket};
+use crate::core::{Command, Core, PendingMessage, SendState, Ticket};
 use crate::error::{ConnectError, RequestError};
 use crate::events::{
-    ConnectionListener, Event, EventHub, EventStream, GroupProfileListener, MessageListener,
+    ConnectionListener, Event, EventHub, EventStream, GroupProfileListener, JoinReason,
+    MessageListener,
 };
 use crate::to_jid::ToJid;
 
@@ -77,6 +78,8 @@ pub(crate) struct Inner {
     pub(crate) languages: Vec<String>,
     /// How long an uncleared "typing" stands (`ClientBuilder::typing_timeout`).
     pub(crate) typing_timeout: Duration,
+    /// How long a room may stay silent before a self-ping (`ClientBuilder::room_check`).
+    pub(crate) room_check: Duration,
     /// Mark received group messages (`ClientBuilder::send_received_markers`).
     pub(crate) send_received_markers: bool,
     /// Where the positions in each conversation are kept (`ClientBuilder::positions`).
@@ -96,6 +99,13 @@ pub(crate) struct Inner {
     /// list).
     pub(crate) bookmark_lock: tokio::sync::Mutex<()>,
 }
+
+/// How many times a group of our list is tried when joined again.
+const REJOIN_TRIES: u32 = 4;
+/// How long the first try waits for the room; each next one twice as long (2, 4, 8,
+/// 16 s; never more than the request timeout). A healthy room answers in milliseconds;
+/// a stanza lost in a room's restart is tried again soon.
+const REJOIN_WAIT: Duration = Duration::from_secs(2);
 
 /// A room's "you are not a member" (XEP-0045 §7.2.6).
 pub(crate) fn is_not_member(e: &RequestError) -> bool {
@@ -161,6 +171,7 @@ impl Client {
             invitations: b.invitations,
             languages: b.languages.clone(),
             typing_timeout: b.typing_timeout,
+            room_check: b.room_check,
             send_received_markers: b.send_received_markers,
             positions: b.positions.clone(),
             http,
@@ -418,18 +429,30 @@ impl Inner {
         let (tx, rx) = oneshot::channel();
         let bytes = m.encode();
         let deadline = tokio::time::Instant::now() + self.request_timeout;
-        // While the rooms are not ours the owner holds the message and sends it once they
-        // are; otherwise it goes out now.
+        // While the room is not ours (disconnected, or being joined again) the owner holds
+        // the message and sends it once it is; otherwise it goes out now. Either way it is
+        // kept until the room confirms it, to be sent again if the room is lost first.
         let now = {
             let id = id.clone();
             self.with(move |c| {
-                c.pending_msg.insert(id, (group, tx));
-                if c.rooms_away {
-                    c.held.push(bytes);
-                    None
-                } else {
-                    Some(bytes)
-                }
+                let hold = c.rooms_away || c.records.get(&group).is_some_and(|r| r.recovering);
+                let seq = c.next_seq;
+                c.next_seq += 1;
+                c.pending_msg.insert(
+                    id,
+                    PendingMessage {
+                        group,
+                        tx,
+                        bytes: bytes.clone(),
+                        seq,
+                        state: if hold {
+                            SendState::Held
+                        } else {
+                            SendState::Sent
+                        },
+                    },
+                );
+                (!hold).then_some(bytes)
             })
             .await?
         };
@@ -486,6 +509,11 @@ impl Inner {
     /// Enters `group`'s room (without history: the archive has it). `Ok(true)` when the join
     /// created the room.
     pub(crate) async fn join(&self, group: &BareJid) -> Result<bool, RequestError> {
+        self.join_within(group, self.request_timeout).await
+    }
+
+    /// [`join`](Self::join), waiting at most `timeout` for the room.
+    async fn join_within(&self, group: &BareJid, timeout: Duration) -> Result<bool, RequestError> {
         let (tx, rx) = oneshot::channel();
         let g = group.clone();
         // Checked and registered in one step, so that a join answered in between is not
@@ -508,7 +536,7 @@ impl Inner {
             .await;
         let result = match sent {
             Err(e) => Err(e),
-            Ok(()) => match tokio::time::timeout(self.request_timeout, rx).await {
+            Ok(()) => match tokio::time::timeout(timeout, rx).await {
                 Ok(Ok(Ok(created))) => Ok(created),
                 Ok(Ok(Err(e))) => Err(RequestError::refused_group_action(e)),
                 Ok(Err(_)) => Err(RequestError::NotConnected),
@@ -544,25 +572,34 @@ impl Inner {
             self.load_group_states().await;
         }
         // Each group's live messages wait from before its join until its archive has been
-        // read (catch-up), so that the application gets them in archive order.
+        // read (catch-up), so that the application gets them in archive order; our
+        // messages to it wait until then too.
         let groups: Vec<BareJid> = self
             .with(|c| {
                 let groups: Vec<BareJid> = c.listed().map(|(g, _)| g.clone()).collect();
                 for g in &groups {
                     c.begin_catch_up(g);
+                    c.record(g).recovering = true;
                 }
                 groups
             })
             .await?;
         futures::future::join_all(groups.iter().map(|g| self.rejoin(g))).await;
+        let reason = if first {
+            JoinReason::Login
+        } else {
+            JoinReason::NewSession
+        };
         self.with(move |c| {
             let (joined, out): (Vec<BareJid>, Vec<BareJid>) =
                 groups.into_iter().partition(|g| c.in_room(g));
             for g in &out {
                 c.end_catch_up(g);
+                c.record(g).recovering = false;
             }
             c.emit(Event::GroupsJoined {
                 groups: joined.clone(),
+                reason,
             });
             c.rooms_back();
             c.start(move |inner| Box::pin(async move { inner.catch_up_all(joined).await }));
@@ -621,23 +658,46 @@ impl Inner {
         Ok(())
     }
 
-    /// Joins a group from our list again; a group that is gone or that removed us while we
-    /// were away leaves the list, with the event.
-    async fn rejoin(&self, group: &BareJid) {
+    /// Joins a group from our list again, trying a few times ([`REJOIN_TRIES`], waiting
+    /// from [`REJOIN_WAIT`] up: a room restarting on another node of a cluster can swallow
+    /// a stanza that raced its restart); a group that is gone or that removed us
+    /// while we were away leaves the list, with the event. `Some(true)`: joined;
+    /// `Some(false)`: gone (reported); `None`: not now (the periodic room check tries again).
+    pub(crate) async fn rejoin(&self, group: &BareJid) -> Option<bool> {
+        let mut within = REJOIN_WAIT;
+        for attempt in 1..=REJOIN_TRIES {
+            match self
+                .rejoin_once(group, within.min(self.request_timeout))
+                .await
+            {
+                None if attempt < REJOIN_TRIES => within *= 2,
+                done => return done,
+            }
+        }
+        None
+    }
+
+    async fn rejoin_once(&self, group: &BareJid, within: Duration) -> Option<bool> {
         let deleted = Event::GroupDeleted {
             group: group.clone(),
             by: None,
         };
         let g = group.as_str();
-        let event = match self.request(Some(g), |id| disco::info(g, id)).await {
+        let event = match self
+            .request_within(Some(g), |id| disco::info(g, id), within)
+            .await
+        {
             Err(RequestError::Stanza(e))
                 if matches!(e.condition.as_str(), "item-not-found" | "gone") =>
             {
                 deleted
             }
-            Err(_) => return, // try again at the next login
-            Ok(_) => match self.join(group).await {
-                Ok(false) => return,
+            Err(e) => {
+                tracing::debug!(%group, error = %e, "no answer to the group's disco#info");
+                return None;
+            }
+            Ok(_) => match self.join_within(group, within).await {
+                Ok(false) => return Some(true),
                 // The room vanished between the two requests and our join re-created it.
                 Ok(true) => {
                     let _ = self
@@ -656,11 +716,15 @@ impl Inner {
                         by: None,
                     }
                 }
-                Err(_) => return,
+                Err(e) => {
+                    tracing::debug!(%group, error = %e, "join failed");
+                    return None;
+                }
             },
         };
         let g = group.clone();
         let _ = self.with(move |c| c.group_gone(&g, event)).await;
+        Some(false)
     }
 
     /// Accepts an invitation: join, list, report (in the place `ticket` holds, if given).

@@ -13,6 +13,9 @@ use groupchat_transport_ws::WsConnector;
 use crate::client::Client;
 use crate::error::ConnectError;
 
+/// The default of [`ClientBuilder::room_check`].
+pub const ROOM_CHECK: Duration = Duration::from_secs(60);
+
 /// What the SDK does when someone adds us to a group.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -44,6 +47,7 @@ pub struct ClientBuilder {
     pub(crate) resource: Option<String>,
     pub(crate) languages: Vec<String>,
     pub(crate) typing_timeout: Duration,
+    pub(crate) room_check: Duration,
     pub(crate) send_received_markers: bool,
     pub(crate) positions: Arc<dyn crate::PositionStore>,
     pub(crate) invitations: InvitationPolicy,
@@ -79,6 +83,7 @@ impl ClientBuilder {
             resource: None,
             languages: Vec::new(),
             typing_timeout: crate::typing::TYPING_TIMEOUT,
+            room_check: ROOM_CHECK,
             send_received_markers: true,
             positions: Arc::new(crate::MemoryStore::default()),
             invitations: InvitationPolicy::default(),
@@ -165,6 +170,17 @@ impl ClientBuilder {
     /// [`TypingState::Expired`](crate::TypingState::Expired) ends it.
     pub fn typing_timeout(mut self, d: Duration) -> Self {
         self.typing_timeout = d;
+        self
+    }
+
+    /// How long a group's room may stay silent before the client asks it whether we are
+    /// still in it (a XEP-0410 self-ping; default 60 s, at least 1 s). A room can be lost
+    /// without a word (in a cluster, its node died): a member who only reads notices it
+    /// within about 1.5 times this period, then joins again and catches up. A member who
+    /// sends notices at once (the room refuses the message, and the SDK sends it again
+    /// after the rejoin).
+    pub fn room_check(mut self, d: Duration) -> Self {
+        self.room_check = d.max(Duration::from_secs(1));
         self
     }
 

@@ -74,6 +74,38 @@ pub(crate) struct GroupRecord {
     pub(crate) last_stanza_id: Option<String>,
     /// The messages seen lately, to report a second copy of one not again.
     pub(crate) seen: SeenMessages,
+    /// When a stanza from its room last arrived (what a self-ping waits for).
+    pub(crate) heard: Option<Instant>,
+    /// Its room is being joined again (login, new session, or a lost room): our messages
+    /// to it wait, and the ones the lost room did not take are sent again after it.
+    pub(crate) recovering: bool,
+    /// A self-ping (XEP-0410) to its room is waiting for the answer.
+    pub(crate) pinging: bool,
+}
+
+/// A group message sent and not yet confirmed by the room (its reflection).
+pub(crate) struct PendingMessage {
+    pub(crate) group: BareJid,
+    pub(crate) tx: oneshot::Sender<Reflection>,
+    /// The stanza, to send again when the room was lost before taking it.
+    pub(crate) bytes: Vec<u8>,
+    /// The order of sends: messages sent again keep it.
+    pub(crate) seq: u64,
+    pub(crate) state: SendState,
+}
+
+/// Where a [`PendingMessage`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SendState {
+    /// Not sent: its room is not ours now (disconnected, or being joined again).
+    Held,
+    /// Sent once.
+    Sent,
+    /// Sent once and refused because we were no longer in the room: sent again after the
+    /// rejoin.
+    Refused,
+    /// Sent again after a rejoin: a second refusal goes to the caller.
+    Resent,
 }
 
 /// How many recent messages per group are remembered to recognise a second copy.
@@ -181,7 +213,9 @@ pub(crate) struct Core {
     /// Requests waiting for their answer: id → (the entity asked, the waiter).
     pub(crate) pending_iq: HashMap<String, PendingIq>,
     /// Group messages waiting for the room's reflection (its stanza-id) or error.
-    pub(crate) pending_msg: HashMap<String, (BareJid, oneshot::Sender<Reflection>)>,
+    pub(crate) pending_msg: HashMap<String, PendingMessage>,
+    /// The `seq` of the next group message sent.
+    pub(crate) next_seq: u64,
     pub(crate) joins: HashMap<BareJid, Vec<JoinWaiter>>,
     /// History queries waiting for their results and end, by IQ id.
     pub(crate) pending_pages: HashMap<String, crate::history::PendingPage>,
@@ -204,13 +238,10 @@ pub(crate) struct Core {
     positions_saved: Instant,
     /// Who is typing where, since their last "composing".
     pub(crate) typing: HashMap<crate::typing::TypingKey, Instant>,
-    /// Stanzas a failed resumption left unacknowledged: sent again once the groups are
-    /// joined again (a groupchat message sent before would be refused by the room).
+    /// Stanzas a failed resumption left unacknowledged (other than group messages, which
+    /// wait as [`PendingMessage`]s for their group's rejoin): sent again once the groups
+    /// are joined again.
     pub(crate) replay: Vec<Vec<u8>>,
-    /// Group messages sent while the rooms are not ours (disconnected, or a fresh session
-    /// still joining them): sent once they are, since a room refuses a message from
-    /// someone who is not in it.
-    pub(crate) held: Vec<Vec<u8>>,
     /// True from a lost connection until the rooms are ours again (a resumption, or the
     /// set-up of a fresh session having rejoined them).
     pub(crate) rooms_away: bool,
@@ -219,7 +250,7 @@ pub(crate) struct Core {
     last_received_ms: u64,
     /// When the last stanza before the latest fresh session arrived.
     pub(crate) gap_since_ms: u64,
-    connected_once: bool,
+    pub(crate) connected_once: bool,
     events: Sequencer,
     /// Follow-ups started while handling the last input; the run loop takes them over.
     started: Vec<BoxFuture<'static, ()>>,
@@ -240,6 +271,7 @@ impl Core {
             foreign_bookmarks: Vec::new(),
             pending_iq: HashMap::new(),
             pending_msg: HashMap::new(),
+            next_seq: 0,
             joins: HashMap::new(),
             pending_pages: HashMap::new(),
             typing: HashMap::new(),
@@ -253,7 +285,6 @@ impl Core {
             pending_acks: Vec::new(),
             acks: None,
             replay: Vec::new(),
-            held: Vec::new(),
             rooms_away: false,
             last_received_ms: unix_ms(),
             gap_since_ms: 0,
@@ -429,9 +460,16 @@ impl Core {
                 // At-least-once: requests and messages the old session may have lost are
                 // sent again (message ids let receivers drop the duplicates), by the set-up
                 // of the new session (started at its `Connected`, which follows) once the
-                // groups are joined again.
-                self.replay
-                    .extend(stanzas.into_iter().map(|u| u.bytes.to_vec()));
+                // groups are joined again. Group messages still waiting for their room are
+                // not among them: each group's rejoin sends those the archive does not have.
+                let waiting: std::collections::HashSet<&[u8]> =
+                    self.pending_msg.values().map(|p| &p.bytes[..]).collect();
+                let replay: Vec<Vec<u8>> = stanzas
+                    .iter()
+                    .filter(|u| !waiting.contains(&u.bytes[..]))
+                    .map(|u| u.bytes.to_vec())
+                    .collect();
+                self.replay.extend(replay);
             }
             _ => {}
         }
@@ -483,14 +521,21 @@ impl Core {
         }
     }
 
-    /// After a session that could not be resumed: the server discarded what it had not
-    /// delivered, so every group may have missed messages since the last stanza we got.
-    /// The rooms are ours again: the group messages held meanwhile go out, after what a
-    /// failed resumption left unacknowledged.
+    /// The rooms are ours again (a resumption, or a new session's set-up): what a failed
+    /// resumption left unacknowledged goes out, then the group messages held meanwhile for
+    /// the groups not being joined again (those go out after their group's rejoin).
     pub(crate) fn rooms_back(&mut self) {
         self.rooms_away = false;
         let mut out = std::mem::take(&mut self.replay);
-        out.append(&mut self.held);
+        let ready: Vec<BareJid> = self
+            .records
+            .iter()
+            .filter(|(_, r)| !r.recovering)
+            .map(|(g, _)| g.clone())
+            .collect();
+        for g in ready {
+            out.extend(self.take_for_sending(&g, false));
+        }
         if out.is_empty() {
             return;
         }
@@ -520,7 +565,6 @@ impl Core {
     }
 
     fn fail_pending(&mut self) {
-        self.held.clear();
         self.pending_iq.clear();
         self.pending_msg.clear();
         self.joins.clear();
@@ -536,6 +580,7 @@ impl Core {
                 None => return,
             }
         };
+        self.heard_from(&stanza);
         match &stanza {
             Stanza::Iq(iq) => {
                 self.on_iq(iq);
@@ -596,17 +641,32 @@ impl Core {
         if m.kind == MessageType::Error {
             // Only the group we wrote to may refuse a message (ids are visible to members).
             let from = m.from.as_ref().map(Jid::to_bare);
-            if let Some(id) = &m.id
-                && self
-                    .pending_msg
-                    .get(id)
-                    .is_some_and(|(g, _)| Some(g) == from.as_ref())
-                && let Some((_, tx)) = self.pending_msg.remove(id)
-            {
-                let e = m.error.as_deref().cloned().unwrap_or_else(|| {
-                    StanzaError::new(ErrorType::Cancel, "undefined-condition", None)
-                });
-                let _ = tx.send(Err(e));
+            let Some(id) = &m.id else { return };
+            let Some(p) = self
+                .pending_msg
+                .get_mut(id)
+                .filter(|p| Some(&p.group) == from.as_ref())
+            else {
+                return;
+            };
+            let e = m.error.as_deref().cloned().unwrap_or_else(|| {
+                StanzaError::new(ErrorType::Cancel, "undefined-condition", None)
+            });
+            // "Only occupants may send": we are no longer in the room (its node stopped, or
+            // it restarted without us). Not the caller's error: join again, then send it
+            // again, once.
+            if e.condition == "not-acceptable" && p.state == SendState::Sent {
+                let group = p.group.clone();
+                if self.is_listed(&group) {
+                    if let Some(p) = self.pending_msg.get_mut(id) {
+                        p.state = SendState::Refused;
+                    }
+                    self.room_lost(&group, crate::events::JoinReason::MessageRefused);
+                    return;
+                }
+            }
+            if let Some(p) = self.pending_msg.remove(id) {
+                let _ = p.tx.send(Err(e));
             }
             return;
         }
@@ -618,14 +678,46 @@ impl Core {
             return;
         }
         let group = from.to_bare();
-        for id in [&m.origin_id, &m.id].into_iter().flatten() {
-            if self.pending_msg.get(id).is_some_and(|(g, _)| *g == group)
-                && let Some((_, tx)) = self.pending_msg.remove(id)
+        let stanza_id = m.stanza_id_by(group.as_str());
+        self.confirm_sent(&group, [&m.origin_id, &m.id], stanza_id);
+    }
+
+    /// Our message `ids` (origin-id, id) reached `group`, which archived it as `stanza_id`:
+    /// its sender stops waiting.
+    pub(crate) fn confirm_sent(
+        &mut self,
+        group: &BareJid,
+        ids: [&Option<String>; 2],
+        stanza_id: Option<&str>,
+    ) {
+        for id in ids.into_iter().flatten() {
+            if self.pending_msg.get(id).is_some_and(|p| p.group == *group)
+                && let Some(p) = self.pending_msg.remove(id)
             {
-                let _ = tx.send(Ok(m.stanza_id_by(group.as_str()).map(str::to_owned)));
+                let _ = p.tx.send(Ok(stanza_id.map(str::to_owned)));
                 return;
             }
         }
+    }
+
+    /// The messages to `group` waiting to go (held, or to send again after a rejoin), in
+    /// the order they were sent; `again`: the ones sent before are included.
+    pub(crate) fn take_for_sending(&mut self, group: &BareJid, again: bool) -> Vec<Vec<u8>> {
+        let mut out: Vec<(u64, Vec<u8>)> = Vec::new();
+        for p in self.pending_msg.values_mut() {
+            if p.group != *group {
+                continue;
+            }
+            let next = match p.state {
+                SendState::Held => SendState::Sent,
+                SendState::Sent | SendState::Refused if again => SendState::Resent,
+                _ => continue,
+            };
+            p.state = next;
+            out.push((p.seq, p.bytes.clone()));
+        }
+        out.sort_by_key(|(seq, _)| *seq);
+        out.into_iter().map(|(_, b)| b).collect()
     }
 
     fn on_direct_message(&mut self, m: &Message) {
@@ -695,6 +787,9 @@ impl Core {
     fn on_group_event(&mut self, e: GroupEvent, m: Option<&Message>) {
         match e {
             GroupEvent::Joined { group, created, .. } => self.resolve_join(&group, Ok(created)),
+            GroupEvent::RoomShutDown { group } => {
+                self.room_lost(&group, crate::events::JoinReason::RoomShutDown);
+            }
             GroupEvent::JoinFailed { group, error } => self.resolve_join(&group, Err(error)),
             GroupEvent::Message(gm) => {
                 let notice = m.and_then(|m| Notice::find(&m.payloads));
@@ -783,6 +878,13 @@ impl Core {
         // A message in several languages: the reader's own as the body.
         if let (Some(bodies), Some(body)) = (gm.bodies.as_deref_mut(), gm.body.as_mut()) {
             bodies.prefer(body, &self.inner.languages);
+        }
+        // Our own message read back from the archive: a send waiting for a room we lost
+        // reached it after all, and is not sent again.
+        if gm.archived && gm.sender.nick == self.inner.nick {
+            let group = gm.group.clone();
+            let sid = gm.stanza_id.clone();
+            self.confirm_sent(&group, [&gm.origin_id, &gm.id], sid.as_deref());
         }
         let record = self.record(&gm.group);
         if !record.seen.first_time(&gm) {
@@ -959,6 +1061,12 @@ pub(crate) async fn run(
     mut transport: groupchat_transport::Client,
 ) {
     let mut follow_ups: FuturesUnordered<BoxFuture<'static, ()>> = FuturesUnordered::new();
+    // Rooms silent for `room_check` are pinged; the check runs twice per period.
+    let mut watch = tokio::time::interval_at(
+        Instant::now() + core.inner.room_check,
+        core.inner.room_check / 2,
+    );
+    watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             // Commands first: a request's registration is queued before its stanza is
@@ -970,6 +1078,7 @@ pub(crate) async fn run(
                 None => break,
             },
             Some(()) = follow_ups.next(), if !follow_ups.is_empty() => {}
+            _ = watch.tick() => core.watch_rooms(),
         }
         // Whatever else is already here, commands still first; then the turn's events go
         // out together.

@@ -100,6 +100,28 @@ pub struct MissedMessages {
     pub since_ms: u64,
 }
 
+/// Why groups were joined ([`Event::GroupsJoined`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum JoinReason {
+    /// The client logged in.
+    Login,
+    /// A new session after a connection that could not be resumed: the server restarted,
+    /// or the client failed over to another node of a cluster.
+    NewSession,
+    /// The room said it is shutting down (status 332: in a cluster, its node stopped); it
+    /// restarts on another node when joined.
+    RoomShutDown,
+    /// The room refused our message as from someone not in it (its node died, and it
+    /// restarted without us); the message was sent again after the join.
+    MessageRefused,
+    /// A self-ping (XEP-0410), sent because the room had been silent, found us out of it.
+    SelfPing,
+    /// An earlier join of the group failed; it was tried again.
+    Retry,
+}
+
 fn display<S: serde::Serializer>(v: &impl std::fmt::Display, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(v)
 }
@@ -130,11 +152,15 @@ pub enum Event {
         /// Its sender, when that could be read.
         from: Option<Jid>,
     },
-    /// After a login without resumption (the first one, or after a server restart), every
-    /// group of the list was joined again; these are the groups now joined.
+    /// Groups were joined (again): every group of the list after a login without
+    /// resumption (the first one, a server restart, a failover to another node of a
+    /// cluster), or one group whose room was lost while connected (see [`JoinReason`]).
+    /// What the groups said meanwhile follows from their archives, each message once.
     GroupsJoined {
         /// The joined groups.
         groups: Vec<BareJid>,
+        /// Why they were joined.
+        reason: JoinReason,
     },
     /// We created a group.
     GroupCreated {

@@ -65,17 +65,18 @@ mod history;
 mod http;
 mod media;
 mod message_info;
+mod room_watch;
 mod to_jid;
 mod typing;
 
 pub use catch_up::{FIRST_CATCH_UP, FileStore, MemoryStore, PositionStore};
 pub use client::{Client, Services};
-pub use config::{ClientBuilder, InvitationPolicy};
+pub use config::{ClientBuilder, InvitationPolicy, ROOM_CHECK};
 pub use download::{DEFAULT_MAX_DOWNLOAD, DownloadOptions, DownloadProblem, sanitize_file_name};
 pub use error::{ConnectError, RequestError, Response, status_of};
 pub use events::{
-    Connection, ConnectionListener, Event, EventStream, GroupProfileListener, MessageListener,
-    MissedMessages,
+    Connection, ConnectionListener, Event, EventStream, GroupProfileListener, JoinReason,
+    MessageListener, MissedMessages,
 };
 pub use group::{Group, GroupImage, GroupProfile, MAX_IMAGE_BYTES, Participant, ParticipantRole};
 pub use group_handle::GroupHandle;

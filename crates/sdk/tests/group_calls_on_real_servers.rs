@@ -7,7 +7,7 @@ use groupchat_sdk::jid::BareJid;
 use groupchat_sdk::transport_tcp::{TcpConnector, TlsOptions};
 use groupchat_sdk::{
     Client, Connection, Event, EventStream, GroupImage, GroupProfileListener, InvitationPolicy,
-    ParticipantRole, RequestError, Response, ToJid,
+    JoinReason, ParticipantRole, RequestError, Response, ToJid,
 };
 use groupchat_test_support::{ServerKind, TestServer};
 
@@ -753,13 +753,14 @@ async fn restart(kind: ServerKind) {
         let joined = expect(
             ev,
             "rejoined",
-            |e| matches!(e, Event::GroupsJoined { groups } if !groups.is_empty()),
+            |e| matches!(e, Event::GroupsJoined { groups, .. } if !groups.is_empty()),
         )
         .await;
         assert_eq!(
             joined,
             Event::GroupsJoined {
-                groups: vec![g.clone()]
+                groups: vec![g.clone()],
+                reason: JoinReason::NewSession,
             },
             "{kind}"
         );

@@ -712,7 +712,7 @@ async fn restart_mid_burst(kind: ServerKind) {
     until(
         &mut alice_ev,
         "alice back",
-        |e| matches!(e, Event::GroupsJoined { groups } if !groups.is_empty()),
+        |e| matches!(e, Event::GroupsJoined { groups, .. } if !groups.is_empty()),
     )
     .await;
     for body in &sent[100..200] {

@@ -19,13 +19,14 @@
 mod resolve;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use groupchat_protocol::{Framing, Tls};
 use groupchat_transport::{
-    Cause, Connector, Link, PlaintextProblem, ResolveProblem, TransportError,
+    Cause, Connector, Failover, Link, PlaintextProblem, ResolveProblem, TransportError,
 };
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -52,20 +53,27 @@ pub enum Security {
 #[derive(Clone, Debug)]
 pub struct TcpConnectorBuilder {
     domain: String,
-    target: Option<(String, u16)>,
+    targets: Vec<Target>,
     security: Security,
     tls: TlsOptions,
     connect_timeout: Duration,
 }
 
 impl TcpConnectorBuilder {
-    /// Connects to `host:port` instead of resolving the domain's SRV records.
+    /// Connects to `host:port` instead of resolving the domain's SRV records. Called again,
+    /// it adds another address of the same service (a cluster's nodes): they are tried in
+    /// order, and after a lost connection the next one that answers takes over (see
+    /// [`Failover`]).
     pub fn host_port(mut self, host: impl Into<String>, port: u16) -> Self {
-        self.target = Some((host.into(), port));
+        self.targets.push(Target {
+            host: host.into(),
+            port,
+        });
         self
     }
 
-    /// Connects to this address instead of resolving the domain.
+    /// Connects to this address instead of resolving the domain (again: one more address,
+    /// as with [`host_port`](Self::host_port)).
     pub fn address(self, addr: SocketAddr) -> Self {
         self.host_port(addr.ip().to_string(), addr.port())
     }
@@ -109,7 +117,8 @@ impl TcpConnectorBuilder {
         };
         Ok(TcpConnector {
             domain: self.domain,
-            target: self.target,
+            targets: self.targets,
+            failover: Arc::new(Failover::default()),
             security: self.security,
             tls,
             server_name,
@@ -122,7 +131,9 @@ impl TcpConnectorBuilder {
 #[derive(Clone)]
 pub struct TcpConnector {
     domain: String,
-    target: Option<(String, u16)>,
+    /// Given addresses; none: the domain's SRV targets.
+    targets: Vec<Target>,
+    failover: Arc<Failover>,
     security: Security,
     /// `None` for plaintext to loopback, which never encrypts.
     tls: Option<TlsConnector>,
@@ -134,7 +145,7 @@ impl std::fmt::Debug for TcpConnector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TcpConnector")
             .field("domain", &self.domain)
-            .field("target", &self.target)
+            .field("targets", &self.targets)
             .field("security", &self.security)
             .field("server_name", &self.server_name)
             .finish_non_exhaustive()
@@ -147,7 +158,7 @@ impl TcpConnector {
     pub fn builder(domain: impl Into<String>) -> TcpConnectorBuilder {
         TcpConnectorBuilder {
             domain: domain.into(),
-            target: None,
+            targets: Vec::new(),
             security: Security::StartTls,
             tls: TlsOptions::default(),
             connect_timeout: Duration::from_secs(10),
@@ -155,18 +166,17 @@ impl TcpConnector {
     }
 
     async fn connect_tcp(&self) -> Result<TcpStream, TransportError> {
-        let targets = match &self.target {
-            Some(t) => vec![Target {
-                host: t.0.clone(),
-                port: t.1,
-            }],
-            None => resolve::targets(&self.domain, self.security == Security::DirectTls).await,
+        let targets = if self.targets.is_empty() {
+            resolve::targets(&self.domain, self.security == Security::DirectTls).await
+        } else {
+            self.targets.clone()
         };
         let mut last = TransportError::Resolve {
             host: self.domain.clone(),
             reason: ResolveProblem::NoAddress,
         };
-        for t in targets {
+        for index in self.failover.order(targets.len()) {
+            let t = &targets[index];
             let addrs: Vec<SocketAddr> =
                 match tokio::net::lookup_host((t.host.as_str(), t.port)).await {
                     Ok(a) => a.collect(),
@@ -187,6 +197,7 @@ impl TcpConnector {
                 match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
                     Ok(Ok(s)) => {
                         let _ = s.set_nodelay(true);
+                        self.failover.opened(index);
                         return Ok(s);
                     }
                     Ok(Err(e)) => last = e.into(),
@@ -210,6 +221,10 @@ impl Connector for TcpConnector {
             Security::DirectTls => Tls::Encrypted,
             Security::InsecurePlaintextLoopback => Tls::InsecurePlaintext,
         }
+    }
+
+    fn session_ended(&self, logged_in: bool) {
+        self.failover.session_ended(logged_in);
     }
 
     async fn connect(&self) -> Result<Box<dyn Link>, TransportError> {

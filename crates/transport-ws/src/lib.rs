@@ -20,6 +20,7 @@
 mod host_meta;
 mod url;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -28,7 +29,7 @@ use futures::{SinkExt, StreamExt};
 use groupchat_protocol::{Framing, Tls};
 use groupchat_transport::tls::{TlsOptions, map_tls_error, server_name};
 use groupchat_transport::{
-    Cause, Connector, Link, PlaintextProblem, ResolveProblem, TlsFailure, TransportError,
+    Cause, Connector, Failover, Link, PlaintextProblem, ResolveProblem, TlsFailure, TransportError,
     WebSocketFailure,
 };
 use rustls_pki_types::ServerName;
@@ -45,7 +46,7 @@ pub use url::WsUrl;
 /// Builds a [`WsConnector`].
 #[derive(Clone, Debug)]
 pub struct WsConnectorBuilder {
-    url: String,
+    urls: Vec<String>,
     tls: TlsOptions,
     allow_insecure_loopback: bool,
     connect_timeout: Duration,
@@ -53,6 +54,14 @@ pub struct WsConnectorBuilder {
 }
 
 impl WsConnectorBuilder {
+    /// One more endpoint of the same service (a cluster's other nodes): the endpoints are
+    /// tried in order, and after a lost connection the next one that answers takes over
+    /// (see [`Failover`]).
+    pub fn endpoint(mut self, url: impl Into<String>) -> Self {
+        self.urls.push(url.into());
+        self
+    }
+
     /// Which certificates to trust for `wss://`.
     pub fn tls(mut self, tls: TlsOptions) -> Self {
         self.tls = tls;
@@ -77,34 +86,48 @@ impl WsConnectorBuilder {
         self
     }
 
-    /// Checks the URL and the TLS configuration.
+    /// Checks the URLs and the TLS configuration.
     pub fn build(self) -> Result<WsConnector, TransportError> {
-        let url = WsUrl::parse(&self.url)?;
-        if !url.secure && !self.allow_insecure_loopback {
-            return Err(PlaintextProblem::NotAllowed { endpoint: self.url }.into());
+        let mut endpoints = Vec::with_capacity(self.urls.len());
+        for text in self.urls {
+            let url = WsUrl::parse(&text)?;
+            if !url.secure && !self.allow_insecure_loopback {
+                return Err(PlaintextProblem::NotAllowed { endpoint: text }.into());
+            }
+            let name = self
+                .tls
+                .server_name
+                .clone()
+                .unwrap_or_else(|| url.host.clone());
+            endpoints.push(Endpoint {
+                server_name: server_name(&name)?,
+                url,
+            });
         }
-        let name = self
-            .tls
-            .server_name
-            .clone()
-            .unwrap_or_else(|| url.host.clone());
-        let server_name = server_name(&name)?;
         Ok(WsConnector {
             tls: TlsConnector::from(self.tls.client_config(&[])?),
-            server_name,
-            url,
+            endpoints,
+            failover: Arc::new(Failover::default()),
             connect_timeout: self.connect_timeout,
             ping_interval: self.ping_interval,
         })
     }
 }
 
-/// Opens WebSocket links to one endpoint.
+/// One WebSocket URL and the name its certificate must have.
+#[derive(Clone)]
+struct Endpoint {
+    url: WsUrl,
+    server_name: ServerName<'static>,
+}
+
+/// Opens WebSocket links to one service (one endpoint, or several in failover order).
 #[derive(Clone)]
 pub struct WsConnector {
-    url: WsUrl,
+    /// Never empty.
+    endpoints: Vec<Endpoint>,
+    failover: Arc<Failover>,
     tls: TlsConnector,
-    server_name: ServerName<'static>,
     connect_timeout: Duration,
     ping_interval: Duration,
 }
@@ -112,7 +135,14 @@ pub struct WsConnector {
 impl std::fmt::Debug for WsConnector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WsConnector")
-            .field("url", &self.url.to_string())
+            .field(
+                "urls",
+                &self
+                    .endpoints
+                    .iter()
+                    .map(|e| e.url.to_string())
+                    .collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -121,7 +151,7 @@ impl WsConnector {
     /// A connector for this `ws://` or `wss://` URL.
     pub fn builder(url: impl Into<String>) -> WsConnectorBuilder {
         WsConnectorBuilder {
-            url: url.into(),
+            urls: vec![url.into()],
             tls: TlsOptions::default(),
             allow_insecure_loopback: false,
             connect_timeout: Duration::from_secs(10),
@@ -129,22 +159,23 @@ impl WsConnector {
         }
     }
 
-    async fn open(&self) -> Result<Box<dyn Link>, TransportError> {
+    async fn open(&self, endpoint: &Endpoint) -> Result<Box<dyn Link>, TransportError> {
+        let Endpoint { url, server_name } = endpoint;
         let addrs: Vec<std::net::SocketAddr> =
-            tokio::net::lookup_host((self.url.host.as_str(), self.url.port))
+            tokio::net::lookup_host((url.host.as_str(), url.port))
                 .await
                 .map_err(|e| TransportError::Resolve {
-                    host: self.url.host.clone(),
+                    host: url.host.clone(),
                     reason: ResolveProblem::Lookup(Cause::new(e)),
                 })?
                 .collect();
         let mut last = TransportError::Resolve {
-            host: self.url.host.clone(),
+            host: url.host.clone(),
             reason: ResolveProblem::NoAddress,
         };
         let mut tcp = None;
         for addr in addrs {
-            if !self.url.secure && !addr.ip().is_loopback() {
+            if !url.secure && !addr.ip().is_loopback() {
                 last = PlaintextProblem::NotLoopback(addr).into();
                 continue;
             }
@@ -158,22 +189,23 @@ impl WsConnector {
         }
         let tcp = tcp.ok_or(last)?;
         let _ = tcp.set_nodelay(true);
-        let io: Box<dyn Io> = if self.url.secure {
+        let io: Box<dyn Io> = if url.secure {
             Box::new(
                 self.tls
-                    .connect(self.server_name.clone(), tcp)
+                    .connect(server_name.clone(), tcp)
                     .await
                     .map_err(map_tls_error)?,
             )
         } else {
             Box::new(tcp)
         };
-        let mut request = self.url.to_string().into_client_request().map_err(|e| {
-            WebSocketFailure::Handshake {
-                url: self.url.to_string(),
-                error: Cause::new(e),
-            }
-        })?;
+        let mut request =
+            url.to_string()
+                .into_client_request()
+                .map_err(|e| WebSocketFailure::Handshake {
+                    url: url.to_string(),
+                    error: Cause::new(e),
+                })?;
         request.headers_mut().insert(
             "Sec-WebSocket-Protocol",
             "xmpp".parse().expect("a valid header value"),
@@ -184,7 +216,7 @@ impl WsConnector {
                 .map_err(|e| match e {
                     Error::Io(io) => map_tls_error(io),
                     other => WebSocketFailure::Handshake {
-                        url: self.url.to_string(),
+                        url: url.to_string(),
                         error: Cause::new(other),
                     }
                     .into(),
@@ -212,7 +244,8 @@ impl Connector for WsConnector {
     }
 
     fn tls(&self) -> Tls {
-        if self.url.secure {
+        // Every endpoint is secured alike (all wss://, or all ws:// to loopback).
+        if self.endpoints.iter().all(|e| e.url.secure) {
             Tls::Encrypted
         } else {
             Tls::InsecurePlaintext
@@ -220,9 +253,25 @@ impl Connector for WsConnector {
     }
 
     async fn connect(&self) -> Result<Box<dyn Link>, TransportError> {
-        tokio::time::timeout(self.connect_timeout, self.open())
-            .await
-            .map_err(|_| TransportError::Timeout("WebSocket connect"))?
+        let mut last = TransportError::Timeout("WebSocket connect");
+        for index in self.failover.order(self.endpoints.len()) {
+            let opened =
+                tokio::time::timeout(self.connect_timeout, self.open(&self.endpoints[index]))
+                    .await
+                    .map_err(|_| TransportError::Timeout("WebSocket connect"));
+            match opened {
+                Ok(Ok(link)) => {
+                    self.failover.opened(index);
+                    return Ok(link);
+                }
+                Ok(Err(e)) | Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    fn session_ended(&self, logged_in: bool) {
+        self.failover.session_ended(logged_in);
     }
 }
 

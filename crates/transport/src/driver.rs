@@ -134,7 +134,11 @@ impl Driver {
                     },
                     Ok(Ok(link)) => {
                         let span = tracing::debug_span!("connection", attempt);
-                        self.connection(link).instrument(span).await
+                        let end = self.connection(link).instrument(span).await;
+                        if let End::Lost { bound_at, .. } = &end {
+                            self.connector.session_ended(bound_at.is_some());
+                        }
+                        end
                     }
                 };
             let reason = match end {

@@ -23,6 +23,7 @@
 
 mod driver;
 mod error;
+mod failover;
 pub mod http;
 pub mod tls;
 
@@ -40,6 +41,7 @@ pub use error::{
     Cause, CertificateProblem, IoError, PlaintextProblem, ResolveProblem, TlsConfigProblem,
     TlsFailure, TransportError, UrlProblem, WebSocketFailure,
 };
+pub use failover::Failover;
 pub use http::{HttpClient, HttpError, HttpOptions, Incoming};
 pub use tls::{Roots, TlsOptions};
 
@@ -66,6 +68,11 @@ pub trait Connector: Send + Sync + 'static {
     fn tls(&self) -> Tls;
     /// Opens a new link (resolving, connecting, and for direct TLS, handshaking).
     async fn connect(&self) -> Result<Box<dyn Link>, TransportError>;
+    /// The session on the last link ended; `logged_in`: it had logged in. A connector with
+    /// several addresses picks where the next link goes from this (see [`Failover`]).
+    fn session_ended(&self, logged_in: bool) {
+        let _ = logged_in;
+    }
 }
 
 /// When and how often to reconnect.

@@ -1,0 +1,175 @@
+//! Rooms lost while connected, and getting them back.
+//!
+//! A group's room can vanish while our connection stays up: in a cluster, the node hosting
+//! it stops (ejabberd does not move rooms), and the room restarts on another node at the
+//! next stanza addressed to it — without us. The server tells occupants with status 332 when
+//! the node shuts down cleanly, and nothing when it dies. Three signs mean "we are out":
+//!
+//! - a presence with status 332 ([`GroupEvent::RoomShutDown`]);
+//! - one of our messages refused with `not-acceptable` (only occupants may send);
+//! - a XEP-0410 self-ping, sent when nothing arrived from the room for
+//!   [`ClientBuilder::room_check`], answered with `not-acceptable` or `item-not-found`.
+//!
+//! Each starts the same recovery: the room is joined again, [`Event::GroupsJoined`] says
+//! which group and why, the archive is read from the last message the application got
+//! (catch-up, with live messages waiting behind it and copies recognised), and our messages
+//! the lost room did not take are sent again, in their order — those the archive shows it
+//! took are confirmed instead. Meanwhile new messages to the group wait.
+//!
+//! [`GroupEvent::RoomShutDown`]: groupchat_protocol::group::GroupEvent::RoomShutDown
+//! [`ClientBuilder::room_check`]: crate::ClientBuilder::room_check
+//! [`Event::GroupsJoined`]: crate::Event::GroupsJoined
+
+use std::sync::Arc;
+
+use groupchat_protocol::codec::Stanza;
+use groupchat_protocol::codec::xep::ping;
+use groupchat_protocol::jid::BareJid;
+use tokio::time::Instant;
+
+use crate::client::Inner;
+use crate::core::Core;
+use crate::error::RequestError;
+use crate::events::{Event, JoinReason};
+
+impl Core {
+    /// Notes that something arrived from a group's room (a self-ping waits for silence).
+    pub(crate) fn heard_from(&mut self, stanza: &Stanza) {
+        let from = match stanza {
+            Stanza::Message(m) => m.from.as_ref(),
+            Stanza::Presence(p) => p.from.as_ref(),
+            Stanza::Iq(iq) => iq.from.as_ref(),
+            _ => None,
+        };
+        if let Some(from) = from
+            && self.tracker.services().is_group(from)
+            && let Some(r) = self.records.get_mut(&from.to_bare())
+        {
+            r.heard = Some(Instant::now());
+        }
+    }
+
+    /// We are out of `group`'s room while connected: join it again, catch up, send again
+    /// what it did not take. Nothing to do for a group not in our list, one we are leaving,
+    /// one already being joined, or while disconnected (the new session joins every group).
+    pub(crate) fn room_lost(&mut self, group: &BareJid, reason: JoinReason) {
+        let rooms_away = self.rooms_away;
+        let Some(r) = self.records.get_mut(group) else {
+            return;
+        };
+        if !r.listed || r.exiting || r.recovering || rooms_away {
+            return;
+        }
+        r.recovering = true;
+        r.pinging = false;
+        tracing::debug!(%group, ?reason, "out of the group's room: joining again");
+        self.tracker.forget(group);
+        self.begin_catch_up(group);
+        let group = group.clone();
+        self.start(move |inner| Box::pin(async move { inner.recover(group, reason).await }));
+    }
+
+    /// The periodic check: a listed group we are not in (an earlier join failed) is
+    /// joined again; a room silent for `room_check` gets a self-ping.
+    pub(crate) fn watch_rooms(&mut self) {
+        if self.rooms_away || !self.connected_once {
+            return;
+        }
+        let quiet_since = Instant::now().checked_sub(self.inner.room_check);
+        let mut lost = Vec::new();
+        let mut ping = Vec::new();
+        for (group, r) in &self.records {
+            if !r.listed || r.exiting || r.recovering || r.pinging {
+                continue;
+            }
+            if !self.in_room(group) {
+                lost.push(group.clone());
+            } else if r.heard.is_none_or(|t| quiet_since.is_some_and(|q| t <= q)) {
+                ping.push(group.clone());
+            }
+        }
+        for group in lost {
+            self.room_lost(&group, JoinReason::Retry);
+        }
+        for group in ping {
+            self.record(&group).pinging = true;
+            self.start(move |inner| Box::pin(async move { inner.self_ping(group).await }));
+        }
+    }
+
+    /// The end of a recovery: the messages the lost room did not take go out again, in
+    /// their order, then the ones held meanwhile.
+    pub(crate) fn recovered(&mut self, group: &BareJid) {
+        self.record(group).recovering = false;
+        let out = self.take_for_sending(group, true);
+        if out.is_empty() {
+            return;
+        }
+        self.start(|inner| {
+            Box::pin(async move {
+                for bytes in out {
+                    let _ = inner.send(bytes).await;
+                }
+            })
+        });
+    }
+}
+
+impl Inner {
+    /// Joins `group` again after its room was lost, reports it, catches up, and sends
+    /// again what the lost room did not take.
+    async fn recover(self: Arc<Self>, group: BareJid, reason: JoinReason) {
+        let started = Instant::now();
+        let joined = self.rejoin(&group).await == Some(true);
+        let g = group.clone();
+        let _ = self
+            .with(move |c| {
+                if joined {
+                    c.emit(Event::GroupsJoined {
+                        groups: vec![g],
+                        reason,
+                    });
+                } else {
+                    // Tried again at the next check, while the group is listed.
+                    c.end_catch_up(&g);
+                    c.record(&g).recovering = false;
+                }
+            })
+            .await;
+        if !joined {
+            tracing::debug!(%group, ?reason, "could not join the group again");
+            return;
+        }
+        self.catch_up(&group).await;
+        tracing::debug!(%group, ?reason, took = ?started.elapsed(), "group joined again and caught up");
+        let _ = self.with(move |c| c.recovered(&group)).await;
+    }
+
+    /// XEP-0410: asks the room whether we are still in it, by pinging our own occupant JID.
+    async fn self_ping(&self, group: BareJid) {
+        let me = format!("{group}/{}", self.nick);
+        let answer = self
+            .request(Some(&me), |id| ping::request(Some(&me), id))
+            .await;
+        let _ = self
+            .with(move |c| {
+                c.record(&group).pinging = false;
+                match answer {
+                    // The room does not know us: we are out.
+                    Err(RequestError::Stanza(e))
+                        if matches!(e.condition.as_str(), "not-acceptable" | "item-not-found") =>
+                    {
+                        c.room_lost(&group, JoinReason::SelfPing);
+                    }
+                    // Answered (by the room, or by our own client through it: XEP-0410's
+                    // service-unavailable and feature-not-implemented mean the same).
+                    Ok(_) | Err(RequestError::Stanza(_)) => {
+                        c.record(&group).heard = Some(Instant::now());
+                    }
+                    // No answer: tried again at the next check.
+                    Err(_) => {}
+                }
+            })
+            .await;
+    }
+}
