@@ -33,10 +33,12 @@ pub(crate) struct ConnectionArgs {
     /// A file holding the password (its first line).
     #[arg(long, global = true, value_name = "PATH")]
     pub(crate) password_file: Option<PathBuf>,
-    /// Connect over TCP to HOST:PORT (STARTTLS) instead of the domain's SRV records.
+    /// Connect over TCP to HOST:PORT (STARTTLS) instead of the domain's SRV records; the
+    /// nodes of a cluster comma-separated (HOST:PORT,HOST:PORT), tried in order.
     #[arg(long, global = true, value_name = "HOST:PORT", conflicts_with = "ws")]
     pub(crate) server: Option<String>,
-    /// Connect over WebSocket (RFC 7395) to this wss:// URL (ws:// with --plaintext).
+    /// Connect over WebSocket (RFC 7395) to this wss:// URL (ws:// with --plaintext); a
+    /// cluster's endpoints comma-separated, tried in order.
     #[arg(long, global = true, value_name = "URL")]
     pub(crate) ws: Option<String>,
     /// Trust the certificates of this PEM file instead of the built-in roots.
@@ -73,7 +75,7 @@ pub(crate) enum Command {
         /// The group.
         group: String,
         /// The previous page's last row id.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         last_row_id: Option<String>,
     },
     /// Download a message's media (by group and row id) or a URL into a directory.
@@ -92,7 +94,8 @@ pub(crate) enum Command {
     Info {
         /// The group.
         group: String,
-        /// The message's row id.
+        /// The message's row id (Prosody's may start with '-').
+        #[arg(allow_hyphen_values = true)]
         row_id: String,
     },
     /// Delete a message: for everyone (your own; any as an admin where the server allows),
@@ -100,7 +103,8 @@ pub(crate) enum Command {
     Delete {
         /// The group.
         group: String,
-        /// The message's row id.
+        /// The message's row id (Prosody's may start with '-').
+        #[arg(allow_hyphen_values = true)]
         row_id: String,
         /// Only for you (on all your devices).
         #[arg(long)]
@@ -277,7 +281,7 @@ pub(crate) struct HistoryArgs {
     #[arg(long)]
     pub(crate) down: bool,
     /// The row to page from.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub(crate) last_row_id: Option<String>,
     /// Messages per page (1-100).
     #[arg(long, default_value_t = 20)]
@@ -292,7 +296,8 @@ pub(crate) struct DownloadArgs {
     /// The group holding the message.
     #[arg(required_unless_present = "url", requires = "row_id")]
     pub(crate) group: Option<String>,
-    /// The message's row id.
+    /// The message's row id (Prosody's may start with '-').
+    #[arg(allow_hyphen_values = true)]
     pub(crate) row_id: Option<String>,
     /// A URL instead of a message.
     #[arg(long, conflicts_with = "group")]
@@ -315,4 +320,28 @@ pub(crate) struct DemoArgs {
     /// Leave the server running and print how to connect to it.
     #[arg(long)]
     pub(crate) keep: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::{Cli, Command};
+
+    #[test]
+    fn a_row_id_starting_with_a_hyphen_is_a_value_not_a_flag() {
+        // Prosody's archive ids are base64url and may start with '-'.
+        let cli =
+            Cli::try_parse_from(["groupchat", "download", "g@conference.x", "-s9LMMlMyS"]).unwrap();
+        let Command::Download(d) = cli.command else {
+            panic!("{:?}", cli.command)
+        };
+        assert_eq!(d.row_id.as_deref(), Some("-s9LMMlMyS"));
+        let cli = Cli::try_parse_from(["groupchat", "info", "g@conference.x", "-abc"]).unwrap();
+        assert!(
+            matches!(&cli.command, Command::Info { row_id, .. } if row_id == "-abc"),
+            "{:?}",
+            cli.command
+        );
+    }
 }

@@ -100,8 +100,16 @@ pub(crate) fn builder(settings: &ConnectionArgs) -> Result<ClientBuilder, CliErr
         .as_ref()
         .map(|p| TlsOptions::ca_file(p.clone()));
     let mut b = Client::builder(jid.as_str(), password);
-    if let Some(url) = &settings.ws {
-        let mut ws = WsConnector::builder(url.clone());
+    if let Some(urls) = &settings.ws {
+        // Several endpoints of one cluster, comma-separated: tried in order.
+        let mut urls = urls.split(',').map(str::trim).filter(|u| !u.is_empty());
+        let first = urls
+            .next()
+            .ok_or_else(|| CliError::usage("--ws needs a URL".to_owned()))?;
+        let mut ws = WsConnector::builder(first);
+        for url in urls {
+            ws = ws.endpoint(url);
+        }
         if let Some(t) = &tls {
             ws = ws.tls(t.clone());
         }
@@ -111,7 +119,9 @@ pub(crate) fn builder(settings: &ConnectionArgs) -> Result<ClientBuilder, CliErr
         b = b.websocket(ws.build().map_err(|e| CliError::usage(e.to_string()))?);
     } else {
         let mut tcp = TcpConnector::builder(domain);
-        if let Some(target) = &settings.server {
+        // Several addresses of one cluster, comma-separated: tried in order.
+        let targets = settings.server.as_deref().unwrap_or_default().split(',');
+        for target in targets.map(str::trim).filter(|t| !t.is_empty()) {
             let (host, port) = target
                 .rsplit_once(':')
                 .and_then(|(h, p)| Some((h.trim_matches(['[', ']']), p.parse::<u16>().ok()?)))

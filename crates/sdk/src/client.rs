@@ -450,17 +450,12 @@ impl Inner {
                         } else {
                             SendState::Sent
                         },
+                        refusal: None,
                     },
                 );
                 (!hold).then_some(bytes)
             })
             .await?
-        };
-        let forget = |id: &str| {
-            let id = id.to_owned();
-            self.tell(move |c| {
-                c.pending_msg.remove(&id);
-            });
         };
         if let Some(bytes) = now {
             let sent = match tokio::time::timeout_at(deadline, self.send(bytes)).await {
@@ -470,7 +465,14 @@ impl Inner {
                 Err(_) => Err(RequestError::Unconfirmed { id: id.clone() }),
             };
             if let Err(e) = sent {
-                forget(&id);
+                // Nothing was sent (refused, or the client ended) — unless the connection
+                // still holds it, which a rejoin may need to send it again.
+                if !matches!(e, RequestError::Unconfirmed { .. }) {
+                    let id = id.clone();
+                    self.tell(move |c| {
+                        c.pending_msg.remove(&id);
+                    });
+                }
                 return Err(e);
             }
         }
@@ -480,9 +482,9 @@ impl Inner {
             Ok(Err(_)) => Err(RequestError::NotConnected),
             Err(_) => {
                 tracing::debug!(id, "message not confirmed in time; it stays queued");
-                // The connection still holds the message (XEP-0198 replays it on a
-                // resumption), so say so rather than pretend it failed.
-                forget(&id);
+                // The message is not withdrawn: the connection (XEP-0198 replays it on a
+                // resumption) or the SDK (held, or sent again after a rejoin) still holds
+                // it, so say so rather than pretend it failed.
                 Err(RequestError::Unconfirmed { id })
             }
         }
@@ -579,7 +581,10 @@ impl Inner {
                 let groups: Vec<BareJid> = c.listed().map(|(g, _)| g.clone()).collect();
                 for g in &groups {
                     c.begin_catch_up(g);
-                    c.record(g).recovering = true;
+                    let r = c.record(g);
+                    r.recovering = true;
+                    r.rejoined = false;
+                    r.lost_again = None;
                 }
                 groups
             })
@@ -596,6 +601,12 @@ impl Inner {
             for g in &out {
                 c.end_catch_up(g);
                 c.record(g).recovering = false;
+                if !c.is_listed(g) {
+                    c.fail_messages_to(g);
+                }
+            }
+            for g in &joined {
+                c.record(g).rejoined = true;
             }
             c.emit(Event::GroupsJoined {
                 groups: joined.clone(),

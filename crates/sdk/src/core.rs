@@ -81,6 +81,10 @@ pub(crate) struct GroupRecord {
     pub(crate) recovering: bool,
     /// A self-ping (XEP-0410) to its room is waiting for the answer.
     pub(crate) pinging: bool,
+    /// The recovery under way has joined the room again.
+    pub(crate) rejoined: bool,
+    /// The room was lost again after that join: the recovery starts over when it ends.
+    pub(crate) lost_again: Option<crate::events::JoinReason>,
 }
 
 /// A group message sent and not yet confirmed by the room (its reflection).
@@ -92,6 +96,9 @@ pub(crate) struct PendingMessage {
     /// The order of sends: messages sent again keep it.
     pub(crate) seq: u64,
     pub(crate) state: SendState,
+    /// The room's refusal, when it refused it: the caller's error if it cannot be sent
+    /// again.
+    pub(crate) refusal: Option<StanzaError>,
 }
 
 /// Where a [`PendingMessage`] is.
@@ -527,11 +534,12 @@ impl Core {
     pub(crate) fn rooms_back(&mut self) {
         self.rooms_away = false;
         let mut out = std::mem::take(&mut self.replay);
-        let ready: Vec<BareJid> = self
-            .records
-            .iter()
-            .filter(|(_, r)| !r.recovering)
-            .map(|(g, _)| g.clone())
+        let ready: std::collections::BTreeSet<BareJid> = self
+            .pending_msg
+            .values()
+            .filter(|p| p.state == SendState::Held)
+            .map(|p| p.group.clone())
+            .filter(|g| !self.records.get(g).is_some_and(|r| r.recovering))
             .collect();
         for g in ready {
             out.extend(self.take_for_sending(&g, false));
@@ -660,6 +668,7 @@ impl Core {
                 if self.is_listed(&group) {
                     if let Some(p) = self.pending_msg.get_mut(id) {
                         p.state = SendState::Refused;
+                        p.refusal = Some(e);
                     }
                     self.room_lost(&group, crate::events::JoinReason::MessageRefused);
                     return;
@@ -696,6 +705,29 @@ impl Core {
             {
                 let _ = p.tx.send(Ok(stanza_id.map(str::to_owned)));
                 return;
+            }
+        }
+    }
+
+    /// `group` is gone, or we are no longer in it: the messages waiting for it fail with
+    /// the room's refusal (403), or as not delivered (403: not a member any more).
+    pub(crate) fn fail_messages_to(&mut self, group: &BareJid) {
+        let ids: Vec<String> = self
+            .pending_msg
+            .iter()
+            .filter(|(_, p)| p.group == *group)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ids {
+            if let Some(p) = self.pending_msg.remove(&id) {
+                let e = p.refusal.unwrap_or_else(|| {
+                    StanzaError::new(
+                        ErrorType::Cancel,
+                        "not-acceptable",
+                        Some("no longer in the group".to_owned()),
+                    )
+                });
+                let _ = p.tx.send(Err(e));
             }
         }
     }

@@ -57,10 +57,19 @@ impl Core {
         let Some(r) = self.records.get_mut(group) else {
             return;
         };
-        if !r.listed || r.exiting || r.recovering || rooms_away {
+        if r.recovering {
+            // Lost again after this recovery's join (refusals of messages sent before it
+            // come before the join's answer): start over once this one ends.
+            if r.rejoined {
+                r.lost_again.get_or_insert(reason);
+            }
+            return;
+        }
+        if !r.listed || r.exiting || rooms_away {
             return;
         }
         r.recovering = true;
+        r.rejoined = false;
         r.pinging = false;
         tracing::debug!(%group, ?reason, "out of the group's room: joining again");
         self.tracker.forget(group);
@@ -100,7 +109,13 @@ impl Core {
     /// The end of a recovery: the messages the lost room did not take go out again, in
     /// their order, then the ones held meanwhile.
     pub(crate) fn recovered(&mut self, group: &BareJid) {
-        self.record(group).recovering = false;
+        let r = self.record(group);
+        r.recovering = false;
+        r.rejoined = false;
+        if let Some(reason) = r.lost_again.take() {
+            self.room_lost(group, reason);
+            return;
+        }
         let out = self.take_for_sending(group, true);
         if out.is_empty() {
             return;
@@ -125,6 +140,7 @@ impl Inner {
         let _ = self
             .with(move |c| {
                 if joined {
+                    c.record(&g).rejoined = true;
                     c.emit(Event::GroupsJoined {
                         groups: vec![g],
                         reason,
@@ -132,7 +148,13 @@ impl Inner {
                 } else {
                     // Tried again at the next check, while the group is listed.
                     c.end_catch_up(&g);
-                    c.record(&g).recovering = false;
+                    let r = c.record(&g);
+                    r.recovering = false;
+                    r.lost_again = None;
+                    // Gone, or we were removed (reported): what waited for it fails.
+                    if !c.is_listed(&g) {
+                        c.fail_messages_to(&g);
+                    }
                 }
             })
             .await;

@@ -7,7 +7,9 @@
 
 use std::time::Duration;
 
-use groupchat_sdk::{Client, ClientBuilder, ConnectError, Event, EventStream, RequestError};
+use groupchat_sdk::{
+    Client, ClientBuilder, ConnectError, Event, EventStream, JoinReason, RequestError,
+};
 use groupchat_test_support::{MemoryServer, Sent, ServerConn, memory_server};
 use tokio::time::Instant;
 
@@ -529,4 +531,228 @@ async fn a_position_the_archive_no_longer_holds_is_a_reported_gap_then_all_it_ha
         }
     }
     assert_eq!(got, ["kept 1", "kept 2"]);
+}
+
+/// Plays the server through a rejoin of [`GROUP`] (disco#info, join, an empty catch-up);
+/// returns the other stanzas the client sent meanwhile, in order, and how many joins.
+async fn serve_rejoin(conn: &mut ServerConn) -> Vec<Sent> {
+    tokio::time::timeout(Duration::from_secs(60), serve_rejoin_now(conn))
+        .await
+        .expect("no rejoin within a minute")
+}
+
+async fn serve_rejoin_now(conn: &mut ServerConn) -> Vec<Sent> {
+    let mut others = Vec::new();
+    loop {
+        let s = conn
+            .recv()
+            .await
+            .expect("the client went away during the rejoin");
+        match s.name() {
+            "iq" if s.has("urn:xmpp:mam:2") => {
+                conn.send(fin(s.attr("id").unwrap()));
+                return others;
+            }
+            "iq" if s.has("disco#info") && s.attr("to") == Some(GROUP) => {
+                answer_setup_iq(conn, &s);
+            }
+            "presence" if s.attr("to").is_some_and(|t| t.starts_with(GROUP)) => {
+                conn.send(format!(
+                    "<presence from='{GROUP}/{ME}' to='{ME}/mem'><x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='member' role='participant' jid='{ME}/mem'/><status code='110'/></x></presence>"
+                ));
+            }
+            _ => others.push(s),
+        }
+    }
+}
+
+/// The next groupchat message the client sends to [`GROUP`].
+async fn next_group_message(conn: &mut ServerConn) -> Sent {
+    let next = async {
+        loop {
+            let s = conn.recv().await.expect("a group message");
+            if s.name() == "message" && s.attr("type") == Some("groupchat") && s.has("<body>") {
+                return s;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), next)
+        .await
+        .expect("no group message within a minute")
+}
+
+/// The next ping the client sends.
+async fn next_ping(conn: &mut ServerConn) -> Sent {
+    loop {
+        let s = conn.recv().await.expect("a ping");
+        if s.name() == "iq" && s.has("urn:xmpp:ping") {
+            return s;
+        }
+    }
+}
+
+/// The room refuses `s` as from a non-occupant (ejabberd's words).
+fn refuse(conn: &ServerConn, s: &Sent) {
+    let id = s.attr("id").unwrap();
+    conn.send(format!(
+        "<message type='error' id='{id}' from='{GROUP}' to='{ME}/mem'><error type='cancel'><not-acceptable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>Only occupants are allowed to send messages to the conference</text></error></message>"
+    ));
+}
+
+/// The room reflects `s` with archive id `sid`.
+fn reflect(conn: &ServerConn, s: &Sent, sid: &str) {
+    let id = s.attr("id").unwrap();
+    conn.send(format!(
+        "<message type='groupchat' id='{id}' from='{GROUP}/{ME}' to='{ME}/mem'><body>x</body><origin-id xmlns='urn:xmpp:sid:0' id='{id}'/><stanza-id xmlns='urn:xmpp:sid:0' by='{GROUP}' id='{sid}'/></message>"
+    ));
+}
+
+/// A room that lost us refuses our message: the client joins again (reporting why),
+/// catches up, and sends the message again, once, under the same id; the caller gets the
+/// room's confirmation, not the refusal. Refused a second time, the caller gets the error.
+#[tokio::test(start_paused = true)]
+async fn a_message_refused_by_a_room_that_lost_us_is_sent_again_once_after_the_rejoin() {
+    let (client, _server, mut conn, mut events) = client_in_a_group().await;
+    let send = tokio::spawn({
+        let client = client.clone();
+        async move { client.send_text(GROUP, "hello").await }
+    });
+    let first = next_group_message(&mut conn).await;
+    refuse(&conn, &first);
+    let others = serve_rejoin(&mut conn).await;
+    assert!(
+        !others
+            .iter()
+            .any(|s| s.name() == "message" && s.has("<body>")),
+        "nothing sent again before the catch-up: {others:?}"
+    );
+    let again = next_group_message(&mut conn).await;
+    assert_eq!(again.attr("id"), first.attr("id"), "the same message");
+    assert_eq!(again.xml, first.xml);
+    reflect(&conn, &again, "s-hello");
+    let sent = send.await.unwrap().expect("confirmed after the rejoin");
+    assert_eq!(sent.stanza_id.as_deref(), Some("s-hello"));
+    let joined = until(
+        &mut events,
+        |e| matches!(e, Event::GroupsJoined { reason, .. } if *reason != JoinReason::Login),
+    )
+    .await;
+    assert_eq!(
+        joined,
+        Event::GroupsJoined {
+            groups: vec![GROUP.parse().unwrap()],
+            reason: JoinReason::MessageRefused
+        }
+    );
+
+    // Refused again after the rejoin: the caller's error (once, no loop).
+    let send = tokio::spawn({
+        let client = client.clone();
+        async move { client.send_text(GROUP, "twice").await }
+    });
+    let first = next_group_message(&mut conn).await;
+    refuse(&conn, &first);
+    serve_rejoin(&mut conn).await;
+    let again = next_group_message(&mut conn).await;
+    refuse(&conn, &again);
+    let refused = send.await.unwrap();
+    assert!(refused.is_err(), "{refused:?}");
+    let more = tokio::time::timeout(Duration::from_secs(5), next_group_message(&mut conn)).await;
+    assert!(more.is_err(), "sent a third time: {more:?}");
+}
+
+/// Status 332 (the room's node shut down): the client joins again; a message sent
+/// meanwhile waits for the rejoin and its catch-up, then goes out.
+#[tokio::test(start_paused = true)]
+async fn a_room_shut_down_is_joined_again_and_messages_wait_for_it() {
+    let (client, _server, mut conn, mut events) = client_in_a_group().await;
+    conn.send(format!(
+        "<presence type='unavailable' from='{GROUP}/{ME}' to='{ME}/mem'><x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='none' role='none'><reason>You are being removed from the room because of a system shutdown</reason></item><status code='332'/><status code='110'/></x></presence>"
+    ));
+    // The client is out: a message now waits.
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let send = tokio::spawn({
+        let client = client.clone();
+        async move { client.send_text(GROUP, "during").await }
+    });
+    let others = serve_rejoin(&mut conn).await;
+    assert!(
+        !others
+            .iter()
+            .any(|s| s.name() == "message" && s.has("<body>")),
+        "the message waited for the rejoin: {others:?}"
+    );
+    let m = next_group_message(&mut conn).await;
+    assert!(m.has("during"), "{}", m.xml);
+    reflect(&conn, &m, "s-during");
+    send.await.unwrap().expect("sent after the rejoin");
+    let joined = until(
+        &mut events,
+        |e| matches!(e, Event::GroupsJoined { reason, .. } if *reason != JoinReason::Login),
+    )
+    .await;
+    assert!(
+        matches!(
+            joined,
+            Event::GroupsJoined {
+                reason: JoinReason::RoomShutDown,
+                ..
+            }
+        ),
+        "{joined:?}"
+    );
+}
+
+/// A room silent for `room_check` gets a XEP-0410 self-ping; answered, nothing happens
+/// (and the next one waits for another silent period); refused with `not-acceptable`, the
+/// client joins again.
+#[tokio::test(start_paused = true)]
+async fn a_silent_room_is_pinged_and_joined_again_when_the_ping_says_we_are_out() {
+    let (connect, _server, mut conn) = start_login(|b| b.room_check(Duration::from_secs(20))).await;
+    serve_login(&mut conn).await;
+    let client = connect.await.unwrap().expect("login");
+    let mut events = client.events();
+    let start = Instant::now();
+    let p1 = next_ping(&mut conn).await;
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_secs(20) && waited <= Duration::from_secs(31),
+        "first ping after {waited:?}"
+    );
+    assert_eq!(
+        p1.attr("to"),
+        Some(format!("{GROUP}/{ME}").as_str()),
+        "our own occupant JID"
+    );
+    conn.send(format!(
+        "<iq type='result' id='{}' from='{GROUP}/{ME}' to='{ME}/mem'/>",
+        p1.attr("id").unwrap()
+    ));
+    let answered = Instant::now();
+    let p2 = next_ping(&mut conn).await;
+    assert!(
+        answered.elapsed() >= Duration::from_secs(20),
+        "pinged again after {:?}",
+        answered.elapsed()
+    );
+    conn.send(format!(
+        "<iq type='error' id='{}' from='{GROUP}/{ME}' to='{ME}/mem'><ping xmlns='urn:xmpp:ping'/><error type='cancel'><not-acceptable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
+        p2.attr("id").unwrap()
+    ));
+    serve_rejoin(&mut conn).await;
+    let joined = until(
+        &mut events,
+        |e| matches!(e, Event::GroupsJoined { reason, .. } if *reason != JoinReason::Login),
+    )
+    .await;
+    assert!(
+        matches!(
+            joined,
+            Event::GroupsJoined {
+                reason: JoinReason::SelfPing,
+                ..
+            }
+        ),
+        "{joined:?}"
+    );
 }
