@@ -100,6 +100,10 @@ pub(crate) struct Inner {
     pub(crate) bookmark_lock: tokio::sync::Mutex<()>,
 }
 
+/// How long a group message may wait for its room's confirmation before the client asks
+/// the room whether we are still in it (at most `room_check`).
+const UNCONFIRMED_CHECK: Duration = Duration::from_secs(3);
+
 /// How many times a group of our list is tried when joined again.
 const REJOIN_TRIES: u32 = 4;
 /// How long the first try waits for the room; each next one twice as long (2, 4, 8,
@@ -327,7 +331,7 @@ impl Inner {
     }
 
     /// [`request`](Self::request) with its own time-out.
-    async fn request_within(
+    pub(crate) async fn request_within(
         &self,
         to: Option<&str>,
         make: impl FnOnce(&str) -> Vec<u8>,
@@ -429,6 +433,7 @@ impl Inner {
         let (tx, rx) = oneshot::channel();
         let bytes = m.encode();
         let deadline = tokio::time::Instant::now() + self.request_timeout;
+        let group_of_send = group.clone();
         // While the room is not ours (disconnected, or being joined again) the owner holds
         // the message and sends it once it is; otherwise it goes out now. Either way it is
         // kept until the room confirms it, to be sent again if the room is lost first.
@@ -476,7 +481,21 @@ impl Inner {
                 return Err(e);
             }
         }
-        match tokio::time::timeout_at(deadline, rx).await {
+        // A room that has not confirmed our message after a moment may have been lost
+        // without a word (its node died, and the message with it): ask it now rather than
+        // after `room_check` of silence.
+        let mut rx = rx;
+        let check_at =
+            (tokio::time::Instant::now() + self.room_check.min(UNCONFIRMED_CHECK)).min(deadline);
+        let answer = match tokio::time::timeout_at(check_at, &mut rx).await {
+            Ok(answer) => Ok(answer),
+            Err(_) => {
+                let g = group_of_send.clone();
+                self.tell(move |c| c.check_room(&g));
+                tokio::time::timeout_at(deadline, rx).await
+            }
+        };
+        match answer {
             Ok(Ok(Ok(stanza_id))) => Ok(stanza_id),
             Ok(Ok(Err(e))) => Err(RequestError::refused_group_action(e)),
             Ok(Err(_)) => Err(RequestError::NotConnected),

@@ -177,8 +177,9 @@ impl ClientBuilder {
     /// still in it (a XEP-0410 self-ping; default 60 s, at least 1 s). A room can be lost
     /// without a word (in a cluster, its node died): a member who only reads notices it
     /// within about 1.5 times this period, then joins again and catches up. A member who
-    /// sends notices at once (the room refuses the message, and the SDK sends it again
-    /// after the rejoin).
+    /// sends notices sooner: the room refuses the message, or, when it does not confirm
+    /// it within 3 s, the client asks at once; the message is sent again after the
+    /// rejoin.
     pub fn room_check(mut self, d: Duration) -> Self {
         self.room_check = d.max(Duration::from_secs(1));
         self

@@ -661,9 +661,9 @@ impl Core {
                 StanzaError::new(ErrorType::Cancel, "undefined-condition", None)
             });
             // "Only occupants may send": we are no longer in the room (its node stopped, or
-            // it restarted without us). Not the caller's error: join again, then send it
-            // again, once.
-            if e.condition == "not-acceptable" && p.state == SendState::Sent {
+            // it restarted without us), or the room is missing for a moment. Not the
+            // caller's error: join again, then send it again, once.
+            if crate::room_watch::rejoin_may_cure(&e.condition) && p.state == SendState::Sent {
                 let group = p.group.clone();
                 if self.is_listed(&group) {
                     if let Some(p) = self.pending_msg.get_mut(id) {

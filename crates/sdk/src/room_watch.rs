@@ -6,9 +6,11 @@
 //! the node shuts down cleanly, and nothing when it dies. Three signs mean "we are out":
 //!
 //! - a presence with status 332 ([`GroupEvent::RoomShutDown`]);
-//! - one of our messages refused with `not-acceptable` (only occupants may send);
+//! - one of our messages refused with `not-acceptable` (only occupants may send), or as
+//!   sent to a room or service that is missing for a moment ([`rejoin_may_cure`]);
 //! - a XEP-0410 self-ping, sent when nothing arrived from the room for
-//!   [`ClientBuilder::room_check`], answered with `not-acceptable` or `item-not-found`.
+//!   [`ClientBuilder::room_check`] or when one of our messages is not confirmed within
+//!   3 s, answered with `not-acceptable` or `item-not-found`.
 //!
 //! Each starts the same recovery: the room is joined again, [`Event::GroupsJoined`] says
 //! which group and why, the archive is read from the last message the application got
@@ -21,6 +23,7 @@
 //! [`Event::GroupsJoined`]: crate::Event::GroupsJoined
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use groupchat_protocol::codec::Stanza;
 use groupchat_protocol::codec::xep::ping;
@@ -31,6 +34,25 @@ use crate::client::Inner;
 use crate::core::Core;
 use crate::error::RequestError;
 use crate::events::{Event, JoinReason};
+
+/// A room's refusal of our message that joining again may cure: we are not in the room
+/// (`not-acceptable`: only occupants may send), or the room or its service is missing for a
+/// moment (in a cluster, its node died and it has not restarted elsewhere yet). A group
+/// that is really gone is found so by the rejoin, which fails the message.
+pub(crate) fn rejoin_may_cure(condition: &str) -> bool {
+    matches!(
+        condition,
+        "not-acceptable"
+            | "item-not-found"
+            | "service-unavailable"
+            | "recipient-unavailable"
+            | "remote-server-not-found"
+            | "remote-server-timeout"
+    )
+}
+
+/// How long a self-ping waits for its answer (at most the request timeout).
+const PING_WAIT: Duration = Duration::from_secs(10);
 
 impl Core {
     /// Notes that something arrived from a group's room (a self-ping waits for silence).
@@ -106,6 +128,23 @@ impl Core {
         }
     }
 
+    /// Asks `group`'s room now whether we are still in it (a message to it is waiting for
+    /// its confirmation), unless a check or a recovery is under way.
+    pub(crate) fn check_room(&mut self, group: &BareJid) {
+        if self.rooms_away || !self.in_room(group) {
+            return;
+        }
+        let Some(r) = self.records.get_mut(group) else {
+            return;
+        };
+        if !r.listed || r.exiting || r.recovering || r.pinging {
+            return;
+        }
+        r.pinging = true;
+        let group = group.clone();
+        self.start(move |inner| Box::pin(async move { inner.self_ping(group).await }));
+    }
+
     /// The end of a recovery: the messages the lost room did not take go out again, in
     /// their order, then the ones held meanwhile.
     pub(crate) fn recovered(&mut self, group: &BareJid) {
@@ -170,8 +209,10 @@ impl Inner {
     /// XEP-0410: asks the room whether we are still in it, by pinging our own occupant JID.
     async fn self_ping(&self, group: BareJid) {
         let me = format!("{group}/{}", self.nick);
+        // A ping lost with a dying node must not hold the next check back for long.
+        let within = self.request_timeout.min(PING_WAIT);
         let answer = self
-            .request(Some(&me), |id| ping::request(Some(&me), id))
+            .request_within(Some(&me), |id| ping::request(Some(&me), id), within)
             .await;
         let _ = self
             .with(move |c| {

@@ -756,3 +756,50 @@ async fn a_silent_room_is_pinged_and_joined_again_when_the_ping_says_we_are_out(
         "{joined:?}"
     );
 }
+
+/// A message the room neither confirms nor refuses (lost with a dead node) makes the client
+/// ask the room after 3 s, well before `room_check` (60 s by default) of silence; told it
+/// is out, the client joins again and sends the message again.
+#[tokio::test(start_paused = true)]
+async fn an_unconfirmed_message_makes_the_client_ask_the_room_at_once() {
+    let (client, _server, mut conn, mut events) = client_in_a_group().await;
+    let send = tokio::spawn({
+        let client = client.clone();
+        async move { client.send_text(GROUP, "into the void").await }
+    });
+    let lost = next_group_message(&mut conn).await;
+    let sent_at = Instant::now();
+    let ping = next_ping(&mut conn).await;
+    let waited = sent_at.elapsed();
+    assert!(
+        waited >= Duration::from_secs(3) && waited < Duration::from_secs(4),
+        "asked after {waited:?}"
+    );
+    conn.send(format!(
+        "<iq type='error' id='{}' from='{GROUP}/{ME}' to='{ME}/mem'><ping xmlns='urn:xmpp:ping'/><error type='cancel'><not-acceptable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
+        ping.attr("id").unwrap()
+    ));
+    serve_rejoin(&mut conn).await;
+    let again = next_group_message(&mut conn).await;
+    assert_eq!(again.xml, lost.xml, "the same message, sent again");
+    reflect(&conn, &again, "s-void");
+    assert_eq!(
+        send.await.unwrap().expect("confirmed").stanza_id.as_deref(),
+        Some("s-void")
+    );
+    let joined = until(
+        &mut events,
+        |e| matches!(e, Event::GroupsJoined { reason, .. } if *reason != JoinReason::Login),
+    )
+    .await;
+    assert!(
+        matches!(
+            joined,
+            Event::GroupsJoined {
+                reason: JoinReason::SelfPing,
+                ..
+            }
+        ),
+        "{joined:?}"
+    );
+}
