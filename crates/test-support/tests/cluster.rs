@@ -4,6 +4,8 @@
 //! lost room is answered (XEP-0410 self-ping, a groupchat message), the room restarted on
 //! the surviving node with its archive, and the cluster healing after a restart.
 
+use groupchat_protocol::codec::{NsContext, decode_stanza};
+use groupchat_protocol::group::{GroupEvent, GroupServices, GroupTracker};
 use groupchat_test_support::{EjabberdCluster, Node, RawClient, Stop};
 
 const ROOM: &str = "ops@conference.localhost";
@@ -82,10 +84,22 @@ fn a_room_lost_with_its_node_restarts_on_the_other_with_its_archive() {
     let pong = self_ping(&mut carol, "carol", "p1");
     assert!(pong.contains("type='result'"), "{pong}");
 
-    // SIGTERM: carol, on node B, is told the room is gone (332).
+    // SIGTERM: carol, on node B, is told the room is gone (332), in a presence our
+    // decoder turns into `RoomShutDown`.
     cluster.stop(Node::A, Stop::Term);
-    let gone = carol.read_until("code='332'").unwrap();
-    assert!(gone.contains("type='unavailable'"), "{gone}");
+    let gone = carol.read_until("code='332'").unwrap() + &carol.read_until("</presence>").unwrap();
+    let presence = &gone[gone.rfind("<presence").expect("a presence")..];
+    assert!(presence.contains("type='unavailable'"), "{presence}");
+    let stanza = decode_stanza(presence.as_bytes(), &NsContext::client())
+        .unwrap_or_else(|e| panic!("{e}: {presence}"));
+    let mut tracker = GroupTracker::new(GroupServices::new(["conference.localhost"]));
+    assert_eq!(
+        tracker.ingest(&stanza),
+        [GroupEvent::RoomShutDown {
+            group: ROOM.parse().unwrap()
+        }],
+        "{presence}"
+    );
 
     // Out of the room: a self-ping and a message are refused as from a non-occupant.
     let pong = self_ping(&mut carol, "carol", "p2");
