@@ -544,12 +544,17 @@ impl Core {
         for g in ready {
             out.extend(self.take_for_sending(&g, false));
         }
-        if out.is_empty() {
+        self.send_in_order(out);
+    }
+
+    /// Sends `stanzas` one after the other, from a follow-up.
+    pub(crate) fn send_in_order(&mut self, stanzas: Vec<Vec<u8>>) {
+        if stanzas.is_empty() {
             return;
         }
         self.start(|inner| {
             Box::pin(async move {
-                for bytes in out {
+                for bytes in stanzas {
                     let _ = inner.send(bytes).await;
                 }
             })

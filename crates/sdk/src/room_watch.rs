@@ -156,16 +156,7 @@ impl Core {
             return;
         }
         let out = self.take_for_sending(group, true);
-        if out.is_empty() {
-            return;
-        }
-        self.start(|inner| {
-            Box::pin(async move {
-                for bytes in out {
-                    let _ = inner.send(bytes).await;
-                }
-            })
-        });
+        self.send_in_order(out);
     }
 }
 

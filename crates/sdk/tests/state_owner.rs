@@ -591,6 +591,36 @@ async fn next_ping(conn: &mut ServerConn) -> Sent {
     }
 }
 
+/// `client` sends `body` to [`GROUP`] in a task of its own.
+fn spawn_send(
+    client: &Client,
+    body: &'static str,
+) -> tokio::task::JoinHandle<Result<groupchat_sdk::SentMessage, RequestError>> {
+    let client = client.clone();
+    tokio::spawn(async move { client.send_text(GROUP, body).await })
+}
+
+/// The groups and the reason of the next `GroupsJoined` that is not the login's.
+async fn rejoined(events: &mut EventStream) -> (Vec<String>, JoinReason) {
+    let e = until(
+        events,
+        |e| matches!(e, Event::GroupsJoined { reason, .. } if *reason != JoinReason::Login),
+    )
+    .await;
+    let Event::GroupsJoined { groups, reason } = e else {
+        unreachable!("{e:?}")
+    };
+    (groups.iter().map(ToString::to_string).collect(), reason)
+}
+
+/// The room answers self-ping `ping`: we are not in it.
+fn refuse_ping(conn: &ServerConn, ping: &Sent) {
+    conn.send(format!(
+        "<iq type='error' id='{}' from='{GROUP}/{ME}' to='{ME}/mem'><ping xmlns='urn:xmpp:ping'/><error type='cancel'><not-acceptable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
+        ping.attr("id").unwrap()
+    ));
+}
+
 /// The room refuses `s` as from a non-occupant (ejabberd's words).
 fn refuse(conn: &ServerConn, s: &Sent) {
     let id = s.attr("id").unwrap();
@@ -613,10 +643,7 @@ fn reflect(conn: &ServerConn, s: &Sent, sid: &str) {
 #[tokio::test(start_paused = true)]
 async fn a_message_refused_by_a_room_that_lost_us_is_sent_again_once_after_the_rejoin() {
     let (client, _server, mut conn, mut events) = client_in_a_group().await;
-    let send = tokio::spawn({
-        let client = client.clone();
-        async move { client.send_text(GROUP, "hello").await }
-    });
+    let send = spawn_send(&client, "hello");
     let first = next_group_message(&mut conn).await;
     refuse(&conn, &first);
     let others = serve_rejoin(&mut conn).await;
@@ -632,24 +659,13 @@ async fn a_message_refused_by_a_room_that_lost_us_is_sent_again_once_after_the_r
     reflect(&conn, &again, "s-hello");
     let sent = send.await.unwrap().expect("confirmed after the rejoin");
     assert_eq!(sent.stanza_id.as_deref(), Some("s-hello"));
-    let joined = until(
-        &mut events,
-        |e| matches!(e, Event::GroupsJoined { reason, .. } if *reason != JoinReason::Login),
-    )
-    .await;
     assert_eq!(
-        joined,
-        Event::GroupsJoined {
-            groups: vec![GROUP.parse().unwrap()],
-            reason: JoinReason::MessageRefused
-        }
+        rejoined(&mut events).await,
+        (vec![GROUP.to_owned()], JoinReason::MessageRefused)
     );
 
     // Refused again after the rejoin: the caller's error (once, no loop).
-    let send = tokio::spawn({
-        let client = client.clone();
-        async move { client.send_text(GROUP, "twice").await }
-    });
+    let send = spawn_send(&client, "twice");
     let first = next_group_message(&mut conn).await;
     refuse(&conn, &first);
     serve_rejoin(&mut conn).await;
@@ -671,10 +687,7 @@ async fn a_room_shut_down_is_joined_again_and_messages_wait_for_it() {
     ));
     // The client is out: a message now waits.
     tokio::time::sleep(Duration::from_millis(10)).await;
-    let send = tokio::spawn({
-        let client = client.clone();
-        async move { client.send_text(GROUP, "during").await }
-    });
+    let send = spawn_send(&client, "during");
     let others = serve_rejoin(&mut conn).await;
     assert!(
         !others
@@ -686,20 +699,9 @@ async fn a_room_shut_down_is_joined_again_and_messages_wait_for_it() {
     assert!(m.has("during"), "{}", m.xml);
     reflect(&conn, &m, "s-during");
     send.await.unwrap().expect("sent after the rejoin");
-    let joined = until(
-        &mut events,
-        |e| matches!(e, Event::GroupsJoined { reason, .. } if *reason != JoinReason::Login),
-    )
-    .await;
-    assert!(
-        matches!(
-            joined,
-            Event::GroupsJoined {
-                reason: JoinReason::RoomShutDown,
-                ..
-            }
-        ),
-        "{joined:?}"
+    assert_eq!(
+        rejoined(&mut events).await,
+        (vec![GROUP.to_owned()], JoinReason::RoomShutDown)
     );
 }
 
@@ -735,25 +737,11 @@ async fn a_silent_room_is_pinged_and_joined_again_when_the_ping_says_we_are_out(
         "pinged again after {:?}",
         answered.elapsed()
     );
-    conn.send(format!(
-        "<iq type='error' id='{}' from='{GROUP}/{ME}' to='{ME}/mem'><ping xmlns='urn:xmpp:ping'/><error type='cancel'><not-acceptable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
-        p2.attr("id").unwrap()
-    ));
+    refuse_ping(&conn, &p2);
     serve_rejoin(&mut conn).await;
-    let joined = until(
-        &mut events,
-        |e| matches!(e, Event::GroupsJoined { reason, .. } if *reason != JoinReason::Login),
-    )
-    .await;
-    assert!(
-        matches!(
-            joined,
-            Event::GroupsJoined {
-                reason: JoinReason::SelfPing,
-                ..
-            }
-        ),
-        "{joined:?}"
+    assert_eq!(
+        rejoined(&mut events).await,
+        (vec![GROUP.to_owned()], JoinReason::SelfPing)
     );
 }
 
@@ -763,10 +751,7 @@ async fn a_silent_room_is_pinged_and_joined_again_when_the_ping_says_we_are_out(
 #[tokio::test(start_paused = true)]
 async fn an_unconfirmed_message_makes_the_client_ask_the_room_at_once() {
     let (client, _server, mut conn, mut events) = client_in_a_group().await;
-    let send = tokio::spawn({
-        let client = client.clone();
-        async move { client.send_text(GROUP, "into the void").await }
-    });
+    let send = spawn_send(&client, "into the void");
     let lost = next_group_message(&mut conn).await;
     let sent_at = Instant::now();
     let ping = next_ping(&mut conn).await;
@@ -775,10 +760,7 @@ async fn an_unconfirmed_message_makes_the_client_ask_the_room_at_once() {
         waited >= Duration::from_secs(3) && waited < Duration::from_secs(4),
         "asked after {waited:?}"
     );
-    conn.send(format!(
-        "<iq type='error' id='{}' from='{GROUP}/{ME}' to='{ME}/mem'><ping xmlns='urn:xmpp:ping'/><error type='cancel'><not-acceptable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
-        ping.attr("id").unwrap()
-    ));
+    refuse_ping(&conn, &ping);
     serve_rejoin(&mut conn).await;
     let again = next_group_message(&mut conn).await;
     assert_eq!(again.xml, lost.xml, "the same message, sent again");
@@ -787,19 +769,8 @@ async fn an_unconfirmed_message_makes_the_client_ask_the_room_at_once() {
         send.await.unwrap().expect("confirmed").stanza_id.as_deref(),
         Some("s-void")
     );
-    let joined = until(
-        &mut events,
-        |e| matches!(e, Event::GroupsJoined { reason, .. } if *reason != JoinReason::Login),
-    )
-    .await;
-    assert!(
-        matches!(
-            joined,
-            Event::GroupsJoined {
-                reason: JoinReason::SelfPing,
-                ..
-            }
-        ),
-        "{joined:?}"
+    assert_eq!(
+        rejoined(&mut events).await,
+        (vec![GROUP.to_owned()], JoinReason::SelfPing)
     );
 }
