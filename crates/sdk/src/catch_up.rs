@@ -133,15 +133,16 @@ impl Core {
 const CATCH_UP_CONCURRENCY: usize = 4;
 
 impl Inner {
-    /// Catches up on `groups` joined again, a few at a time; after each, our messages to
-    /// it that waited (or that the old room did not take) go out.
-    pub(crate) async fn catch_up_all(self: Arc<Self>, groups: Vec<BareJid>) {
+    /// Catches up on `groups` joined again (each with its recovery's epoch), a few at a
+    /// time; after each, our messages to it that waited (or that the old room did not
+    /// take) go out.
+    pub(crate) async fn catch_up_all(self: Arc<Self>, groups: Vec<(BareJid, u64)>) {
         futures::stream::iter(groups)
-            .for_each_concurrent(CATCH_UP_CONCURRENCY, |g| {
+            .for_each_concurrent(CATCH_UP_CONCURRENCY, |(g, epoch)| {
                 let inner = self.clone();
                 async move {
-                    inner.catch_up(&g).await;
-                    let _ = inner.with(move |c| c.recovered(&g)).await;
+                    inner.catch_up(&g, Some(epoch)).await;
+                    let _ = inner.with(move |c| c.recovered(&g, epoch)).await;
                 }
             })
             .await;
@@ -149,31 +150,44 @@ impl Inner {
 
     /// Catches up on `group` from where the application left it (or its newest page when
     /// that is unknown), then lets its live messages through. A failed catch-up reports
-    /// [`Event::MessagesMayBeMissing`] for the group, from where it was left.
-    pub(crate) async fn catch_up(&self, group: &BareJid) {
+    /// [`Event::MessagesMayBeMissing`] for the group, from where it was left. A catch-up
+    /// of a recovery (`epoch`) stops, and leaves the live messages waiting, once a newer
+    /// recovery of the group has begun (that one delivers them).
+    pub(crate) async fn catch_up(&self, group: &BareJid, epoch: Option<u64>) {
         let g = group.clone();
         let Ok(after) = self.with(move |c| c.positions.get(&g).cloned()).await else {
             return;
         };
         let result = match &after {
-            Some(row) => match self.fetch_after(group, Some(row)).await {
+            Some(row) => match self.fetch_after(group, Some(row), epoch).await {
                 // The archive no longer holds our position (it expired, or the server keeps
                 // a bounded number of messages): what came between is lost, and said so;
                 // everything the archive still has is newer, and delivered.
                 Err(crate::RequestError::NotFound(_)) => {
                     self.report_gap(group, after.clone()).await;
-                    self.fetch_after(group, None).await
+                    self.fetch_after(group, None, epoch).await
                 }
                 other => other,
             },
-            None => self.fetch_newest(group).await,
+            None => self.fetch_newest(group, epoch).await,
         };
-        if let Err(e) = result {
-            tracing::debug!(%group, error = %e, "catch-up failed");
-            self.report_gap(group, after).await;
+        match result {
+            // A newer recovery of the group reads the archive itself.
+            Ok(false) => return,
+            Err(e) => {
+                tracing::debug!(%group, error = %e, "catch-up failed");
+                self.report_gap(group, after).await;
+            }
+            Ok(true) => {}
         }
         let g = group.clone();
-        let _ = self.with(move |c| c.end_catch_up(&g)).await;
+        let _ = self
+            .with(move |c| {
+                if epoch.is_none_or(|e| c.is_current(&g, e)) {
+                    c.end_catch_up(&g);
+                }
+            })
+            .await;
     }
 
     async fn report_gap(&self, group: &BareJid, after: Option<String>) {
@@ -197,7 +211,8 @@ impl Inner {
         &self,
         group: &BareJid,
         row: Option<&str>,
-    ) -> Result<(), crate::RequestError> {
+        epoch: Option<u64>,
+    ) -> Result<bool, crate::RequestError> {
         let mut cursor = row.map(str::to_owned);
         let state = self.group_state_of(group.clone()).await;
         let mut filter = HistoryFilter::new(state.as_ref());
@@ -212,34 +227,50 @@ impl Inner {
             let mut page = self.history_page(query).await?;
             let next = page.last.clone();
             filter.apply(&mut page);
-            self.deliver_page(group, page.messages).await?;
+            if !self.deliver_page(group, page.messages, epoch).await? {
+                return Ok(false);
+            }
             match next {
                 Some(n) if !page.complete && Some(&n) != cursor.as_ref() => cursor = Some(n),
-                _ => return Ok(()),
+                _ => return Ok(true),
             }
         }
     }
 
     /// The newest [`FIRST_CATCH_UP`] messages.
-    async fn fetch_newest(&self, group: &BareJid) -> Result<(), crate::RequestError> {
+    async fn fetch_newest(
+        &self,
+        group: &BareJid,
+        epoch: Option<u64>,
+    ) -> Result<bool, crate::RequestError> {
         let page = self
             .read_messages(HistoryQuery::latest(group.to_string(), FIRST_CATCH_UP))
             .await?;
-        self.deliver_page(group, page.messages).await
+        self.deliver_page(group, page.messages, epoch).await
     }
 
+    /// Delivers a page; `false` (nothing delivered) once a newer recovery of the group has
+    /// begun: it reads the archive itself.
     async fn deliver_page(
         &self,
         group: &BareJid,
         rows: Vec<groupchat_protocol::pagination::ArchivedMessage>,
-    ) -> Result<(), crate::RequestError> {
+        epoch: Option<u64>,
+    ) -> Result<bool, crate::RequestError> {
         let messages: Vec<GroupMessage> = rows
             .iter()
             .filter(|a| crate::history::is_message(a))
             .map(|a| GroupMessage::from_archived(group.clone(), a))
             .collect();
         // In archive order, each once.
-        self.with(move |c| messages.into_iter().for_each(|gm| c.deliver(gm)))
-            .await
+        let g = group.clone();
+        self.with(move |c| {
+            let current = epoch.is_none_or(|e| c.is_current(&g, e));
+            if current {
+                messages.into_iter().for_each(|gm| c.deliver(gm));
+            }
+            current
+        })
+        .await
     }
 }

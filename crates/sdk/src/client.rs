@@ -110,6 +110,8 @@ const REJOIN_TRIES: u32 = 4;
 /// 16 s; never more than the request timeout). A healthy room answers in milliseconds;
 /// a stanza lost in a room's restart is tried again soon.
 const REJOIN_WAIT: Duration = Duration::from_secs(2);
+/// The pause after the first failed try; each next one grows by as much.
+const REJOIN_PAUSE: Duration = Duration::from_millis(500);
 
 /// A room's "you are not a member" (XEP-0045 §7.2.6).
 pub(crate) fn is_not_member(e: &RequestError) -> bool {
@@ -594,41 +596,55 @@ impl Inner {
         }
         // Each group's live messages wait from before its join until its archive has been
         // read (catch-up), so that the application gets them in archive order; our
-        // messages to it wait until then too.
-        let groups: Vec<BareJid> = self
+        // messages to it wait until then too. A newer set-up (another new session)
+        // supersedes this one: its groups' epochs move on, and this one stops acting.
+        let (session, groups): (u64, Vec<(BareJid, u64)>) = self
             .with(|c| {
+                c.sessions += 1;
                 let groups: Vec<BareJid> = c.listed().map(|(g, _)| g.clone()).collect();
-                for g in &groups {
-                    c.begin_catch_up(g);
-                    let r = c.record(g);
-                    r.recovering = true;
-                    r.rejoined = false;
-                    r.lost_again = None;
-                }
-                groups
+                let groups = groups
+                    .into_iter()
+                    .map(|g| {
+                        let epoch = c.begin_recovery(&g);
+                        (g, epoch)
+                    })
+                    .collect();
+                (c.sessions, groups)
             })
             .await?;
-        futures::future::join_all(groups.iter().map(|g| self.rejoin(g))).await;
+        let this = &*self;
+        futures::future::join_all(groups.iter().map(|(g, epoch)| async move {
+            let joined = this.rejoin(g).await == Some(true);
+            // Joined: a loss from now on is a new one (see `room_lost`).
+            let (g, epoch) = (g.clone(), *epoch);
+            let _ = this
+                .with(move |c| {
+                    if joined && c.is_current(&g, epoch) && c.in_room(&g) {
+                        c.record(&g).rejoined = true;
+                    }
+                })
+                .await;
+        }))
+        .await;
         let reason = if first {
             JoinReason::Login
         } else {
             JoinReason::NewSession
         };
         self.with(move |c| {
-            let (joined, out): (Vec<BareJid>, Vec<BareJid>) =
-                groups.into_iter().partition(|g| c.in_room(g));
-            for g in &out {
-                c.end_catch_up(g);
-                c.record(g).recovering = false;
-                if !c.is_listed(g) {
-                    c.fail_messages_to(g);
-                }
+            if c.sessions != session {
+                return;
             }
-            for g in &joined {
-                c.record(g).rejoined = true;
+            type Epochs = Vec<(BareJid, u64)>;
+            let (joined, out): (Epochs, Epochs) = groups
+                .into_iter()
+                .filter(|(g, epoch)| c.is_current(g, *epoch))
+                .partition(|(g, _)| c.in_room(g));
+            for (g, _) in &out {
+                c.not_rejoined(g);
             }
             c.emit(Event::GroupsJoined {
-                groups: joined.clone(),
+                groups: joined.iter().map(|(g, _)| g.clone()).collect(),
                 reason,
             });
             c.rooms_back();
@@ -700,7 +716,12 @@ impl Inner {
                 .rejoin_once(group, within.min(self.request_timeout))
                 .await
             {
-                None if attempt < REJOIN_TRIES => within *= 2,
+                None if attempt < REJOIN_TRIES => {
+                    // An error answer comes at once: pause, or every try would land in
+                    // the same moment of the room's restart.
+                    tokio::time::sleep(REJOIN_PAUSE * attempt).await;
+                    within *= 2;
+                }
                 done => return done,
             }
         }
@@ -713,10 +734,18 @@ impl Inner {
             by: None,
         };
         let g = group.as_str();
-        let event = match self
+        let mut info = self
             .request_within(Some(g), |id| disco::info(g, id), within)
-            .await
-        {
+            .await;
+        // "No such room" can be a moment of a cluster's room restart: a group is only
+        // taken for deleted when a second look, a second later, says so too.
+        if matches!(&info, Err(RequestError::Stanza(e)) if e.condition == "item-not-found") {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            info = self
+                .request_within(Some(g), |id| disco::info(g, id), within)
+                .await;
+        }
+        let event = match info {
             Err(RequestError::Stanza(e))
                 if matches!(e.condition.as_str(), "item-not-found" | "gone") =>
             {
@@ -782,7 +811,7 @@ impl Inner {
                 None => event.into_iter().for_each(|e| c.emit(e)),
             }
             if first_time {
-                c.start(move |inner| Box::pin(async move { inner.catch_up(&g).await }));
+                c.start(move |inner| Box::pin(async move { inner.catch_up(&g, None).await }));
             } else {
                 c.end_catch_up(&g);
             }

@@ -85,6 +85,8 @@ pub(crate) struct GroupRecord {
     pub(crate) rejoined: bool,
     /// The room was lost again after that join: the recovery starts over when it ends.
     pub(crate) lost_again: Option<crate::events::JoinReason>,
+    /// The latest recovery: an older one's steps no longer act.
+    pub(crate) epoch: u64,
 }
 
 /// A group message sent and not yet confirmed by the room (its reflection).
@@ -258,6 +260,9 @@ pub(crate) struct Core {
     /// When the last stanza before the latest fresh session arrived.
     pub(crate) gap_since_ms: u64,
     pub(crate) connected_once: bool,
+    /// Set-ups begun (one per login without resumption): a set-up acts only while it is
+    /// the latest.
+    pub(crate) sessions: u64,
     events: Sequencer,
     /// Follow-ups started while handling the last input; the run loop takes them over.
     started: Vec<BoxFuture<'static, ()>>,
@@ -296,6 +301,7 @@ impl Core {
             last_received_ms: unix_ms(),
             gap_since_ms: 0,
             connected_once: false,
+            sessions: 0,
             events: Sequencer::default(),
             started: Vec::new(),
             idle_waiters: Vec::new(),
@@ -533,7 +539,8 @@ impl Core {
     /// the groups not being joined again (those go out after their group's rejoin).
     pub(crate) fn rooms_back(&mut self) {
         self.rooms_away = false;
-        let mut out = std::mem::take(&mut self.replay);
+        let replay = std::mem::take(&mut self.replay);
+        self.send_in_order(replay);
         let ready: std::collections::BTreeSet<BareJid> = self
             .pending_msg
             .values()
@@ -541,10 +548,19 @@ impl Core {
             .map(|p| p.group.clone())
             .filter(|g| !self.records.get(g).is_some_and(|r| r.recovering))
             .collect();
+        // Each group's held messages go out before any new one to it: the group is held
+        // until they are handed to the connection.
         for g in ready {
-            out.extend(self.take_for_sending(&g, false));
+            let epoch = {
+                let r = self.record(&g);
+                r.epoch += 1;
+                r.recovering = true;
+                r.rejoined = true;
+                r.epoch
+            };
+            let out = self.take_for_sending(&g, false);
+            self.release(&g, epoch, out);
         }
-        self.send_in_order(out);
     }
 
     /// Sends `stanzas` one after the other, from a follow-up.
@@ -745,9 +761,13 @@ impl Core {
             if p.group != *group {
                 continue;
             }
+            // After each loss, every message the room has not confirmed goes again (once
+            // per loss: a message refused after being sent again goes to its caller).
             let next = match p.state {
                 SendState::Held => SendState::Sent,
-                SendState::Sent | SendState::Refused if again => SendState::Resent,
+                SendState::Sent | SendState::Refused | SendState::Resent if again => {
+                    SendState::Resent
+                }
                 _ => continue,
             };
             p.state = next;

@@ -31,7 +31,7 @@ use groupchat_protocol::jid::BareJid;
 use tokio::time::Instant;
 
 use crate::client::Inner;
-use crate::core::Core;
+use crate::core::{Core, SendState};
 use crate::error::RequestError;
 use crate::events::{Event, JoinReason};
 
@@ -73,15 +73,15 @@ impl Core {
 
     /// We are out of `group`'s room while connected: join it again, catch up, send again
     /// what it did not take. Nothing to do for a group not in our list, one we are leaving,
-    /// one already being joined, or while disconnected (the new session joins every group).
+    /// or while disconnected (the new session joins every group). During a recovery, a
+    /// loss after its join starts another one when it ends; signs before the join are
+    /// about the room that was lost.
     pub(crate) fn room_lost(&mut self, group: &BareJid, reason: JoinReason) {
         let rooms_away = self.rooms_away;
         let Some(r) = self.records.get_mut(group) else {
             return;
         };
         if r.recovering {
-            // Lost again after this recovery's join (refusals of messages sent before it
-            // come before the join's answer): start over once this one ends.
             if r.rejoined {
                 r.lost_again.get_or_insert(reason);
             }
@@ -90,14 +90,43 @@ impl Core {
         if !r.listed || r.exiting || rooms_away {
             return;
         }
-        r.recovering = true;
-        r.rejoined = false;
-        r.pinging = false;
         tracing::debug!(%group, ?reason, "out of the group's room: joining again");
         self.tracker.forget(group);
-        self.begin_catch_up(group);
+        let epoch = self.begin_recovery(group);
         let group = group.clone();
-        self.start(move |inner| Box::pin(async move { inner.recover(group, reason).await }));
+        self.start(move |inner| Box::pin(async move { inner.recover(group, reason, epoch).await }));
+    }
+
+    /// A recovery of `group` begins (a lost room, or a new session): its messages are held
+    /// and its live messages wait for the catch-up. Returns the recovery's epoch: the
+    /// steps of an older recovery, still running, no longer act on the group.
+    pub(crate) fn begin_recovery(&mut self, group: &BareJid) -> u64 {
+        self.begin_catch_up(group);
+        let r = self.record(group);
+        r.epoch += 1;
+        r.recovering = true;
+        r.rejoined = false;
+        r.lost_again = None;
+        r.pinging = false;
+        r.epoch
+    }
+
+    /// True while recovery `epoch` is the group's latest.
+    pub(crate) fn is_current(&self, group: &BareJid, epoch: u64) -> bool {
+        self.records.get(group).is_some_and(|r| r.epoch == epoch)
+    }
+
+    /// The recovery's join failed (the group is tried again at the next check) or found
+    /// the group gone (reported; what waited for it fails).
+    pub(crate) fn not_rejoined(&mut self, group: &BareJid) {
+        self.end_catch_up(group);
+        let r = self.record(group);
+        r.recovering = false;
+        r.rejoined = false;
+        r.lost_again = None;
+        if !self.is_listed(group) {
+            self.fail_messages_to(group);
+        }
     }
 
     /// The periodic check: a listed group we are not in (an earlier join failed) is
@@ -145,30 +174,60 @@ impl Core {
         self.start(move |inner| Box::pin(async move { inner.self_ping(group).await }));
     }
 
-    /// The end of a recovery: the messages the lost room did not take go out again, in
-    /// their order, then the ones held meanwhile.
-    pub(crate) fn recovered(&mut self, group: &BareJid) {
-        let r = self.record(group);
-        r.recovering = false;
-        r.rejoined = false;
-        if let Some(reason) = r.lost_again.take() {
-            self.room_lost(group, reason);
+    /// The end of recovery `epoch` (joined, caught up): the messages the lost room did not
+    /// take go out again, in their order, then the ones held meanwhile; the group takes
+    /// sends directly only once all of them are handed to the connection, so that none is
+    /// overtaken.
+    pub(crate) fn recovered(&mut self, group: &BareJid, epoch: u64) {
+        if !self.is_current(group, epoch) {
             return;
         }
         let out = self.take_for_sending(group, true);
-        self.send_in_order(out);
+        self.release(group, epoch, out);
+    }
+
+    /// Hands `out` to the connection, then what was held meanwhile, until nothing is left;
+    /// then ends the hold (or starts the recovery a loss during it asked for).
+    pub(crate) fn release(&mut self, group: &BareJid, epoch: u64, out: Vec<Vec<u8>>) {
+        if out.is_empty() {
+            let r = self.record(group);
+            r.recovering = false;
+            r.rejoined = false;
+            if let Some(reason) = r.lost_again.take() {
+                self.room_lost(group, reason);
+            }
+            return;
+        }
+        let group = group.clone();
+        self.start(move |inner| {
+            Box::pin(async move {
+                for bytes in out {
+                    let _ = inner.send(bytes).await;
+                }
+                inner.tell(move |c| {
+                    if c.is_current(&group, epoch) {
+                        let more = c.take_for_sending(&group, false);
+                        c.release(&group, epoch, more);
+                    }
+                });
+            })
+        });
     }
 }
 
 impl Inner {
     /// Joins `group` again after its room was lost, reports it, catches up, and sends
-    /// again what the lost room did not take.
-    async fn recover(self: Arc<Self>, group: BareJid, reason: JoinReason) {
+    /// again what the lost room did not take; each step only while `epoch` is the group's
+    /// latest recovery (a new session starts its own).
+    async fn recover(self: Arc<Self>, group: BareJid, reason: JoinReason, epoch: u64) {
         let started = Instant::now();
         let joined = self.rejoin(&group).await == Some(true);
         let g = group.clone();
-        let _ = self
+        let current = self
             .with(move |c| {
+                if !c.is_current(&g, epoch) {
+                    return false;
+                }
                 if joined {
                     c.record(&g).rejoined = true;
                     c.emit(Event::GroupsJoined {
@@ -176,25 +235,18 @@ impl Inner {
                         reason,
                     });
                 } else {
-                    // Tried again at the next check, while the group is listed.
-                    c.end_catch_up(&g);
-                    let r = c.record(&g);
-                    r.recovering = false;
-                    r.lost_again = None;
-                    // Gone, or we were removed (reported): what waited for it fails.
-                    if !c.is_listed(&g) {
-                        c.fail_messages_to(&g);
-                    }
+                    c.not_rejoined(&g);
                 }
+                joined
             })
             .await;
-        if !joined {
-            tracing::debug!(%group, ?reason, "could not join the group again");
+        if current != Ok(true) {
+            tracing::debug!(%group, ?reason, joined, "recovery ended without a join");
             return;
         }
-        self.catch_up(&group).await;
+        self.catch_up(&group, Some(epoch)).await;
         tracing::debug!(%group, ?reason, took = ?started.elapsed(), "group joined again and caught up");
-        let _ = self.with(move |c| c.recovered(&group)).await;
+        let _ = self.with(move |c| c.recovered(&group, epoch)).await;
     }
 
     /// XEP-0410: asks the room whether we are still in it, by pinging our own occupant JID.
@@ -220,8 +272,17 @@ impl Inner {
                     Ok(_) | Err(RequestError::Stanza(_)) => {
                         c.record(&group).heard = Some(Instant::now());
                     }
-                    // No answer: tried again at the next check.
-                    Err(_) => {}
+                    // No answer (a ping lost with a dying node): asked again at once while
+                    // our messages wait for the room's confirmation, else at the next check.
+                    Err(_) => {
+                        let waiting = c
+                            .pending_msg
+                            .values()
+                            .any(|p| p.group == group && p.state == SendState::Sent);
+                        if waiting {
+                            c.check_room(&group);
+                        }
+                    }
                 }
             })
             .await;

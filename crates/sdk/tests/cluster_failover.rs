@@ -59,7 +59,9 @@ impl Member {
     ) -> Self {
         let account = cluster.account(name);
         let mut builder = Client::builder(account.jid.as_str(), account.password.as_str())
-            .request_timeout(Duration::from_secs(30))
+            // The whole recovery fits in a call's wait (detection, joins tried again with
+            // growing waits, catch-up): 60 s leaves room on a loaded machine.
+            .request_timeout(Duration::from_secs(60))
             .reconnect(quick_reconnect());
         if let Some(period) = room_check {
             builder = builder.room_check(period);
@@ -225,8 +227,9 @@ async fn burst_through_loss(
     for (body, r) in &results {
         assert!(r.is_ok(), "{case}: sending {body} failed: {r:?}");
     }
+    let burst = n;
     let mut expected: Vec<String> = (0..n).map(|i| format!("{prefix}-{i:03}")).collect();
-    expected.push(poke);
+    expected.push(poke.clone());
     expected.sort();
     let n = expected.len();
     for m in members {
@@ -247,10 +250,18 @@ async fn burst_through_loss(
         .collect();
     let mut sorted = in_archive.clone();
     sorted.sort();
-    sorted.dedup();
     assert_eq!(
         sorted, expected,
         "{case}: the archive has each message once"
+    );
+    // The sender's messages, sent again after the loss in their order and ahead of the
+    // ones sent meanwhile, are archived in the order they were sent.
+    let senders: Vec<&String> = in_archive.iter().filter(|b| **b != poke).collect();
+    let sent: Vec<String> = (0..burst).map(|i| format!("{prefix}-{i:03}")).collect();
+    assert!(
+        senders.iter().copied().eq(sent.iter()),
+        "{case}: the archive has {}'s messages in the order sent: {senders:?}",
+        sender.name
     );
     for m in members {
         let got = m.received(prefix);

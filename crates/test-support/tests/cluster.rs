@@ -131,6 +131,18 @@ fn a_room_lost_with_its_node_restarts_on_the_other_with_its_archive() {
     let mut alice = login(&cluster, Node::A, "alice");
     join(&mut alice, "alice");
     cluster.stop(Node::B, Stop::Kill);
+    // Node A notices the death (a stanza racing that moment may be swallowed).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while cluster
+        .running_nodes(Node::A)
+        .map_or(true, |n| n.len() != 1)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node A still sees node B"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     let pong = self_ping(&mut alice, "alice", "p3");
     assert!(pong.contains("not-acceptable"), "{pong}");
     say(&mut alice, "refused-2");

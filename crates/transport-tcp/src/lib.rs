@@ -177,6 +177,7 @@ impl TcpConnector {
         };
         for index in self.failover.order(targets.len()) {
             let t = &targets[index];
+            self.failover.trying(index);
             let addrs: Vec<SocketAddr> =
                 match tokio::net::lookup_host((t.host.as_str(), t.port)).await {
                     Ok(a) => a.collect(),
@@ -197,7 +198,6 @@ impl TcpConnector {
                 match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
                     Ok(Ok(s)) => {
                         let _ = s.set_nodelay(true);
-                        self.failover.opened(index);
                         return Ok(s);
                     }
                     Ok(Err(e)) => last = e.into(),

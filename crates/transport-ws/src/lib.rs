@@ -255,15 +255,13 @@ impl Connector for WsConnector {
     async fn connect(&self) -> Result<Box<dyn Link>, TransportError> {
         let mut last = TransportError::Timeout("WebSocket connect");
         for index in self.failover.order(self.endpoints.len()) {
+            self.failover.trying(index);
             let opened =
                 tokio::time::timeout(self.connect_timeout, self.open(&self.endpoints[index]))
                     .await
                     .map_err(|_| TransportError::Timeout("WebSocket connect"));
             match opened {
-                Ok(Ok(link)) => {
-                    self.failover.opened(index);
-                    return Ok(link);
-                }
+                Ok(Ok(link)) => return Ok(link),
                 Ok(Err(e)) | Err(e) => last = e,
             }
         }

@@ -124,14 +124,21 @@ impl Driver {
                 match tokio::time::timeout(self.config.connect_timeout, self.connector.connect())
                     .await
                 {
-                    Err(_) => End::Lost {
-                        reason: TransportError::Timeout("connecting"),
-                        bound_at: None,
-                    },
-                    Ok(Err(e)) => End::Lost {
-                        reason: e,
-                        bound_at: None,
-                    },
+                    // The connector moves on to its next address (if it has several).
+                    Err(_) => {
+                        self.connector.session_ended(false);
+                        End::Lost {
+                            reason: TransportError::Timeout("connecting"),
+                            bound_at: None,
+                        }
+                    }
+                    Ok(Err(e)) => {
+                        self.connector.session_ended(false);
+                        End::Lost {
+                            reason: e,
+                            bound_at: None,
+                        }
+                    }
                     Ok(Ok(link)) => {
                         let span = tracing::debug_span!("connection", attempt);
                         let end = self.connection(link).instrument(span).await;

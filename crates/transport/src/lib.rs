@@ -68,8 +68,9 @@ pub trait Connector: Send + Sync + 'static {
     fn tls(&self) -> Tls;
     /// Opens a new link (resolving, connecting, and for direct TLS, handshaking).
     async fn connect(&self) -> Result<Box<dyn Link>, TransportError>;
-    /// The session on the last link ended; `logged_in`: it had logged in. A connector with
-    /// several addresses picks where the next link goes from this (see [`Failover`]).
+    /// The last attempt ended: its session had logged in (`logged_in`), or it failed
+    /// before (no link, a timeout, a stream that never logged in). A connector with several
+    /// addresses picks where the next link goes from this (see [`Failover`]).
     fn session_ended(&self, logged_in: bool) {
         let _ = logged_in;
     }
