@@ -777,3 +777,65 @@ async fn an_unconfirmed_message_makes_the_client_ask_the_room_at_once() {
         (vec![GROUP.to_owned()], JoinReason::SelfPing)
     );
 }
+
+/// The connection is lost while a lost room is being joined again: the new session's
+/// set-up takes the group over (the older recovery stops acting), and the refused message
+/// goes out once, after the new session's join and catch-up.
+#[tokio::test(start_paused = true)]
+async fn a_session_lost_during_a_recovery_hands_the_group_to_the_new_session() {
+    let (client, server, mut conn, mut events) = client_in_a_group().await;
+    let send = spawn_send(&client, "m1");
+    let first = next_group_message(&mut conn).await;
+    refuse(&conn, &first);
+    // The recovery asks the room; the connection drops before any answer.
+    loop {
+        let s = conn.recv().await.expect("the recovery's first request");
+        if s.name() == "iq" && s.attr("to") == Some(GROUP) {
+            break;
+        }
+    }
+    conn.reset();
+    let mut conn = tokio::time::timeout(Duration::from_secs(120), server.accept())
+        .await
+        .expect("a reconnection within two minutes");
+    let mut seen = Vec::new();
+    let end = Instant::now() + Duration::from_secs(20);
+    while let Ok(Some(s)) = tokio::time::timeout_at(end, conn.recv()).await {
+        match s.name() {
+            "iq" if s.has("urn:xmpp:mam:2") => {
+                seen.push("catch-up");
+                conn.send(fin(s.attr("id").unwrap()));
+            }
+            "iq" => answer_setup_iq(&conn, &s),
+            "presence" if s.attr("to").is_some() => {
+                seen.push("join");
+                conn.send(format!(
+                    "<presence from='{GROUP}/{ME}' to='{ME}/mem'><x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='member' role='participant' jid='{ME}/mem'/><status code='110'/></x></presence>"
+                ));
+            }
+            "message" if s.has("<body>m1</body>") => {
+                seen.push("m1");
+                reflect(&conn, &s, "s-m1");
+            }
+            _ => {}
+        }
+    }
+    let m1 = seen.iter().position(|s| *s == "m1");
+    assert_eq!(seen.iter().filter(|s| **s == "m1").count(), 1, "{seen:?}");
+    assert!(
+        m1 > seen.iter().position(|s| *s == "catch-up"),
+        "sent after the new session's catch-up: {seen:?}"
+    );
+    assert_eq!(
+        seen.iter().filter(|s| **s == "catch-up").count(),
+        1,
+        "one catch-up: the older recovery stopped: {seen:?}"
+    );
+    send.await.unwrap().expect("confirmed in the new session");
+    assert_eq!(
+        rejoined(&mut events).await,
+        (vec![GROUP.to_owned()], JoinReason::NewSession)
+    );
+    let late = tokio::time::timeout(Duration::from_secs(5), rejoined(&mut events)).await;
+    assert!(late.is_err(), "the older recovery reported too: {late:?}");
+}
