@@ -108,11 +108,9 @@ pub(crate) struct PendingMessage {
 pub(crate) enum SendState {
     /// Not sent: its room is not ours now (disconnected, or being joined again).
     Held,
-    /// Sent once.
+    /// Sent once (and if the room refused it because we were no longer in it — its
+    /// `refusal` — to be sent again after the rejoin).
     Sent,
-    /// Sent once and refused because we were no longer in the room: sent again after the
-    /// rejoin.
-    Refused,
     /// Sent again after a rejoin: a second refusal goes to the caller.
     Resent,
 }
@@ -551,13 +549,7 @@ impl Core {
         // Each group's held messages go out before any new one to it: the group is held
         // until they are handed to the connection.
         for g in ready {
-            let epoch = {
-                let r = self.record(&g);
-                r.epoch += 1;
-                r.recovering = true;
-                r.rejoined = true;
-                r.epoch
-            };
+            let epoch = self.hold(&g, true);
             let out = self.take_for_sending(&g, false);
             self.release(&g, epoch, out);
         }
@@ -671,6 +663,7 @@ impl Core {
             // Only the group we wrote to may refuse a message (ids are visible to members).
             let from = m.from.as_ref().map(Jid::to_bare);
             let Some(id) = &m.id else { return };
+            let listed = from.as_ref().is_some_and(|g| self.is_listed(g));
             let Some(p) = self
                 .pending_msg
                 .get_mut(id)
@@ -684,16 +677,12 @@ impl Core {
             // "Only occupants may send": we are no longer in the room (its node stopped, or
             // it restarted without us), or the room is missing for a moment. Not the
             // caller's error: join again, then send it again, once.
-            if crate::room_watch::rejoin_may_cure(&e.condition) && p.state == SendState::Sent {
+            let first_refusal = p.state == SendState::Sent && p.refusal.is_none();
+            if listed && first_refusal && crate::room_watch::rejoin_may_cure(&e.condition) {
+                p.refusal = Some(e);
                 let group = p.group.clone();
-                if self.is_listed(&group) {
-                    if let Some(p) = self.pending_msg.get_mut(id) {
-                        p.state = SendState::Refused;
-                        p.refusal = Some(e);
-                    }
-                    self.room_lost(&group, crate::events::JoinReason::MessageRefused);
-                    return;
-                }
+                self.room_lost(&group, crate::events::JoinReason::MessageRefused);
+                return;
             }
             if let Some(p) = self.pending_msg.remove(id) {
                 let _ = p.tx.send(Err(e));
@@ -765,9 +754,7 @@ impl Core {
             // per loss: a message refused after being sent again goes to its caller).
             let next = match p.state {
                 SendState::Held => SendState::Sent,
-                SendState::Sent | SendState::Refused | SendState::Resent if again => {
-                    SendState::Resent
-                }
+                SendState::Sent | SendState::Resent if again => SendState::Resent,
                 _ => continue,
             };
             p.state = next;

@@ -102,12 +102,18 @@ impl Core {
     /// steps of an older recovery, still running, no longer act on the group.
     pub(crate) fn begin_recovery(&mut self, group: &BareJid) -> u64 {
         self.begin_catch_up(group);
+        self.record(group).pinging = false;
+        self.hold(group, false)
+    }
+
+    /// Holds the messages to `group` under a new epoch (`rejoined`: we are in its room,
+    /// and only the messages waiting for it are still to go).
+    pub(crate) fn hold(&mut self, group: &BareJid, rejoined: bool) -> u64 {
         let r = self.record(group);
         r.epoch += 1;
         r.recovering = true;
-        r.rejoined = false;
+        r.rejoined = rejoined;
         r.lost_again = None;
-        r.pinging = false;
         r.epoch
     }
 
@@ -152,8 +158,7 @@ impl Core {
             self.room_lost(&group, JoinReason::Retry);
         }
         for group in ping {
-            self.record(&group).pinging = true;
-            self.start(move |inner| Box::pin(async move { inner.self_ping(group).await }));
+            self.check_room(&group);
         }
     }
 

@@ -585,24 +585,16 @@ impl TestServer {
                 command
             }
             Tools::Ejabberd { erl, erl_libs } => {
-                let mut command = Command::new(erl);
+                let mut command = erl_command(erl, erl_libs);
                 command
                     .env("EJABBERD_CONFIG_PATH", self.config_path())
                     .env("EJABBERD_LOG_PATH", self.log_path())
-                    .env("EJABBERD_PID_PATH", self.dir.join("ejabberd.pid"))
-                    .env("ERL_LIBS", erl_libs)
-                    .env("ERL_CRASH_DUMP_BYTES", "0")
-                    // Flags from the environment could turn on distribution (-sname) and
-                    // make parallel instances clash; this harness never wants that.
-                    .env_remove("ERL_FLAGS")
-                    .env_remove("ERL_AFLAGS")
-                    .env_remove("ERL_ZFLAGS")
-                    .env_remove("ERL_EPMD_PORT");
+                    .env("EJABBERD_PID_PATH", self.dir.join("ejabberd.pid"));
                 if std::env::var_os("HOME").is_none() {
                     command.env("HOME", &self.dir);
                 }
-                // No -sname/-name: no Erlang distribution, so no epmd and no node-name clash
-                // between parallel instances (the node is nonode@nohost, and Mnesia lives in
+                // No -sname/-name (unless a cluster's node, below): no Erlang distribution,
+                // so no epmd and no node-name clash between parallel instances (the node is nonode@nohost, and Mnesia lives in
                 // this instance's spool). With -noinput, Ctrl-C (SIGINT) halts the VM like the
                 // rest of the test run. +sbwt none: no busy-waiting schedulers on small CI
                 // machines.
@@ -730,13 +722,8 @@ impl TestServer {
             NEXT_CTL.fetch_add(1, Ordering::Relaxed),
             std::process::id()
         );
-        let output = Command::new(erl)
-            .env("ERL_LIBS", erl_libs)
+        let output = erl_command(erl, erl_libs)
             .env("ERL_EPMD_PORT", node.epmd_port.to_string())
-            .env("ERL_CRASH_DUMP_BYTES", "0")
-            .env_remove("ERL_FLAGS")
-            .env_remove("ERL_AFLAGS")
-            .env_remove("ERL_ZFLAGS")
             .args([
                 "-name",
                 &ctl,
@@ -853,6 +840,20 @@ impl Drop for TestServer {
             let _ = fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// `erl` with ejabberd's libraries and none of the Erlang flags of the environment (they
+/// could turn on distribution, or point at another epmd, and make instances clash).
+fn erl_command(erl: &Path, erl_libs: &Path) -> Command {
+    let mut command = Command::new(erl);
+    command
+        .env("ERL_LIBS", erl_libs)
+        .env("ERL_CRASH_DUMP_BYTES", "0")
+        .env_remove("ERL_FLAGS")
+        .env_remove("ERL_AFLAGS")
+        .env_remove("ERL_ZFLAGS")
+        .env_remove("ERL_EPMD_PORT");
+    command
 }
 
 fn clone_file(file: &File) -> Result<File, LaunchFailure> {
